@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layering (DESIGN.md): CLibevent <- Reactor; MeshQCore is pure (no I/O);
+// MeshQStorage does files; MeshQNode composes them; meshqd and meshq are mains.
+let package = Package(
+    name: "meshq",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "meshqd", targets: ["meshqd"]),
+        .executable(name: "meshq", targets: ["meshq"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLibevent",
+            pkgConfig: "libevent",
+            providers: [.apt(["libevent-dev"])]
+        ),
+        .target(name: "Reactor", dependencies: ["CLibevent"]),
+        .target(
+            name: "MeshQCore",
+            dependencies: [
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
+            name: "MeshQStorage",
+            dependencies: [
+                "MeshQCore",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        .target(
+            name: "MeshQNode",
+            dependencies: [
+                "Reactor", "MeshQCore", "MeshQStorage",
+                .product(name: "DequeModule", package: "swift-collections"),
+            ]
+        ),
+        .executableTarget(
+            name: "meshqd",
+            dependencies: ["MeshQNode", "MeshQCore", "MeshQStorage", "Reactor"]
+        ),
+        .executableTarget(
+            name: "meshq",
+            dependencies: [
+                "Reactor", "MeshQCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ]
+        ),
+        .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore"]),
+        .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore"]),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["MeshQCore"]),
+    ]
+)

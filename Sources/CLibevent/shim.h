@@ -1,0 +1,36 @@
+#ifndef MESHQ_CLIBEVENT_SHIM_H
+#define MESHQ_CLIBEVENT_SHIM_H
+
+// libc headers first: libevent's event-config.h defines _GNU_SOURCE, and
+// including it before these breaks Swift's Glibc module (fd_set mismatch).
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stddef.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <event2/http.h>
+
+// Function-like macros are not imported by Swift.
+static inline int meshq_ev_read(void) { return EV_READ; }
+static inline int meshq_ev_write(void) { return EV_WRITE; }
+static inline int meshq_ev_persist(void) { return EV_PERSIST; }
+static inline int meshq_ev_signal(void) { return EV_SIGNAL; }
+static inline int meshq_ev_timeout(void) { return EV_TIMEOUT; }
+
+// sun_path offset for abstract-namespace sd_notify addresses.
+static inline socklen_t meshq_sockaddr_un_len(size_t path_len) {
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
+}
+
+#endif
