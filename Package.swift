@@ -42,6 +42,7 @@ let package = Package(
             dependencies: [
                 "Reactor", "MeshQCore", "MeshQStorage",
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .executableTarget(

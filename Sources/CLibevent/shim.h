@@ -33,4 +33,22 @@ static inline socklen_t meshq_sockaddr_un_len(size_t path_len) {
     return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
 }
 
+#include <sys/resource.h>
+
+// SIG_IGN is a cast macro Swift cannot import.
+static inline void meshq_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
+
+// Many thousands of client connections need more than the usual 1024 fds:
+// raise the soft limit to the hard one and report what we got.
+static inline long meshq_raise_nofile_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    return (long)rl.rlim_cur;
+}
+
 #endif

@@ -1,0 +1,82 @@
+// ByteWriter / ByteReader: the little-endian binary encoding shared by the log
+// records, snapshots and (later) the peer wire format. A reader never traps on
+// bad input: every read is bounds-checked and returns nil past the end, so a
+// corrupt record or a hostile peer yields a decode error, not a crash.
+
+public struct ByteWriter {
+    public private(set) var bytes: [UInt8]
+
+    public init(capacity: Int = 64) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public mutating func u8(_ v: UInt8) { bytes.append(v) }
+
+    public mutating func u32(_ v: UInt32) {
+        var v = v
+        for _ in 0..<4 { bytes.append(UInt8(truncatingIfNeeded: v)); v >>= 8 }
+    }
+
+    public mutating func u64(_ v: UInt64) {
+        var v = v
+        for _ in 0..<8 { bytes.append(UInt8(truncatingIfNeeded: v)); v >>= 8 }
+    }
+
+    public mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
+
+    /// Length-prefixed bytes.
+    public mutating func blob(_ b: [UInt8]) {
+        u32(UInt32(b.count))
+        bytes.append(contentsOf: b)
+    }
+
+    public mutating func string(_ s: String) { blob(Array(s.utf8)) }
+}
+
+public struct ByteReader {
+    private let bytes: [UInt8]
+    public private(set) var offset: Int
+
+    public init(_ bytes: [UInt8], offset: Int = 0) {
+        self.bytes = bytes
+        self.offset = offset
+    }
+
+    public var remaining: Int { bytes.count - offset }
+    public var isAtEnd: Bool { offset >= bytes.count }
+
+    public mutating func u8() -> UInt8? {
+        guard remaining >= 1 else { return nil }
+        defer { offset += 1 }
+        return bytes[offset]
+    }
+
+    public mutating func u32() -> UInt32? {
+        guard remaining >= 4 else { return nil }
+        var v: UInt32 = 0
+        for i in (0..<4).reversed() { v = (v << 8) | UInt32(bytes[offset + i]) }
+        offset += 4
+        return v
+    }
+
+    public mutating func u64() -> UInt64? {
+        guard remaining >= 8 else { return nil }
+        var v: UInt64 = 0
+        for i in (0..<8).reversed() { v = (v << 8) | UInt64(bytes[offset + i]) }
+        offset += 8
+        return v
+    }
+
+    public mutating func i64() -> Int64? { u64().map { Int64(bitPattern: $0) } }
+
+    public mutating func blob(maxLength: Int = 1 << 28) -> [UInt8]? {
+        guard let n = u32().map(Int.init), n <= maxLength, remaining >= n else { return nil }
+        defer { offset += n }
+        return Array(bytes[offset..<(offset + n)])
+    }
+
+    public mutating func string(maxLength: Int = 1 << 20) -> String? {
+        blob(maxLength: maxLength).map { String(decoding: $0, as: UTF8.self) }
+    }
+}

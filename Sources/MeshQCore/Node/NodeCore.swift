@@ -1,0 +1,306 @@
+// NodeCore: one node's protocol logic as a state machine, free of I/O. The
+// driver (meshqd's reactor, or a simulator) feeds it inputs — client commands,
+// "end of this loop iteration" (flush), "the log is durable up to index i"
+// (persisted), the time (tick) — and applies the effects it returns, in order:
+// replies, log appends, log lines.
+//
+// Durability rule: a change is answered OK only after its entry is durable on
+// a majority (in a cluster of one, on this node's disk), and the queue state
+// changes only when an entry commits, so what clients were told is exactly what
+// recovery rebuilds. Commands read in one loop iteration become one batch, and
+// one append + fsync (group commit).
+import DequeModule
+
+public final class NodeCore {
+    public enum Role: String, Sendable { case leader, follower, candidate }
+
+    public enum Effect: Sendable {
+        case reply(ClientRef, Reply)
+        /// Append these entries to the durable log and sync, then call `persisted(through:)`.
+        case persist([LogEntry])
+        case log(LogEvent)
+    }
+
+    private struct Proposal {
+        var entry: LogEntry
+        var client: ClientRef?
+    }
+
+    public let nodeId: Int
+    public let memberIds: [Int]
+    public var settings: ClusterSettings
+
+    public private(set) var role: Role = .follower
+    public private(set) var leaderId: Int?
+    public private(set) var epoch: UInt64
+    public private(set) var clock: LamportClock
+    public private(set) var queue = TaskQueue()
+    public private(set) var commitIndex: UInt64
+    /// Index of the last entry handed to storage.
+    public private(set) var lastIndex: UInt64
+    public private(set) var lastEpoch: UInt64
+
+    private var proposals: [Proposal] = []
+    private var inflight = Deque<Proposal>()
+    private var nextTaskId: UInt64
+    private var pendingPayloadBytes = 0
+    private var waiters = WaiterQueue()
+    private var effects: [Effect] = []
+
+    /// Rebuilds the state from a snapshot and the entries logged after it.
+    public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
+                snapshot: QueueSnapshot?, entries: [LogEntry]) {
+        self.nodeId = nodeId
+        self.memberIds = memberIds.sorted()
+        self.settings = settings
+        var clock = LamportClock()
+        var index: UInt64 = 0
+        var epoch: UInt64 = 0
+        if let s = snapshot {
+            for t in s.tasks { queue.apply(enqueue: t) }
+            queue.observeTaskId(s.highestTaskId)
+            clock.observe(s.lamport)
+            index = s.lastIndex
+            epoch = s.lastEpoch
+        }
+        for e in entries where e.index > index {
+            Self.apply(e.op, to: &queue)
+            clock.observe(e.lamport)
+            index = e.index
+            epoch = max(epoch, e.epoch)
+        }
+        self.clock = clock
+        self.commitIndex = index
+        self.lastIndex = index
+        self.lastEpoch = epoch
+        self.epoch = epoch
+        self.nextTaskId = queue.highestTaskId + 1
+    }
+
+    private static func apply(_ op: LogEntry.Operation, to queue: inout TaskQueue) {
+        switch op {
+        case .noop: break
+        case .enqueue(let t): queue.apply(enqueue: t)
+        case .ack(let id): queue.apply(ack: id)
+        }
+    }
+
+    /// Effects produced since the last call, in the order they must be applied.
+    public func takeEffects() -> [Effect] {
+        defer { effects.removeAll(keepingCapacity: true) }
+        return effects
+    }
+
+    public var hasEffects: Bool { !effects.isEmpty }
+
+    /// Whether a batch is waiting for `flush`.
+    public var hasProposals: Bool { !proposals.isEmpty }
+
+    /// The earliest time `tick` has work to do.
+    public func nextWakeup() -> Int64? {
+        switch (queue.nextLeaseDeadline(), waiters.nextDeadline()) {
+        case let (a?, b?): return min(a, b)
+        case let (a?, nil): return a
+        case let (nil, b?): return b
+        case (nil, nil): return nil
+        }
+    }
+
+    // MARK: inputs
+
+    /// Called once the node's storage is open and recovered.
+    public func start(now: Int64) {
+        log(.info, "tasks_recovered", [("node", "\(nodeId)"), ("count", "\(queue.count)"),
+                                       ("commit", "\(commitIndex)"), ("epoch", "\(epoch)"),
+                                       ("lamport", "\(clock.time)")])
+        if memberIds == [nodeId] {
+            // A cluster of one: this node is the majority, so it leads at once
+            // in a new epoch, made durable by the epoch's first (noop) entry.
+            becomeLeader(epoch: epoch + 1, now: now, tookMs: 0)
+        } else {
+            log(.warn, "cluster_unavailable", [("node", "\(nodeId)"), ("members", "\(memberIds.count)"),
+                                               ("reason", "multi-node coordination is not built yet")])
+        }
+    }
+
+    private func becomeLeader(epoch newEpoch: UInt64, now: Int64, tookMs: Int64) {
+        role = .leader
+        leaderId = nodeId
+        epoch = newEpoch
+        queue.releaseAllLeases()
+        let l = clock.tick()
+        propose(.noop, lamport: l, client: nil)
+        log(.info, "leader_elected", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
+                                      ("lamport", "\(l)"), ("took_ms", "\(tookMs)")])
+    }
+
+    /// A client command that needs the queue (HELLO, ENQUEUE, DEQUEUE, ACK, NACK, STATUS).
+    public func handle(_ command: ClientCommand, from ref: ClientRef, owner: String, now: Int64, wallMs: Int64) {
+        switch command {
+        case .hello(_, let lamport):
+            let l = lamport.map { clock.merge($0) } ?? clock.tick()
+            reply(ref, .hello(nodeId: nodeId, lamport: l))
+        case .enqueue(let payload):
+            enqueue(payload, ref: ref, wallMs: wallMs)
+        case .dequeue(let waitMs):
+            dequeue(ref: ref, owner: owner, waitMs: waitMs ?? 0, now: now)
+        case .ack(let id):
+            ack(id, ref: ref)
+        case .nack(let id):
+            nack(id, ref: ref, now: now)
+        case .status:
+            reply(ref, .status(status().line))
+        case .auth, .ping, .help, .quit:
+            preconditionFailure("session-local command routed to the node core")
+        }
+    }
+
+    private func requireLeader(_ ref: ClientRef) -> Bool {
+        guard role == .leader else {
+            reply(ref, .error(.noleader, "no leader is reachable"))
+            return false
+        }
+        return true
+    }
+
+    private func enqueue(_ payload: [UInt8], ref: ClientRef, wallMs: Int64) {
+        guard requireLeader(ref) else { return }
+        guard payload.count <= settings.maxPayloadBytes else {
+            reply(ref, .error(.toolarge, "payload is \(payload.count) bytes, max_payload_bytes is \(settings.maxPayloadBytes)"))
+            return
+        }
+        let limit = settings.maxMemoryMB * 1_048_576
+        guard queue.payloadBytes + pendingPayloadBytes + payload.count <= limit else {
+            reply(ref, .error(.busy, "queued payload is at max_memory_mb (\(settings.maxMemoryMB))"))
+            return
+        }
+        let l = clock.tick()
+        let task = QueuedTask(id: nextTaskId, lamport: l, enqueuedAtMs: wallMs, payload: payload)
+        nextTaskId += 1
+        pendingPayloadBytes += payload.count
+        propose(.enqueue(task), lamport: l, client: ref)
+    }
+
+    private func ack(_ id: UInt64, ref: ClientRef) {
+        guard requireLeader(ref) else { return }
+        guard queue.markAcking(id) else {
+            reply(ref, .error(.notfound, "no task \(id) (never enqueued, or already acked)"))
+            return
+        }
+        propose(.ack(taskId: id), lamport: clock.tick(), client: ref)
+    }
+
+    private func nack(_ id: UInt64, ref: ClientRef, now: Int64) {
+        guard requireLeader(ref) else { return }
+        guard queue.release(id) else {
+            reply(ref, .error(.notfound, "task \(id) is not leased"))
+            return
+        }
+        reply(ref, .ok(taskId: id, lamport: clock.tick()))
+        serveWaiters(now: now)
+    }
+
+    private func dequeue(ref: ClientRef, owner: String, waitMs: Int, now: Int64) {
+        guard requireLeader(ref) else { return }
+        if let t = queue.leaseNext(owner: owner, deadline: now + Int64(settings.ackTimeoutMs)) {
+            reply(ref, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
+        } else if waitMs > 0 {
+            waiters.add(.init(ref: ref, owner: owner, deadline: now + Int64(waitMs)))
+        } else {
+            reply(ref, .empty)
+        }
+    }
+
+    private func serveWaiters(now: Int64) {
+        while queue.readyCount > 0, let w = waiters.popFirst() {
+            guard let t = queue.leaseNext(owner: w.owner, deadline: now + Int64(settings.ackTimeoutMs)) else {
+                waiters.add(w)
+                return
+            }
+            reply(w.ref, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
+        }
+    }
+
+    private func propose(_ op: LogEntry.Operation, lamport: UInt64, client: ClientRef?) {
+        lastIndex += 1
+        let e = LogEntry(index: lastIndex, epoch: epoch, lamport: lamport, op: op)
+        proposals.append(Proposal(entry: e, client: client))
+    }
+
+    /// End of a loop iteration: everything proposed since the last flush
+    /// becomes one batch for storage.
+    public func flush(now: Int64) {
+        guard !proposals.isEmpty else { return }
+        effects.append(.persist(proposals.map(\.entry)))
+        inflight.append(contentsOf: proposals)
+        proposals.removeAll(keepingCapacity: true)
+    }
+
+    /// Storage reports every entry up to `index` durable on this node. With a
+    /// cluster of one that is a majority: the entries commit.
+    public func persisted(through index: UInt64, now: Int64) {
+        var committed = 0
+        while let p = inflight.first, p.entry.index <= index {
+            inflight.removeFirst()
+            commit(p)
+            committed += 1
+        }
+        if committed > 0 {
+            log(.debug, "repl_commit", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
+                                        ("commit", "\(commitIndex)"), ("entries", "\(committed)")])
+            serveWaiters(now: now)
+        }
+    }
+
+    private func commit(_ p: Proposal) {
+        commitIndex = p.entry.index
+        lastEpoch = p.entry.epoch
+        switch p.entry.op {
+        case .noop:
+            break
+        case .enqueue(let t):
+            pendingPayloadBytes -= t.payload.count
+            queue.apply(enqueue: t)
+            if let c = p.client { reply(c, .ok(taskId: t.id, lamport: p.entry.lamport)) }
+        case .ack(let id):
+            queue.apply(ack: id)
+            if let c = p.client { reply(c, .ok(taskId: id, lamport: p.entry.lamport)) }
+        }
+    }
+
+    /// Time passes: expired leases return their tasks, ended waits answer EMPTY.
+    public func tick(now: Int64) {
+        for id in queue.expireLeases(now: now) {
+            log(.info, "task_requeued", [("node", "\(nodeId)"), ("task", "\(id)"),
+                                         ("reason", "lease_expired"), ("lamport", "\(clock.time)")])
+        }
+        serveWaiters(now: now)
+        for w in waiters.expire(now: now) { reply(w.ref, .empty) }
+    }
+
+    /// A client connection closed: drop its waits (its leases run their course).
+    public func sessionClosed(_ session: UInt64) {
+        waiters.remove(session: session)
+    }
+
+    public func status(extra: [(String, String)] = []) -> StatusReport {
+        StatusReport(id: nodeId, role: role.rawValue, leader: leaderId, epoch: epoch, lamport: clock.time,
+                     commit: commitIndex, ready: queue.readyCount, inflight: queue.leasedCount,
+                     mailbox: 0, peersUp: 0, offsetMs: 0,
+                     extra: [("tasks", "\(queue.count)"), ("members", "\(memberIds.count)")] + extra)
+    }
+
+    /// The state as of the last committed entry, for compaction. Only valid
+    /// when nothing is in flight (every logged entry is applied).
+    public func snapshot() -> QueueSnapshot? {
+        guard inflight.isEmpty else { return nil }
+        return QueueSnapshot(lastIndex: commitIndex, lastEpoch: lastEpoch, lamport: clock.time,
+                             highestTaskId: queue.highestTaskId, tasks: queue.allTasks())
+    }
+
+    private func reply(_ ref: ClientRef, _ r: Reply) { effects.append(.reply(ref, r)) }
+
+    private func log(_ level: LogLevel, _ name: String, _ fields: [(String, String)]) {
+        effects.append(.log(LogEvent(level, name, fields)))
+    }
+}

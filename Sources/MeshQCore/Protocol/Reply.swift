@@ -1,0 +1,88 @@
+// Reply: what a command answers, rendered as exactly one "\n"-terminated line.
+// Rendering appends ASCII straight into the connection's output bytes: the hot
+// path (OK / TASK) allocates nothing but the buffer growth.
+
+public enum Reply: Equatable, Sendable {
+    case ok(taskId: UInt64, lamport: UInt64)
+    case queued(ref: String, lamport: UInt64)
+    case task(taskId: UInt64, lamport: UInt64, payload: [UInt8])
+    case empty
+    case hello(nodeId: Int, lamport: UInt64)
+    case status(String)
+    case plainOK
+    case pong
+    case help
+    case bye
+    case error(ErrorCode, String)
+
+    public func render(into out: inout [UInt8]) {
+        switch self {
+        case .ok(let id, let l):
+            out.append(contentsOf: [0x4F, 0x4B, 0x20]) // "OK "
+            appendDecimal(id, to: &out)
+            out.append(0x20)
+            appendDecimal(l, to: &out)
+        case .queued(let ref, let l):
+            out.append(contentsOf: "QUEUED ".utf8)
+            out.append(contentsOf: ref.utf8)
+            out.append(0x20)
+            appendDecimal(l, to: &out)
+        case .task(let id, let l, let payload):
+            out.append(contentsOf: "TASK ".utf8)
+            appendDecimal(id, to: &out)
+            out.append(0x20)
+            appendDecimal(l, to: &out)
+            out.append(0x20)
+            out.append(contentsOf: payload)
+        case .empty:
+            out.append(contentsOf: "EMPTY".utf8)
+        case .hello(let node, let l):
+            out.append(contentsOf: "HELLO ".utf8)
+            appendDecimal(UInt64(node), to: &out)
+            out.append(0x20)
+            appendDecimal(l, to: &out)
+            out.append(contentsOf: " meshq/1".utf8)
+        case .status(let line):
+            out.append(contentsOf: "STATUS ".utf8)
+            out.append(contentsOf: line.utf8)
+        case .plainOK:
+            out.append(contentsOf: "OK".utf8)
+        case .pong:
+            out.append(contentsOf: "PONG".utf8)
+        case .help:
+            out.append(contentsOf: "HELP ".utf8)
+            out.append(contentsOf: ClientCommand.helpText.utf8)
+        case .bye:
+            out.append(contentsOf: "BYE".utf8)
+        case .error(let code, let text):
+            out.append(contentsOf: "ERR ".utf8)
+            out.append(contentsOf: code.rawValue.utf8)
+            out.append(0x20)
+            // One line, whatever the text holds.
+            for b in text.utf8 { out.append(b == 0x0A || b == 0x0D ? 0x20 : b) }
+        }
+        out.append(0x0A)
+    }
+
+    public var line: String {
+        var out = [UInt8]()
+        render(into: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+@inline(__always)
+public func appendDecimal(_ v: UInt64, to out: inout [UInt8]) {
+    var width = 1
+    var probe = v
+    while probe >= 10 { probe /= 10; width += 1 }
+    let end = out.count + width
+    out.append(contentsOf: repeatElement(0x30, count: width))
+    var v = v
+    var i = end - 1
+    while v > 0 {
+        out[i] = 0x30 + UInt8(v % 10)
+        v /= 10
+        i -= 1
+    }
+}

@@ -1,0 +1,228 @@
+// Connection: one TCP stream over a libevent bufferevent. Reads are drained
+// into a caller-owned Swift array (one copy); writes go to the bufferevent's
+// output buffer and leave in one send(2) per loop iteration however many
+// replies were queued. An open Connection keeps itself alive (a retained
+// context pointer) until it closes, so callers may drop it inside callbacks;
+// the retain is released exactly once, in `close`.
+import CLibevent
+import Glibc
+
+public final class Connection {
+    public enum CloseReason: Sendable, CustomStringConvertible {
+        case local, eof, error(String), timeout
+        public var description: String {
+            switch self {
+            case .local: return "closed"
+            case .eof: return "eof"
+            case .error(let e): return e
+            case .timeout: return "timeout"
+            }
+        }
+    }
+
+    private var bev: OpaquePointer?
+    private var retained: Unmanaged<Connection>?
+    private var closeWhenFlushed = false
+    private var connectTimer: Timer?
+    private var onConnect: ((Connection?, String?) -> Void)?
+
+    /// New bytes are waiting: call `read(into:)`.
+    public var onReadable: ((Connection) -> Void)?
+    /// The output buffer has been fully written to the socket.
+    public var onDrained: ((Connection) -> Void)?
+    /// Called once when the connection ends, whichever side ended it.
+    public var onClose: ((Connection, CloseReason) -> Void)?
+
+    public private(set) var isOpen = false
+    public let peerDescription: String
+
+    init?(loop: EventLoop, fd: Int32, peer: String = "") {
+        peerDescription = peer
+        guard let b = bufferevent_socket_new(loop.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+            return nil
+        }
+        bev = b
+        open()
+        bufferevent_enable(b, Int16(meshq_ev_read() | meshq_ev_write()))
+    }
+
+    private init?(loop: EventLoop, connectingTo address: SocketAddress) {
+        peerDescription = address.description
+        guard let b = bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+            return nil
+        }
+        bev = b
+        open()
+    }
+
+    private func open() {
+        retained = Unmanaged.passRetained(self)
+        isOpen = true
+        bufferevent_setcb(bev, { _, ctx in
+            let me = Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue()
+            withExtendedLifetime(me) { me.readable() }
+        }, { _, ctx in
+            let me = Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue()
+            withExtendedLifetime(me) { me.drained() }
+        }, { _, what, ctx in
+            let me = Unmanaged<Connection>.fromOpaque(ctx!).takeUnretainedValue()
+            withExtendedLifetime(me) { me.event(what) }
+        }, retained!.toOpaque())
+    }
+
+    /// Opens a TCP connection. A connect that hangs (a cut cable drops SYNs)
+    /// fails after `timeoutMs` without ever blocking the loop.
+    public static func connect(loop: EventLoop, to address: SocketAddress, timeoutMs: Int,
+                               completion: @escaping (Connection?, String?) -> Void) {
+        guard let conn = Connection(loop: loop, connectingTo: address) else {
+            completion(nil, "cannot create a socket")
+            return
+        }
+        conn.onConnect = completion
+        let rc = address.withSockaddr { sa, len in bufferevent_socket_connect(conn.bev, sa, len) }
+        if rc != 0 {
+            conn.failConnect(String(cString: strerror(errno)))
+            return
+        }
+        conn.connectTimer = Timer(loop: loop) { [weak conn] in
+            conn?.failConnect("connect timed out after \(timeoutMs) ms")
+        }
+        conn.connectTimer?.schedule(afterMs: timeoutMs)
+    }
+
+    private func failConnect(_ reason: String) {
+        let cb = onConnect
+        onConnect = nil
+        connectTimer = nil
+        teardown()
+        cb?(nil, reason)
+    }
+
+    private func readable() { onReadable?(self) }
+
+    private func drained() {
+        if closeWhenFlushed {
+            close()
+            return
+        }
+        onDrained?(self)
+    }
+
+    private func event(_ what: Int16) {
+        let w = Int32(what)
+        if w & Int32(BEV_EVENT_CONNECTED) != 0 {
+            connectTimer = nil
+            if let fd = bev.map({ bufferevent_getfd($0) }) { setNoDelay(fd) }
+            bufferevent_enable(bev, Int16(meshq_ev_read() | meshq_ev_write()))
+            let cb = onConnect
+            onConnect = nil
+            cb?(self, nil)
+            return
+        }
+        if onConnect != nil {
+            failConnect(w & Int32(BEV_EVENT_ERROR) != 0 ? String(cString: strerror(errno)) : "connection refused")
+            return
+        }
+        let reason: CloseReason
+        if w & Int32(BEV_EVENT_EOF) != 0 {
+            reason = .eof
+        } else if w & Int32(BEV_EVENT_TIMEOUT) != 0 {
+            reason = .timeout
+        } else {
+            let e = EVUTIL_SOCKET_ERROR_number()
+            reason = .error(e == 0 ? "socket error" : String(cString: strerror(e)))
+        }
+        finish(reason)
+    }
+
+    /// Appends every byte received so far to `buffer`; returns how many.
+    @discardableResult
+    public func read(into buffer: inout [UInt8]) -> Int {
+        guard let bev else { return 0 }
+        let input = bufferevent_get_input(bev)
+        let n = evbuffer_get_length(input)
+        guard n > 0 else { return 0 }
+        let old = buffer.count
+        buffer.append(contentsOf: repeatElement(0, count: n))
+        let got = buffer.withUnsafeMutableBytes { raw in
+            evbuffer_remove(input, raw.baseAddress! + old, n)
+        }
+        if got < n { buffer.removeLast(n - max(0, Int(got))) }
+        return max(0, Int(got))
+    }
+
+    public func write(_ bytes: [UInt8]) {
+        guard let bev, !bytes.isEmpty else { return }
+        bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress!, raw.count) }
+    }
+
+    public func write(_ bytes: ArraySlice<UInt8>) {
+        guard let bev, !bytes.isEmpty else { return }
+        bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress!, raw.count) }
+    }
+
+    public func write(_ text: String) {
+        guard let bev else { return }
+        var text = text
+        text.withUTF8 { raw in _ = bufferevent_write(bev, raw.baseAddress!, raw.count) }
+    }
+
+    /// Bytes queued but not yet accepted by the kernel.
+    public var pendingOutputBytes: Int {
+        guard let bev else { return 0 }
+        return evbuffer_get_length(bufferevent_get_output(bev))
+    }
+
+    /// Stops reading (backpressure for a client that does not read its replies).
+    public func pauseReading() {
+        if let bev { bufferevent_disable(bev, Int16(meshq_ev_read())) }
+    }
+
+    public func resumeReading() {
+        if let bev { bufferevent_enable(bev, Int16(meshq_ev_read())) }
+    }
+
+    /// Closes once everything written so far has left; reads nothing more.
+    public func closeAfterFlush() {
+        guard isOpen else { return }
+        pauseReading()
+        if pendingOutputBytes == 0 {
+            close()
+        } else {
+            closeWhenFlushed = true
+        }
+    }
+
+    /// Closes at once; `onClose` is called with `.local`.
+    public func close() {
+        finish(.local)
+    }
+
+    private func finish(_ reason: CloseReason) {
+        guard isOpen else { return }
+        let cb = onClose
+        teardown()
+        cb?(self, reason)
+    }
+
+    private func teardown() {
+        guard isOpen else { return }
+        isOpen = false
+        if let bev {
+            bufferevent_setcb(bev, nil, nil, nil, nil)
+            bufferevent_free(bev)
+        }
+        bev = nil
+        onReadable = nil
+        onDrained = nil
+        onClose = nil
+        connectTimer = nil
+        // The C callbacks hold `self` with withExtendedLifetime, so this may
+        // drop the last reference while one of them is still running.
+        let r = retained
+        retained = nil
+        r?.release()
+    }
+}
+
+private func EVUTIL_SOCKET_ERROR_number() -> Int32 { errno }
