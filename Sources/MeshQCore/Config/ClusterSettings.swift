@@ -1,14 +1,68 @@
-// TEMPORARY: replaced by the config parser branch.
-public enum LogLevel: String, Sendable, Comparable, CaseIterable {
-    case debug, info, notice, warn, error
-    public var syslogPriority: Int { [7, 6, 5, 4, 3][LogLevel.allCases.firstIndex(of: self)!] }
-    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.syslogPriority > b.syslogPriority }
-}
-public enum FsyncMode: String, Sendable { case always, never }
+// ClusterSettings: the [cluster] section, typed, with the defaults of
+// PROTOCOL.md §2. Also says which keys SIGHUP may change at run time (the
+// timings and limits) and which need a restart.
+
 public struct ClusterSettings: Sendable, Equatable {
-    public var heartbeatIntervalMs = 100, leaderTimeoutMs = 500, electionTimeoutMs = 300, ackTimeoutMs = 30000
-    public var commitTimeoutMs = 2000, timeSyncIntervalMs = 5000, routeTTL = 3, maxPayloadBytes = 65536
-    public var fsync = FsyncMode.always, maxConnections = 10000, maxMemoryMB = 1024, logLevel = LogLevel.info
-    public var clusterSecret: String? = nil, clientToken: String? = nil
+    public var heartbeatIntervalMs = 100
+    public var leaderTimeoutMs = 500
+    public var electionTimeoutMs = 300
+    public var ackTimeoutMs = 30_000
+    public var commitTimeoutMs = 2_000
+    public var timeSyncIntervalMs = 5_000
+    public var routeTTL = 3
+    public var maxPayloadBytes = 65_536
+    public var fsync = FsyncMode.always
+    public var maxConnections = 10_000
+    public var maxMemoryMB = 1_024
+    public var logLevel = LogLevel.info
+    public var clusterSecret: String?
+    public var clientToken: String?
+
     public init() {}
+
+    public struct SettingChange: Sendable, Equatable {
+        public var key: String
+        public var old: String
+        public var new: String
+    }
+
+    private var reloadable: [(String, String)] {
+        [("heartbeat_interval_ms", "\(heartbeatIntervalMs)"), ("leader_timeout_ms", "\(leaderTimeoutMs)"),
+         ("election_timeout_ms", "\(electionTimeoutMs)"), ("ack_timeout_ms", "\(ackTimeoutMs)"),
+         ("commit_timeout_ms", "\(commitTimeoutMs)"), ("time_sync_interval_ms", "\(timeSyncIntervalMs)"),
+         ("max_connections", "\(maxConnections)"), ("max_memory_mb", "\(maxMemoryMB)"),
+         ("log_level", logLevel.rawValue)]
+    }
+
+    private var restartOnly: [(String, String)] {
+        [("route_ttl", "\(routeTTL)"), ("max_payload_bytes", "\(maxPayloadBytes)"), ("fsync", fsync.rawValue),
+         ("cluster_secret", clusterSecret ?? ""), ("client_token", clientToken ?? "")]
+    }
+
+    /// Keys SIGHUP applies, with old and new values.
+    public func reloadableChanges(to new: ClusterSettings) -> [SettingChange] {
+        zip(reloadable, new.reloadable).compactMap { a, b in
+            a.1 == b.1 ? nil : SettingChange(key: a.0, old: a.1, new: b.1)
+        }
+    }
+
+    /// Keys that changed in the file but only take effect after a restart.
+    public func nonReloadableChanges(to new: ClusterSettings) -> [String] {
+        zip(restartOnly, new.restartOnly).compactMap { a, b in a.1 == b.1 ? nil : a.0 }
+    }
+
+    /// The reloadable keys taken from `new`, the rest kept.
+    public func reloaded(from new: ClusterSettings) -> ClusterSettings {
+        var s = self
+        s.heartbeatIntervalMs = new.heartbeatIntervalMs
+        s.leaderTimeoutMs = new.leaderTimeoutMs
+        s.electionTimeoutMs = new.electionTimeoutMs
+        s.ackTimeoutMs = new.ackTimeoutMs
+        s.commitTimeoutMs = new.commitTimeoutMs
+        s.timeSyncIntervalMs = new.timeSyncIntervalMs
+        s.maxConnections = new.maxConnections
+        s.maxMemoryMB = new.maxMemoryMB
+        s.logLevel = new.logLevel
+        return s
+    }
 }

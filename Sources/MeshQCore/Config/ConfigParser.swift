@@ -1,0 +1,202 @@
+// ConfigParser: the INI dialect of PROTOCOL.md §2. `#` and `;` start a comment
+// at the start of a line or after a space or tab (so `a;b` is a value, `a ;b`
+// is `a` and a comment). Every error names the file, the line and the key;
+// duplicates are reported at the second occurrence, a missing key at its
+// section header. Parsing is pure: the caller reads the file.
+
+public enum ConfigParser {
+    public static func parse(_ text: String, file: String) throws(ConfigError) -> MeshQConfig {
+        var p = Parser(file: file)
+        try p.run(text)
+        return try p.finish()
+    }
+}
+
+private struct Parser {
+    enum Section: Equatable { case none, cluster, node(Int) }
+
+    struct RawNode {
+        var id: Int
+        var line: Int
+        var values: [String: (String, Int)] = [:]
+    }
+
+    let file: String
+    var section = Section.none
+    var seenSections: [String: Int] = [:]
+    var clusterValues: [String: (String, Int)] = [:]
+    var nodes: [RawNode] = []
+    var lastLine = 0
+
+    static let clusterKeys: Set<String> = [
+        "heartbeat_interval_ms", "leader_timeout_ms", "election_timeout_ms", "ack_timeout_ms",
+        "commit_timeout_ms", "time_sync_interval_ms", "route_ttl", "max_payload_bytes", "fsync",
+        "max_connections", "max_memory_mb", "log_level", "cluster_secret", "client_token",
+    ]
+    static let nodeKeys: Set<String> = ["peer", "client", "listen_peer", "listen_client", "data_dir", "metrics"]
+
+    init(file: String) { self.file = file }
+
+    func error(_ line: Int, _ key: String?, _ message: String) -> ConfigError {
+        ConfigError(file: file, line: line, key: key, message: message)
+    }
+
+    static func stripComment(_ line: Substring) -> Substring {
+        var prevBlank = true
+        var i = line.startIndex
+        while i < line.endIndex {
+            let ch = line[i]
+            if (ch == "#" || ch == ";") && prevBlank { return line[..<i] }
+            prevBlank = ch == " " || ch == "\t"
+            i = line.index(after: i)
+        }
+        return line
+    }
+
+    static func trim(_ s: Substring) -> Substring {
+        var s = s
+        while let f = s.first, f == " " || f == "\t" || f == "\r" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" || l == "\r" { s = s.dropLast() }
+        return s
+    }
+
+    mutating func run(_ text: String) throws(ConfigError) {
+        var lineNo = 0
+        // "\r\n" is one Character in Swift: split on both forms.
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
+            lineNo += 1
+            let line = Parser.trim(Parser.stripComment(raw))
+            if line.isEmpty { continue }
+            lastLine = lineNo
+            if line.hasPrefix("[") {
+                guard line.hasSuffix("]") else { throw error(lineNo, nil, "malformed section header '\(line)'") }
+                let name = String(Parser.trim(line.dropFirst().dropLast()))
+                try openSection(name, line: lineNo)
+                continue
+            }
+            guard let eq = line.firstIndex(of: "=") else {
+                throw error(lineNo, nil, "expected 'key = value' or a [section], got '\(line)'")
+            }
+            let key = String(Parser.trim(line[..<eq]))
+            let value = String(Parser.trim(line[line.index(after: eq)...]))
+            guard !key.isEmpty else { throw error(lineNo, nil, "a line with '=' but no key") }
+            switch section {
+            case .none:
+                throw error(lineNo, key, "key outside any section (put it under [cluster] or [node.N])")
+            case .cluster:
+                guard Parser.clusterKeys.contains(key) else { throw error(lineNo, key, "unknown key in [cluster]") }
+                if clusterValues[key] != nil {
+                    throw error(lineNo, key, "duplicate key (first set on line \(clusterValues[key]!.1))")
+                }
+                clusterValues[key] = (value, lineNo)
+            case .node(let id):
+                guard Parser.nodeKeys.contains(key) else { throw error(lineNo, key, "unknown key in [node.\(id)]") }
+                let i = nodes.count - 1
+                if let first = nodes[i].values[key] {
+                    throw error(lineNo, key, "duplicate key (first set on line \(first.1))")
+                }
+                nodes[i].values[key] = (value, lineNo)
+            }
+        }
+    }
+
+    mutating func openSection(_ name: String, line: Int) throws(ConfigError) {
+        if let first = seenSections[name] {
+            throw error(line, nil, "duplicate section [\(name)] (first on line \(first))")
+        }
+        if name == "cluster" {
+            section = .cluster
+        } else if name.hasPrefix("node.") {
+            let digits = name.dropFirst(5)
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0",
+                  let id = Int(digits) else {
+                throw error(line, nil, "bad section [\(name)]: the node id must be a positive integer, as in [node.1]")
+            }
+            section = .node(id)
+            nodes.append(RawNode(id: id, line: line))
+        } else {
+            throw error(line, nil, "unknown section [\(name)] (expected [cluster] or [node.N])")
+        }
+        seenSections[name] = line
+    }
+
+    func int(_ key: String, _ range: ClosedRange<Int>, _ what: String) throws(ConfigError) -> Int? {
+        guard let (v, line) = clusterValues[key] else { return nil }
+        guard v.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(v), range.contains(n) else {
+            throw error(line, key, "expected \(what) from \(range.lowerBound) to \(range.upperBound), got '\(v)'")
+        }
+        return n
+    }
+
+    func finish() throws(ConfigError) -> MeshQConfig {
+        var c = ClusterSettings()
+        let ms = 1...86_400_000
+        let msWhat = "an integer number of milliseconds"
+        if let v = try int("heartbeat_interval_ms", ms, msWhat) { c.heartbeatIntervalMs = v }
+        if let v = try int("leader_timeout_ms", ms, msWhat) { c.leaderTimeoutMs = v }
+        if let v = try int("election_timeout_ms", ms, msWhat) { c.electionTimeoutMs = v }
+        if let v = try int("ack_timeout_ms", ms, msWhat) { c.ackTimeoutMs = v }
+        if let v = try int("commit_timeout_ms", ms, msWhat) { c.commitTimeoutMs = v }
+        if let v = try int("time_sync_interval_ms", ms, msWhat) { c.timeSyncIntervalMs = v }
+        if let v = try int("route_ttl", 1...255, "an integer") { c.routeTTL = v }
+        if let v = try int("max_payload_bytes", 1...67_108_864, "an integer") { c.maxPayloadBytes = v }
+        if let v = try int("max_connections", 1...1_000_000, "an integer") { c.maxConnections = v }
+        if let v = try int("max_memory_mb", 1...1_048_576, "an integer") { c.maxMemoryMB = v }
+        if let (v, line) = clusterValues["fsync"] {
+            guard let m = FsyncMode(rawValue: v.lowercased()) else {
+                throw error(line, "fsync", "expected always or never, got '\(v)'")
+            }
+            c.fsync = m
+        }
+        if let (v, line) = clusterValues["log_level"] {
+            guard let l = LogLevel(rawValue: v.lowercased()) else {
+                throw error(line, "log_level", "expected debug, info, notice, warn or error, got '\(v)'")
+            }
+            c.logLevel = l
+        }
+        for key in ["cluster_secret", "client_token"] {
+            guard let (v, line) = clusterValues[key] else { continue }
+            guard !v.isEmpty else { throw error(line, key, "must not be empty (comment the line out to disable)") }
+            if key == "cluster_secret" { c.clusterSecret = v } else { c.clientToken = v }
+        }
+        if c.heartbeatIntervalMs >= c.leaderTimeoutMs {
+            let at = clusterValues["leader_timeout_ms"] != nil ? "leader_timeout_ms" : "heartbeat_interval_ms"
+            throw error(clusterValues[at]?.1 ?? 1, at,
+                        "heartbeat_interval_ms (\(c.heartbeatIntervalMs)) must be less than leader_timeout_ms (\(c.leaderTimeoutMs)), or followers start elections under a live leader")
+        }
+
+        guard !nodes.isEmpty else { throw error(max(1, lastLine), nil, "no [node.N] section: a cluster needs at least one node") }
+        var out: [NodeConfig] = []
+        var peers: [HostPort: Int] = [:]
+        var clients: [HostPort: Int] = [:]
+        for n in nodes {
+            func addr(_ key: String) throws(ConfigError) -> HostPort? {
+                guard let (v, line) = n.values[key] else { return nil }
+                guard let hp = HostPort.parse(v) else {
+                    throw error(line, key, "expected host:port (or [ipv6]:port) with a port from 1 to 65535, got '\(v)'")
+                }
+                return hp
+            }
+            guard let peer = try addr("peer") else { throw error(n.line, "peer", "missing in [node.\(n.id)]") }
+            guard let client = try addr("client") else { throw error(n.line, "client", "missing in [node.\(n.id)]") }
+            if let other = peers[peer] {
+                throw error(n.values["peer"]!.1, "peer", "\(peer) is already the peer address of node \(other)")
+            }
+            if let other = clients[client] {
+                throw error(n.values["client"]!.1, "client", "\(client) is already the client address of node \(other)")
+            }
+            peers[peer] = n.id
+            clients[client] = n.id
+            var dataDir = "/var/lib/meshq/\(n.id)"
+            if let (v, line) = n.values["data_dir"] {
+                guard v.hasPrefix("/") else { throw error(line, "data_dir", "must be an absolute path, got '\(v)'") }
+                dataDir = v
+            }
+            out.append(NodeConfig(id: n.id, peer: peer, client: client,
+                                  listenPeer: try addr("listen_peer") ?? peer,
+                                  listenClient: try addr("listen_client") ?? client,
+                                  dataDir: dataDir, metrics: try addr("metrics"), line: n.line))
+        }
+        return MeshQConfig(file: file, cluster: c, nodes: out.sorted { $0.id < $1.id })
+    }
+}
