@@ -60,6 +60,6 @@ let package = Package(
         .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore"]),
         .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["MeshQCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["MeshQCore", "Reactor"]),
     ]
 )

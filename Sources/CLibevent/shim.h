@@ -38,6 +38,15 @@ static inline socklen_t meshq_sockaddr_un_len(size_t path_len) {
 // SIG_IGN is a cast macro Swift cannot import.
 static inline void meshq_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
+// A launcher may hand us a blocked signal mask (threads of test runners and
+// some supervisors block signals, and the mask survives exec): clear it so
+// SIGTERM/SIGINT/SIGHUP reach the loop.
+static inline void meshq_unblock_all_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 // Many thousands of client connections need more than the usual 1024 fds:
 // raise the soft limit to the hard one and report what we got.
 static inline long meshq_raise_nofile_limit(void) {

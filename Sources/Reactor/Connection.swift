@@ -30,6 +30,11 @@ public final class Connection {
     public var onReadable: ((Connection) -> Void)?
     /// The output buffer has been fully written to the socket.
     public var onDrained: ((Connection) -> Void)?
+    /// The peer shut down its sending side (a half-close, as `nc -q` or
+    /// `shutdown(SHUT_WR)` do). With this set the connection stays open for
+    /// writing, so replies to what was already received still go out; without
+    /// it, end of input closes the connection.
+    public var onEndOfInput: ((Connection) -> Void)?
     /// Called once when the connection ends, whichever side ended it.
     public var onClose: ((Connection, CloseReason) -> Void)?
 
@@ -121,6 +126,12 @@ public final class Connection {
         }
         if onConnect != nil {
             failConnect(w & Int32(BEV_EVENT_ERROR) != 0 ? String(cString: strerror(errno)) : "connection refused")
+            return
+        }
+        if w & Int32(BEV_EVENT_EOF) != 0, w & Int32(BEV_EVENT_READING) != 0, let eoi = onEndOfInput {
+            pauseReading()
+            onEndOfInput = nil
+            eoi(self)
             return
         }
         let reason: CloseReason
@@ -215,6 +226,7 @@ public final class Connection {
         bev = nil
         onReadable = nil
         onDrained = nil
+        onEndOfInput = nil
         onClose = nil
         connectTimer = nil
         // The C callbacks hold `self` with withExtendedLifetime, so this may

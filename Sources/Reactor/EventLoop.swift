@@ -14,6 +14,7 @@ public final class EventLoop {
 
     public init() {
         meshq_ignore_sigpipe()
+        meshq_unblock_all_signals()
         let cfg = event_config_new()
         // IGNORE_ENV: EVENT_NOEPOLL in the environment must not silently
         // switch a production daemon to poll(2).

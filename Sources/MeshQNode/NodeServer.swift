@@ -1,0 +1,204 @@
+// NodeServer: drives one NodeCore from the reactor. Client bytes become
+// commands for the core; at the end of each loop iteration (a low-priority
+// deferred event) the batch the core formed is written to the log with one
+// fsync, the core commits it, and every reply produced is written out. Timers
+// feed the core `now`; one wake-up timer follows the core's next deadline.
+import MeshQCore
+import Reactor
+
+public final class NodeServer {
+    public let loop: EventLoop
+    public let core: NodeCore
+    public let logger: Logger
+    private let store: NodeStore
+    private var settings: ClusterSettings
+    private var listener: Listener?
+    private var sessions: [UInt64: ClientSession] = [:]
+    private var nextSessionId: UInt64 = 1
+    private var dirty: [ClientSession] = []
+    private var endOfIteration: DeferredEvent!
+    private var wakeup: Timer!
+    private var armedWakeup: Int64?
+    /// A failed fsync: we must never answer OK again; the process exits.
+    public var onFatal: ((String) -> Void)?
+    public private(set) var connectionsAccepted = 0
+
+    public init(loop: EventLoop, core: NodeCore, store: NodeStore, settings: ClusterSettings, logger: Logger) {
+        self.loop = loop
+        self.core = core
+        self.store = store
+        self.settings = settings
+        self.logger = logger
+        endOfIteration = DeferredEvent(loop: loop) { [unowned self] in self.iterationEnded() }
+        wakeup = Timer(loop: loop) { [unowned self] in self.wakeupFired() }
+    }
+
+    public var connectionCount: Int { sessions.count }
+
+    /// Starts serving clients on `address`; returns the bound port.
+    @discardableResult
+    public func listen(on address: SocketAddress) throws(ReactorError) -> UInt16 {
+        let l = try Listener(loop: loop, address: address) { [unowned self] conn in self.accept(conn) }
+        l.onError = { [unowned self] reason in
+            self.logger.log(.warn, "accept_failed", [("node", "\(self.core.nodeId)"), ("error", reason)])
+        }
+        listener = l
+        return l.boundPort
+    }
+
+    public func start() {
+        core.start(now: Clock.monotonicMs())
+        applyEffects()
+        endOfIteration.activate()
+    }
+
+    /// Stops accepting and closes every client (SIGTERM).
+    public func shutdown() {
+        listener?.close()
+        listener = nil
+        // Whatever is proposed but not yet durable is simply not acknowledged.
+        for s in Array(sessions.values) { s.connection.close() }
+    }
+
+    public func reload(_ new: ClusterSettings) {
+        settings = new
+        core.settings = new
+        logger.level = new.logLevel
+    }
+
+    func checkToken(_ token: String) -> Bool {
+        guard let expected = settings.clientToken else { return true }
+        return constantTimeEqual(Array(token.utf8), Array(expected.utf8))
+    }
+
+    // MARK: clients
+
+    private func accept(_ conn: Connection) {
+        connectionsAccepted += 1
+        guard sessions.count < settings.maxConnections else {
+            conn.write(Reply.error(.busy, "too many connections (max_connections=\(settings.maxConnections))").line)
+            conn.closeAfterFlush()
+            return
+        }
+        let id = nextSessionId
+        nextSessionId += 1
+        let s = ClientSession(id: id, connection: conn, server: self,
+                              maxLineBytes: settings.maxPayloadBytes + 64,
+                              needsAuth: settings.clientToken != nil)
+        sessions[id] = s
+        conn.onReadable = { [unowned s, unowned self] _ in
+            s.readable()
+            self.endOfIteration.activate()
+        }
+        conn.onDrained = { [unowned s] _ in s.drained() }
+        conn.onEndOfInput = { [unowned s, unowned self] _ in
+            s.endOfInput()
+            self.endOfIteration.activate()
+        }
+        conn.onClose = { [unowned self] _, _ in self.closed(id) }
+    }
+
+    private func closed(_ id: UInt64) {
+        guard sessions.removeValue(forKey: id) != nil else { return }
+        core.sessionClosed(id)
+    }
+
+    func submit(_ cmd: ClientCommand, seq: UInt64, session: ClientSession) {
+        core.handle(cmd, from: ClientRef(session: session.id, seq: seq), owner: session.owner,
+                    now: Clock.monotonicMs(), wallMs: Clock.wallMs())
+        if core.hasEffects { applyEffects() }
+        if core.hasProposals { endOfIteration.activate() }
+    }
+
+    func markDirty(_ s: ClientSession) {
+        guard !s.isDirty else { return }
+        s.isDirty = true
+        dirty.append(s)
+        endOfIteration.activate()
+    }
+
+    // MARK: the loop's rhythm
+
+    /// Group commit: everything read during this iteration is one batch.
+    private func iterationEnded() {
+        if core.hasProposals {
+            core.flush(now: Clock.monotonicMs())
+            applyEffects()
+        }
+        // Replies may have unblocked sessions that proposed more; their batch
+        // is committed on the next iteration, after other sockets had a turn.
+        if core.hasProposals { endOfIteration.activate() }
+        let toFlush = dirty
+        dirty.removeAll(keepingCapacity: true)
+        for s in toFlush { s.flushOutput() }
+        armWakeup()
+    }
+
+    private func wakeupFired() {
+        armedWakeup = nil
+        core.tick(now: Clock.monotonicMs())
+        applyEffects()
+        endOfIteration.activate()
+    }
+
+    private func armWakeup() {
+        guard let next = core.nextWakeup() else {
+            if armedWakeup != nil { wakeup.cancel(); armedWakeup = nil }
+            return
+        }
+        if armedWakeup == next { return }
+        armedWakeup = next
+        wakeup.schedule(afterMs: Int(max(0, next - Clock.monotonicMs())) + 1)
+    }
+
+    private func applyEffects() {
+        while core.hasEffects {
+            for effect in core.takeEffects() {
+                switch effect {
+                case .reply(let ref, let reply):
+                    sessions[ref.session]?.fill(ref.seq, reply)
+                case .log(let event):
+                    logger.emit(event)
+                case .persist(let entries):
+                    persist(entries)
+                }
+            }
+        }
+    }
+
+    private func persist(_ entries: [LogEntry]) {
+        guard let last = entries.last else { return }
+        do {
+            try store.persist(entries)
+        } catch {
+            // An fsync that failed may have dropped the data: answering OK now
+            // would be a lie, and retrying cannot be trusted (fsyncgate).
+            onFatal?("log write failed: \(error)")
+            return
+        }
+        core.persisted(through: last.index, now: Clock.monotonicMs())
+        compactIfDue()
+    }
+
+    private func compactIfDue() {
+        let live = core.queue.payloadBytes + 64 * core.queue.count
+        guard store.shouldCompact(liveBytes: live), let snap = core.snapshot() else { return }
+        let before = store.logBytes
+        do {
+            try store.compact(snap)
+            logger.log(.info, "log_compacted", [("node", "\(core.nodeId)"), ("index", "\(snap.lastIndex)"),
+                                                 ("tasks", "\(snap.tasks.count)"), ("log_bytes_before", "\(before)")])
+        } catch {
+            onFatal?("log compaction failed: \(error)")
+        }
+    }
+}
+
+/// Token comparison whose time does not depend on where the first difference is.
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    var diff = UInt8(a.count == b.count ? 0 : 1)
+    for i in 0..<max(a.count, b.count) {
+        diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
+    }
+    return diff == 0
+}

@@ -1,0 +1,68 @@
+// NodeStore: the node's log entries on top of the byte-record DurableLog.
+// One record per entry; a batch is appended and synced with a single write and
+// fdatasync (group commit). The log is compacted into a snapshot when it has
+// grown well past the live state, so disk use follows the queue, not history.
+import MeshQCore
+import MeshQStorage
+
+public final class NodeStore {
+    public struct Recovered {
+        public var snapshot: QueueSnapshot?
+        public var entries: [LogEntry]
+        public var droppedTailBytes: Int
+    }
+
+    public struct CorruptData: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    private let log: DurableLog
+    public let directory: String
+    /// Compact once the log is at least this big...
+    public var compactMinBytes = 64 << 20
+    /// ...and this many times the size of the live state.
+    public var compactRatio = 2
+
+    public init(directory: String, fsync: Bool) throws {
+        self.directory = directory
+        log = try DurableLog(directory: directory, fsync: fsync)
+    }
+
+    public func recover() throws -> Recovered {
+        let r = try log.recover()
+        var snapshot: QueueSnapshot?
+        if let bytes = r.snapshot {
+            guard let s = QueueSnapshot.decode(bytes) else {
+                throw CorruptData(description: "\(directory): the snapshot passed its checksum but cannot be decoded (written by a newer meshqd?)")
+            }
+            snapshot = s
+        }
+        var entries: [LogEntry] = []
+        entries.reserveCapacity(r.records.count)
+        for (i, rec) in r.records.enumerated() {
+            guard let e = LogEntry.decode(rec) else {
+                throw CorruptData(description: "\(directory): log record \(i + 1) passed its checksum but cannot be decoded (written by a newer meshqd?)")
+            }
+            entries.append(e)
+        }
+        return Recovered(snapshot: snapshot, entries: entries, droppedTailBytes: r.droppedTailBytes)
+    }
+
+    /// Appends and makes durable (per the fsync setting) a batch of entries.
+    public func persist(_ entries: [LogEntry]) throws {
+        for e in entries { log.append(e.encoded()) }
+        try log.sync()
+    }
+
+    public var logBytes: Int { log.logBytes }
+
+    public func shouldCompact(liveBytes: Int) -> Bool {
+        log.logBytes >= compactMinBytes && log.logBytes > compactRatio * liveBytes
+    }
+
+    public func compact(_ snapshot: QueueSnapshot) throws {
+        try log.compact(snapshot: snapshot.encoded())
+    }
+
+    public func close() { log.close() }
+}

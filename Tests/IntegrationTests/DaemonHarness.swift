@@ -1,0 +1,150 @@
+// DaemonHarness: real meshqd processes on loopback for integration tests. Each
+// test gets a fresh directory, free ports, and a daemon whose stderr goes to a
+// file the test can read. Every wait polls a condition against a generous
+// deadline (2 busy cores), never a fixed sleep.
+import Foundation
+import Glibc
+import Reactor
+
+enum Harness {
+    /// The meshqd built next to these tests (or $MESHQD_BIN).
+    static var meshqdPath: String {
+        if let p = ProcessInfo.processInfo.environment["MESHQD_BIN"] { return p }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/meshqd").path
+    }
+
+    /// A port nobody listens on right now (bound to 0, then released).
+    static func freePort() -> UInt16 {
+        let loop = EventLoop()
+        guard let addr = try? SocketAddress.resolve(host: "127.0.0.1", port: 0),
+              let l = try? Listener(loop: loop, address: addr, onAccept: { $0.close() }) else { return 0 }
+        let p = l.boundPort
+        l.close()
+        return p
+    }
+
+    static func tempDir(_ name: String) -> String {
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("meshq-it-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Polls `condition` until it holds or `timeout` passes.
+    @discardableResult
+    static func eventually(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
+        let end = Date().addingTimeInterval(timeout)
+        while Date() < end {
+            if condition() { return true }
+            usleep(10_000)
+        }
+        return condition()
+    }
+}
+
+final class Daemon {
+    let dir: String
+    let clientPort: UInt16
+    let configPath: String
+    let logPath: String
+    private(set) var process: Process?
+    var dataDir: String { dir + "/data" }
+
+    init(name: String, cluster: String = "", clientPort: UInt16? = nil) {
+        dir = Harness.tempDir(name)
+        self.clientPort = clientPort ?? Harness.freePort()
+        configPath = dir + "/meshq.conf"
+        logPath = dir + "/meshqd.log"
+        let text = """
+            [cluster]
+            \(cluster)
+
+            [node.1]
+            peer = 127.0.0.1:\(Harness.freePort())
+            client = 127.0.0.1:\(self.clientPort)
+            data_dir = \(dir)/data
+            """
+        try? text.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    /// Starts meshqd and waits until it answers PING.
+    @discardableResult
+    func start(environment: [String: String] = [:]) throws -> Daemon {
+        let p = try Daemon.launch(config: configPath, log: logPath, environment: environment)
+        process = p
+        let up = Harness.eventually(timeout: 30) {
+            guard p.isRunning else { return true }
+            return (try? LineClient(host: "127.0.0.1", port: clientPort, timeoutMs: 1_000).request("PING")) == "PONG"
+        }
+        guard up, p.isRunning else {
+            throw HarnessError("meshqd did not come up: \(log)")
+        }
+        return self
+    }
+
+    static func launch(config: String, id: Int = 1, extraArgs: [String] = [], log: String,
+                       environment: [String: String] = [:]) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Harness.meshqdPath)
+        p.arguments = ["--config", config, "--id", "\(id)"] + extraArgs
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let fh = FileHandle(forWritingAtPath: log)!
+        fh.seekToEndOfFile()
+        p.standardError = fh
+        p.standardOutput = fh
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "JOURNAL_STREAM")
+        env.removeValue(forKey: "NOTIFY_SOCKET")
+        for (k, v) in environment { env[k] = v }
+        p.environment = env
+        try p.run()
+        return p
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    func client(timeoutMs: Int = 10_000) throws -> LineClient {
+        try LineClient(host: "127.0.0.1", port: clientPort, timeoutMs: timeoutMs)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    func kill9() {
+        guard let p = process else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    @discardableResult
+    func stop() -> Int32 {
+        guard let p = process else { return -1 }
+        p.terminate()
+        p.waitUntilExit()
+        process = nil
+        return p.terminationStatus
+    }
+
+    deinit {
+        if let p = process, p.isRunning {
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+extension LineClient {
+    /// Sends every line in one write and reads one reply per line.
+    func pipeline(_ lines: [String]) throws -> [String] {
+        try send(lines.map { $0 + "\n" }.joined())
+        return try lines.map { _ in try readLine() }
+    }
+}
