@@ -38,6 +38,8 @@ static inline socklen_t meshq_sockaddr_un_len(size_t path_len) {
 // SIG_IGN is a cast macro Swift cannot import.
 static inline void meshq_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
+static inline void meshq_ignore_signal(int sig) { signal(sig, SIG_IGN); }
+
 // A launcher may hand us a blocked signal mask (threads of test runners and
 // some supervisors block signals, and the mask survives exec): clear it so
 // SIGTERM/SIGINT/SIGHUP reach the loop.

@@ -22,3 +22,9 @@ public final class SignalWatcher {
         }
     }
 }
+
+/// Process-wide signal dispositions, for programs that watch signals some
+/// other way (a Dispatch source) and must not die of the default action.
+public enum ProcessSignals {
+    public static func ignore(_ signal: Int32) { meshq_ignore_signal(signal) }
+}

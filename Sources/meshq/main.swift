@@ -1,1 +1,2 @@
-print("meshq")
+// meshq: the command-line client (PROTOCOL.md §3).
+MeshQ.main()

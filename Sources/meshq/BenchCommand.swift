@@ -1,0 +1,96 @@
+// meshq bench: enqueue then drain a fixed number of tasks and report
+// throughput and latency per phase. With --local it starts (and stops) its own
+// cluster, so the figures in the README come from one command.
+import ArgumentParser
+import Foundation
+import Glibc
+import MeshQCore
+import Reactor
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "bench", abstract: "Measure enqueue and dequeue+ack throughput and latency.")
+
+    @OptionGroup var nodeOptions: NodeOptions
+    @Option(help: "Start a local cluster of N nodes for the run (instead of --nodes).") var local: Int?
+    @Option(help: "Tasks to enqueue and then drain.") var messages: Int = 200_000
+    @Option(help: "Client connections.") var connections: Int = 64
+    @Option(help: "Requests in flight per connection.") var pipeline: Int = 16
+    @Option(name: .customLong("payload-bytes"), help: "Payload size.") var payloadBytes: Int = 100
+    @Flag(name: .customLong("no-fsync"), help: "With --local: fsync = never.") var noFsync = false
+    @Flag(help: "Print JSON instead of tables.") var json = false
+    @Flag(help: "Print a progress line every second.") var progress = false
+    @Option(help: "With --local: the meshqd binary.") var meshqd: String?
+
+    func validate() throws {
+        guard messages >= 1, connections >= 1, pipeline >= 1 else {
+            throw ValidationError("--messages, --connections and --pipeline must be at least 1")
+        }
+        guard payloadBytes >= 1, payloadBytes <= 1 << 20 else { throw ValidationError("--payload-bytes must be from 1 to 1048576") }
+        if let local, !(1...9).contains(local) { throw ValidationError("--local takes 1 to 9 nodes") }
+    }
+
+    func run() throws {
+        var cluster: LocalCluster?
+        let nodes: [HostPort]
+        if let local {
+            let dir = FileManager.default.temporaryDirectory
+                .appendingPathComponent("meshq-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+            // Ports away from a `meshq cluster` a user may be running.
+            let c = LocalCluster(dir: dir, count: local, basePort: 17_000 + Int(getpid() % 2_000) * 10,
+                                 meshqd: meshqd ?? LocalCluster.defaultMeshqd())
+            c.forwardLogs = false
+            try c.writeConfig(fsync: noFsync ? "never" : "always")
+            try c.start()
+            cluster = c
+            guard c.waitForLeader(timeoutSeconds: 60) else {
+                c.stop()
+                throw fail("the local cluster elected no leader within 60 s")
+            }
+            nodes = (1...local).map { HostPort(host: "127.0.0.1", port: UInt16(c.clientPort($0))) }
+        } else {
+            nodes = try nodeOptions.parsed()
+        }
+        defer {
+            if let cluster {
+                cluster.stop()
+                try? FileManager.default.removeItem(atPath: cluster.dir)
+            }
+        }
+
+        let runner = BenchRunner(nodes: nodes, connections: connections, pipeline: pipeline,
+                                 messages: messages, payloadBytes: payloadBytes)
+        if progress || isatty(STDERR_FILENO) != 0 { runner.progress = { FileOut.stderr($0) } }
+        do {
+            try runner.connect()
+        } catch {
+            throw fail("\(error)")
+        }
+        let enq = runner.runEnqueue()
+        var phases = [enq]
+        if runner.abortReason == nil { phases.append(runner.runDrain()) }
+        runner.close()
+        if !runner.foreignIds.isEmpty, let n = nodes.first,
+           let c = try? LineClient(host: n.host, port: n.port, timeoutMs: 10_000) {
+            _ = try? c.send(runner.foreignIds.map { "NACK \($0)\n" }.joined())
+            for _ in runner.foreignIds { _ = try? c.readLine() }
+        }
+
+        let (missing, duplicated) = runner.verification()
+        var verified: String
+        if missing.isEmpty && duplicated == 0 && runner.abortReason == nil {
+            verified = "verified: \(messages) enqueued, \(messages) drained exactly once"
+        } else {
+            verified = "NOT verified: \(missing.count) of \(messages) never drained"
+            if !missing.isEmpty { verified += " (e.g. #\(missing.prefix(5).map(String.init).joined(separator: ", #")))" }
+            verified += ", \(duplicated) drained more than once"
+            if let why = runner.abortReason { verified += "; stopped: \(why)" }
+        }
+        if runner.foreign > 0 { verified += " (\(runner.foreign) tasks of other producers were given back)" }
+        let report = BenchReport(phases: phases, connections: connections, pipeline: pipeline, payloadBytes: payloadBytes,
+                                 nodes: local, fsync: local == nil ? "as configured" : (noFsync ? "never" : "always"),
+                                 verified: verified)
+        print(json ? report.json : report.text)
+        let failed = phases.contains { $0.errors > 0 } || !verified.hasPrefix("verified")
+        if failed { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,132 @@
+// LocalCluster: N meshqd children on loopback, for `meshq cluster` and
+// `meshq bench --local`. It writes one config for all of them (as an operator
+// would), forwards each child's log lines to our stderr prefixed with its node,
+// and stops them with SIGTERM, waiting for each to exit.
+import Foundation
+import Glibc
+import Reactor
+
+final class LocalCluster: @unchecked Sendable {
+    let dir: String
+    let count: Int
+    let basePort: Int
+    let meshqd: String
+    private(set) var children: [Process] = []
+    private let output = NSLock()
+    private var partial: [Int: Data] = [:]
+    /// Forward child logs to stderr (cluster) or keep quiet (bench).
+    var forwardLogs = true
+    var onChildExit: (@Sendable (Int, Int32) -> Void)?
+
+    init(dir: String, count: Int, basePort: Int, meshqd: String) {
+        self.dir = dir
+        self.count = count
+        self.basePort = basePort
+        self.meshqd = meshqd
+    }
+
+    var configPath: String { dir + "/meshq.conf" }
+
+    func clientPort(_ id: Int) -> Int { basePort + id }
+
+    var clientAddresses: String { (1...count).map { "127.0.0.1:\(clientPort($0))" }.joined(separator: ",") }
+
+    static func configText(count: Int, basePort: Int, dir: String, fsync: String) -> String {
+        var text = """
+            # Written by `meshq cluster`: \(count) node(s) on loopback.
+            [cluster]
+            fsync = \(fsync)
+
+            """
+        for id in 1...count {
+            text += """
+
+                [node.\(id)]
+                peer = 127.0.0.1:\(basePort + 100 + id)
+                client = 127.0.0.1:\(basePort + id)
+                data_dir = \(dir)/\(id)
+
+                """
+        }
+        return text
+    }
+
+    /// The meshqd beside this executable, else the one on PATH.
+    static func defaultMeshqd() -> String {
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            let sibling = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("meshqd").path
+            if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+        }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin").split(separator: ":") {
+            let p = "\(dir)/meshqd"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        return "meshqd"
+    }
+
+    func writeConfig(fsync: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try LocalCluster.configText(count: count, basePort: basePort, dir: dir, fsync: fsync)
+            .write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    func start() throws {
+        for id in 1...count {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: meshqd)
+            p.arguments = ["--config", configPath, "--id", "\(id)"]
+            let pipe = Pipe()
+            p.standardError = pipe
+            p.standardOutput = pipe
+            pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
+                self?.forward(id, h.availableData)
+            }
+            p.terminationHandler = { [weak self] proc in
+                self?.onChildExit?(id, proc.terminationStatus)
+            }
+            do {
+                try p.run()
+            } catch {
+                stop()
+                throw Failure("cannot start \(meshqd): \(error)")
+            }
+            children.append(p)
+        }
+    }
+
+    private func forward(_ id: Int, _ data: Data) {
+        output.lock()
+        defer { output.unlock() }
+        var buf = (partial[id] ?? Data()) + data
+        while let nl = buf.firstIndex(of: 0x0A) {
+            let line = buf[buf.startIndex..<nl]
+            if forwardLogs {
+                FileHandle.standardError.write(Data("[node \(id)] ".utf8) + line + Data([0x0A]))
+            }
+            buf = Data(buf[buf.index(after: nl)...])
+        }
+        partial[id] = buf
+    }
+
+    /// Waits until some node answers STATUS with role=leader.
+    func waitForLeader(timeoutSeconds: Double) -> Bool {
+        let end = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < end {
+            for id in 1...count {
+                if let c = try? LineClient(host: "127.0.0.1", port: UInt16(clientPort(id)), timeoutMs: 1_000),
+                   let s = try? c.request("STATUS"), s.contains(" role=leader ") {
+                    return true
+                }
+            }
+            if children.allSatisfy({ !$0.isRunning }) { return false }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    func stop() {
+        for p in children where p.isRunning { p.terminate() }
+        for p in children { p.waitUntilExit() }
+        for p in children { (p.standardError as? Pipe)?.fileHandleForReading.readabilityHandler = nil }
+    }
+}

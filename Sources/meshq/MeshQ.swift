@@ -1,0 +1,40 @@
+// MeshQ: the root command. Exit statuses follow PROTOCOL.md §3: 0 success,
+// 1 the operation failed, 2 bad usage.
+import ArgumentParser
+
+struct MeshQ: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meshq",
+        abstract: "Client for a meshq cluster: produce, consume, inspect, benchmark, run locally.",
+        subcommands: [EnqueueCommand.self, WorkCommand.self, StatusCommand.self, BenchCommand.self, ClusterCommand.self]
+    )
+
+    /// ArgumentParser exits 64 on usage errors; the contract says 2.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure || code.rawValue == 64 {
+                FileOut.stderr(fullMessage(for: error))
+                Self.exit(withError: ExitCode(2))
+            }
+            Self.exit(withError: error)
+        }
+    }
+}
+
+/// Operation failures (exit 1) with a message for stderr.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+extension ParsableCommand {
+    /// Prints the failure and exits 1.
+    func fail(_ message: String) -> ExitCode {
+        FileOut.stderr("meshq: \(message)")
+        return ExitCode(1)
+    }
+}
