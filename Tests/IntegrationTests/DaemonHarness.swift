@@ -89,7 +89,8 @@ final class Daemon {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Harness.meshqdPath)
         p.arguments = ["--config", config, "--id", "\(id)"] + extraArgs
-        FileManager.default.createFile(atPath: log, contents: nil)
+        // Keep an existing log's inode: a test may have named it in JOURNAL_STREAM.
+        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
         let fh = FileHandle(forWritingAtPath: log)!
         fh.seekToEndOfFile()
         p.standardError = fh

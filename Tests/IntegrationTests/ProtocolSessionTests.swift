@@ -131,11 +131,12 @@ import Testing
             return held
         }
         let a = try #require(hold())
-        _ = try #require(hold())
+        let b = try #require(hold())
         let third = try d.client()
         let line = try third.readToEnd()
         #expect(line.hasPrefix("ERR BUSY "))
         #expect(try a.request("PING") == "PONG")
+        #expect(try b.request("PING") == "PONG")
     }
 
     @Test func manyConcurrentConnections() throws {

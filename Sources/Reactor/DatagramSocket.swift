@@ -1,0 +1,49 @@
+// DatagramSocket: a bound AF_UNIX datagram socket that receives with a
+// deadline. It is the receiving end of the sd_notify protocol, for tests and
+// tools that stand in for systemd.
+import CLibevent
+import Glibc
+
+public final class DatagramSocket {
+    private var fd: Int32
+    public let path: String
+
+    public init(path: String) throws(ReactorError) {
+        self.path = path
+        let bytes = Array(path.utf8)
+        guard bytes.count < 108 else { throw ReactorError("socket path too long: \(path)") }
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ReactorError.errno("socket") }
+        unlink(path)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            for (i, b) in bytes.enumerated() { raw[i] = b }
+        }
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, meshq_sockaddr_un_len(bytes.count + 1))
+            }
+        }
+        guard rc == 0 else {
+            let e = ReactorError.errno("bind \(path)")
+            Glibc.close(fd)
+            throw e
+        }
+    }
+
+    deinit {
+        Glibc.close(fd)
+        unlink(path)
+    }
+
+    /// The next datagram as text, or nil when none arrives within `timeoutMs`.
+    public func receive(timeoutMs: Int) -> String? {
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard poll(&p, 1, Int32(timeoutMs)) > 0 else { return nil }
+        var buf = [UInt8](repeating: 0, count: 4_096)
+        let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+        guard n >= 0 else { return nil }
+        return String(decoding: buf[0..<n], as: UTF8.self)
+    }
+}
