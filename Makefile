@@ -12,7 +12,8 @@ SEEDS    ?= 500
 BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
-.PHONY: all deps build release run test bench install uninstall clean
+
+.PHONY: all deps testdeps build release run test bench install uninstall clean
 
 all: build
 
@@ -23,6 +24,10 @@ deps:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libevent-dev pkg-config; \
 	fi
+
+# The metrics test validates /metrics with the Prometheus Python parser.
+testdeps: deps
+	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
 
 build: deps
 	$(SWIFT) build
@@ -36,7 +41,7 @@ run: release
 
 # Unit, storage, reactor and integration tests. The integration tests start
 # the meshqd built here, so build it first.
-test: deps
+test: testdeps
 	$(SWIFT) build
 	$(SWIFT) test
 

@@ -56,7 +56,7 @@ final class ClientSession {
     var owner: String { clientId ?? "conn-\(id)" }
 
     func readable() {
-        framer.withBuffer { connection.read(into: &$0) }
+        server.metrics.bytesIn += framer.withBuffer { connection.read(into: &$0) }
         process()
     }
 
@@ -180,7 +180,10 @@ final class ClientSession {
             slots.removeFirst()
             baseSeq += 1
         }
-        if !out.isEmpty { connection.write(out) }
+        if !out.isEmpty {
+            connection.write(out)
+            server.metrics.bytesOut += out.count
+        }
         if out.capacity > 1 << 20 { out = [] }
         if closeAfter || (inputEnded && slots.isEmpty && held == nil) {
             connection.closeAfterFlush()

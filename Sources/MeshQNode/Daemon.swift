@@ -170,6 +170,15 @@ public enum Daemon {
             return fail("listen_failed", "client \(me.listenClient): \(error)")
         }
 
+        var metricsPort: UInt16?
+        if let m = me.metrics {
+            do {
+                metricsPort = try server.serveMetrics(host: m.host, port: m.port)
+            } catch {
+                return fail("listen_failed", "metrics \(m): \(error)")
+            }
+        }
+
         var current = config
         let notifier = SystemdNotifier(environment: environment)
         let stop = { (signal: String) in
@@ -209,7 +218,8 @@ public enum Daemon {
         logger.log(.info, "node_started", [("node", node), ("client", "\(me.listenClient.host):\(bound)"),
                                            ("data_dir", me.dataDir), ("fsync", config.cluster.fsync.rawValue),
                                            ("backend", loop.method), ("max_fds", "\(fdLimit)"),
-                                           ("members", "\(config.nodes.count)")])
+                                           ("members", "\(config.nodes.count)"),
+                                           ("metrics", metricsPort.map { "\(me.metrics!.host):\($0)" } ?? "-")])
         server.start()
         let s = core.status()
         notifier?.notify("READY=1\nSTATUS=role=\(s.role) leader=\(s.leader.map(String.init) ?? "-") epoch=\(s.epoch)")

@@ -22,6 +22,8 @@ public final class NodeServer {
     /// A failed fsync: we must never answer OK again; the process exits.
     public var onFatal: ((String) -> Void)?
     public private(set) var connectionsAccepted = 0
+    public let metrics = NodeMetrics()
+    private var http: HTTPServer?
 
     public init(loop: EventLoop, core: NodeCore, store: NodeStore, settings: ClusterSettings, logger: Logger) {
         self.loop = loop
@@ -46,6 +48,26 @@ public final class NodeServer {
         return l.boundPort
     }
 
+    /// Serves Prometheus text on /metrics and leader knowledge on /health.
+    @discardableResult
+    public func serveMetrics(host: String, port: UInt16) throws(ReactorError) -> UInt16 {
+        let h = try HTTPServer(loop: loop, host: host, port: port) { [unowned self] path in
+            switch path {
+            case "/metrics":
+                return .init(contentType: "text/plain; version=0.0.4; charset=utf-8",
+                             body: self.metrics.render(core: self.core, connections: self.sessions.count))
+            case "/health":
+                let s = self.core.status()
+                let line = "role=\(s.role) leader=\(s.leader.map(String.init) ?? "-") epoch=\(s.epoch)\n"
+                return .init(status: s.leader == nil ? 503 : 200, body: line)
+            default:
+                return .init(status: 404, body: "not found: try /metrics or /health\n")
+            }
+        }
+        http = h
+        return h.boundPort
+    }
+
     public func start() {
         core.start(now: Clock.monotonicMs())
         applyEffects()
@@ -56,6 +78,8 @@ public final class NodeServer {
     public func shutdown() {
         listener?.close()
         listener = nil
+        http?.close()
+        http = nil
         // Whatever is proposed but not yet durable is simply not acknowledged.
         for s in Array(sessions.values) { s.connection.close() }
     }
@@ -168,6 +192,7 @@ public final class NodeServer {
 
     private func persist(_ entries: [LogEntry]) {
         guard let last = entries.last else { return }
+        let t0 = Clock.monotonicNs()
         do {
             try store.persist(entries)
         } catch {
@@ -177,6 +202,7 @@ public final class NodeServer {
             return
         }
         core.persisted(through: last.index, now: Clock.monotonicMs())
+        metrics.observeCommit(seconds: Double(Clock.monotonicNs() - t0) / 1e9)
         compactIfDue()
     }
 

@@ -5,7 +5,7 @@ import CLibevent
 import Glibc
 
 public final class DatagramSocket {
-    private var fd: Int32
+    private var fd: Int32 = -1
     public let path: String
 
     public init(path: String) throws(ReactorError) {
@@ -28,12 +28,13 @@ public final class DatagramSocket {
         guard rc == 0 else {
             let e = ReactorError.errno("bind \(path)")
             Glibc.close(fd)
+            fd = -1   // deinit runs after a throwing init: never close twice
             throw e
         }
     }
 
     deinit {
-        Glibc.close(fd)
+        if fd >= 0 { Glibc.close(fd) }
         unlink(path)
     }
 

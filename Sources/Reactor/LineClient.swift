@@ -21,18 +21,18 @@ public final class LineClient {
         if rc != 0 {
             guard errno == EINPROGRESS else {
                 let e = ReactorError.errno("connect \(address)")
-                Glibc.close(fd)
+                close()
                 throw e
             }
             guard wait(for: Int16(POLLOUT), timeoutMs: timeoutMs) else {
-                Glibc.close(fd)
+                close()
                 throw ReactorError("connect \(address): timed out after \(timeoutMs) ms")
             }
             var err: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len)
             if err != 0 {
-                Glibc.close(fd)
+                close()
                 throw ReactorError("connect \(address): \(String(cString: strerror(err)))")
             }
         }

@@ -52,7 +52,7 @@ final class Daemon {
     private(set) var process: Process?
     var dataDir: String { dir + "/data" }
 
-    init(name: String, cluster: String = "", clientPort: UInt16? = nil) {
+    init(name: String, cluster: String = "", node: String = "", clientPort: UInt16? = nil) {
         dir = Harness.tempDir(name)
         self.clientPort = clientPort ?? Harness.freePort()
         configPath = dir + "/meshq.conf"
@@ -65,6 +65,7 @@ final class Daemon {
             peer = 127.0.0.1:\(Harness.freePort())
             client = 127.0.0.1:\(self.clientPort)
             data_dir = \(dir)/data
+            \(node)
             """
         try? text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }

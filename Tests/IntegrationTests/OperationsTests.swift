@@ -64,3 +64,67 @@ import Testing
         #expect(again.hasPrefix("TASK 1 "), "the 300 ms lease should have expired well within 20 s")
     }
 }
+
+@Suite(.serialized) struct MetricsTests {
+    private func get(_ port: UInt16, _ path: String) throws -> (status: String, body: String) {
+        let c = try LineClient(host: "127.0.0.1", port: port, timeoutMs: 10_000)
+        try c.send("GET \(path) HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        let all = try c.readToEnd()
+        let parts = all.components(separatedBy: "\r\n\r\n")
+        return (String(parts[0].split(separator: "\r\n").first ?? ""), parts.dropFirst().joined(separator: "\r\n\r\n"))
+    }
+
+    /// Parses with the Prometheus project's own Python parser; returns name{labels} -> value.
+    private func parse(_ text: String) throws -> [String: Double] {
+        let dir = Harness.tempDir("prom")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try text.write(toFile: dir + "/metrics.txt", atomically: true, encoding: .utf8)
+        let script = """
+            import sys, json
+            from prometheus_client.parser import text_string_to_metric_families
+            out = {}
+            for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+                for s in fam.samples:
+                    labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                    out[s.name + ("{" + labels + "}" if labels else "")] = s.value
+            print(json.dumps(out))
+            """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", script, dir + "/metrics.txt"]
+        let pipe = Pipe()
+        let err = Pipe()
+        p.standardOutput = pipe
+        p.standardError = err
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        let errText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw HarnessError("prometheus parser rejected /metrics: \(errText)") }
+        return try JSONSerialization.jsonObject(with: out) as? [String: Double] ?? [:]
+    }
+
+    @Test func metricsParseAsPrometheusTextAndMoveWithTheLoad() throws {
+        let port = Harness.freePort()
+        let d = try Daemon(name: "metrics", node: "metrics = 127.0.0.1:\(port)").start()
+        let health = try get(port, "/health")
+        #expect(health.status.contains(" 200 "))
+        #expect(health.body.contains("role=leader leader=1"))
+        #expect(try get(port, "/nope").status.contains(" 404 "))
+
+        let before = try parse(try get(port, "/metrics").body)
+        #expect(before["meshq_role{role=\"leader\"}"] == 1)
+        #expect(before["meshq_epoch"] == 1)
+        #expect(before["meshq_queue_ready"] == 0)
+        let c = try d.client()
+        _ = try c.pipeline((0..<100).map { "ENQUEUE m\($0)" })
+        _ = try c.pipeline(["DEQUEUE", "DEQUEUE"])
+        let after = try parse(try get(port, "/metrics").body)
+        #expect(after["meshq_queue_ready"] == 98)
+        #expect(after["meshq_queue_inflight"] == 2)
+        #expect(after["meshq_commits_total"]! >= before["meshq_commits_total"]! + 100)
+        #expect(after["meshq_commit_latency_seconds_count"]! > before["meshq_commit_latency_seconds_count"]!)
+        #expect(after["meshq_client_bytes_received_total"]! > before["meshq_client_bytes_received_total"]!)
+        #expect(after["meshq_client_connections"]! >= 1)
+    }
+}

@@ -39,6 +39,9 @@ public final class NodeCore {
     /// Index of the last entry handed to storage.
     public private(set) var lastIndex: UInt64
     public private(set) var lastEpoch: UInt64
+    /// Leaderships won since start, and entries committed (for metrics).
+    public private(set) var elections = 0
+    public private(set) var entriesCommitted = 0
 
     private var proposals: [Proposal] = []
     private var inflight = Deque<Proposal>()
@@ -126,6 +129,7 @@ public final class NodeCore {
     private func becomeLeader(epoch newEpoch: UInt64, now: Int64, tookMs: Int64) {
         role = .leader
         leaderId = nodeId
+        elections += 1
         epoch = newEpoch
         queue.releaseAllLeases()
         let l = clock.tick()
@@ -254,6 +258,7 @@ public final class NodeCore {
 
     private func commit(_ p: Proposal) {
         commitIndex = p.entry.index
+        entriesCommitted += 1
         lastEpoch = p.entry.epoch
         switch p.entry.op {
         case .noop:
