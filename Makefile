@@ -13,7 +13,7 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test bench install uninstall clean
+.PHONY: all deps testdeps build release run test bench install install-files uninstall clean
 
 all: build
 
@@ -48,18 +48,41 @@ test: testdeps
 bench: release
 	$(BIN_RELEASE)/meshq bench --local $(NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100
 
+UNITDIR    ?= /lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+MANDIR     ?= $(PREFIX)/share/man
+BUILD      ?= $(BIN_RELEASE)
+
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(BIN_RELEASE)/meshqd $(BIN_RELEASE)/meshq $(DESTDIR)$(PREFIX)/bin/
-	install -d $(DESTDIR)$(SYSCONFDIR)/meshq
+	$(MAKE) install-files BUILD=$(BIN_RELEASE)
+
+# The layout alone, from an existing build (the tests call it with the debug
+# build and a DESTDIR). With no DESTDIR, as root, it also creates the user.
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/meshq
+	install -m 0755 $(BUILD)/meshqd $(BUILD)/meshq $(DESTDIR)$(PREFIX)/bin/
+	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' systemd/meshqd@.service > $(DESTDIR)$(UNITDIR)/meshqd@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/meshqd@.service
+	install -m 0644 systemd/meshq.sysusers $(DESTDIR)$(SYSUSERSDIR)/meshq.conf
+	install -m 0644 man/meshq.1 $(DESTDIR)$(MANDIR)/man1/meshq.1
+	install -m 0644 man/meshq.conf.5 $(DESTDIR)$(MANDIR)/man5/meshq.conf.5
+	install -m 0644 man/meshqd.8 $(DESTDIR)$(MANDIR)/man8/meshqd.8
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/meshq/meshq.conf ]; then \
 		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/meshq/meshq.conf"; \
 	else \
 		install -m 0644 etc/meshq/meshq.conf $(DESTDIR)$(SYSCONFDIR)/meshq/meshq.conf; \
 	fi
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd meshq >/dev/null; then \
+		if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/meshq.conf; \
+		else useradd --system --home-dir /var/lib/meshq --shell /usr/sbin/nologin meshq; fi; \
+	fi
 
+# Keeps the config and the data: an operator removes those on purpose.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/meshqd $(DESTDIR)$(PREFIX)/bin/meshq
+	rm -f $(DESTDIR)$(PREFIX)/bin/meshqd $(DESTDIR)$(PREFIX)/bin/meshq \
+		$(DESTDIR)$(UNITDIR)/meshqd@.service $(DESTDIR)$(SYSUSERSDIR)/meshq.conf \
+		$(DESTDIR)$(MANDIR)/man1/meshq.1 $(DESTDIR)$(MANDIR)/man5/meshq.conf.5 $(DESTDIR)$(MANDIR)/man8/meshqd.8
 
 clean:
 	rm -rf .build
