@@ -26,8 +26,12 @@ deps:
 	fi
 
 # The metrics test validates /metrics with the Prometheus Python parser.
+# and the unit with systemd-analyze.
 testdeps: deps
 	@python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q prometheus_client
+	@command -v systemd-analyze >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq systemd; }
 
 build: deps
 	$(SWIFT) build

@@ -8,13 +8,16 @@ public final class DatagramSocket {
     private var fd: Int32 = -1
     public let path: String
 
+    /// `path` is a file path, or "@name" for Linux's abstract namespace.
     public init(path: String) throws(ReactorError) {
         self.path = path
-        let bytes = Array(path.utf8)
+        var bytes = Array(path.utf8)
+        let abstract = bytes.first == UInt8(ascii: "@")
+        if abstract { bytes[0] = 0 }
         guard bytes.count < 108 else { throw ReactorError("socket path too long: \(path)") }
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ReactorError.errno("socket") }
-        unlink(path)
+        if !abstract { unlink(path) }
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
@@ -22,7 +25,7 @@ public final class DatagramSocket {
         }
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, meshq_sockaddr_un_len(bytes.count + 1))
+                bind(fd, $0, meshq_sockaddr_un_len(bytes.count + (abstract ? 0 : 1)))
             }
         }
         guard rc == 0 else {
@@ -35,7 +38,7 @@ public final class DatagramSocket {
 
     deinit {
         if fd >= 0 { Glibc.close(fd) }
-        unlink(path)
+        if !path.hasPrefix("@") { unlink(path) }
     }
 
     /// The next datagram as text, or nil when none arrives within `timeoutMs`.
