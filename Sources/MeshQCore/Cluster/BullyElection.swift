@@ -1,0 +1,286 @@
+// BullyElection: leader election where the highest live id wins, with epochs
+// and votes so that a partition can never produce two leaders in one epoch.
+//
+// A candidate proposes epoch E = (highest epoch seen or voted) + 1 and asks
+// everyone. A higher-id node answers ANSWER and runs its own election (the
+// bully step: a returning higher node takes over); a lower one grants its vote
+// for E if it has not voted in E or later — or if its only vote in E is for
+// its own candidacy, which it then abandons (so simultaneous candidates
+// converge on the highest instead of splitting the votes forever; each node
+// still counts for one candidate per epoch). The candidate leads once a majority
+// (itself included) voted for E and no higher node answered before the
+// election timeout (or at once, when no higher node's link is up). One vote
+// per node per epoch means at most one majority per epoch: invariant 1.
+// A leader keeps leading only while a majority acknowledges its heartbeats;
+// any message showing a later epoch makes a node follow it (stale leaders step
+// down). Votes must be durable before they are sent: the `persistVote` output
+// comes first and the driver must apply outputs in order.
+//
+// Pure: inputs are messages, peer links and `now`; outputs are messages to
+// send and role changes. No clock, socket or randomness of its own.
+
+public final class BullyElection {
+    public enum Role: String, Sendable { case follower, candidate, leader }
+
+    public enum Message: Equatable, Sendable {
+        case election(epoch: UInt64, position: LogPosition)
+        case vote(epoch: UInt64, position: LogPosition)
+        case answer(epoch: UInt64)
+        case coordinator(epoch: UInt64)
+        case heartbeat(epoch: UInt64)
+        case heartbeatAck(epoch: UInt64)
+
+        var epoch: UInt64 {
+            switch self {
+            case .election(let e, _), .vote(let e, _), .answer(let e), .coordinator(let e),
+                 .heartbeat(let e), .heartbeatAck(let e):
+                return e
+            }
+        }
+    }
+
+    public enum Output: Equatable, Sendable {
+        case send(to: Int, Message)
+        /// Make "voted in epoch E" durable before the vote that follows leaves.
+        case persistVote(epoch: UInt64)
+        /// Won epoch E; `votes` holds each voter's log position (for recovery).
+        case becameLeader(epoch: UInt64, votes: [Int: LogPosition])
+        case following(leader: Int, epoch: UInt64)
+        /// No leader known any more (leader silent, or this leader lost its majority).
+        case leaderLost
+        case log(LogEvent)
+    }
+
+    public let nodeId: Int
+    public let members: [Int]
+    public var heartbeatIntervalMs: Int64
+    public var leaderTimeoutMs: Int64
+    public var electionTimeoutMs: Int64
+
+    public private(set) var role = Role.follower
+    public private(set) var leaderId: Int?
+    /// Highest epoch of a leader this node accepted (or is).
+    public private(set) var epoch: UInt64
+    /// Highest epoch this node voted in (its own candidacy included).
+    public private(set) var votedEpoch: UInt64
+    /// This node's log position, kept current by the driver.
+    public var position = LogPosition.zero
+    /// Peers whose link is up now, kept current by the driver.
+    public var peersUp: Set<Int> = []
+
+    /// Highest epoch in any message seen: proposals start above it.
+    private var seenEpoch: UInt64 = 0
+    private var lastHeardFromLeader: Int64 = 0
+    private var proposed: UInt64 = 0
+    private var votes: [Int: LogPosition] = [:]
+    private var answered = false
+    private var deadline: Int64 = 0
+    private var nextHeartbeat: Int64 = 0
+    private var lastAck: [Int: Int64] = [:]
+    private var electionStartedAt: Int64 = 0
+
+    public init(nodeId: Int, members: [Int], epoch: UInt64, votedEpoch: UInt64,
+                heartbeatIntervalMs: Int, leaderTimeoutMs: Int, electionTimeoutMs: Int) {
+        self.nodeId = nodeId
+        self.members = members.sorted()
+        self.epoch = epoch
+        self.votedEpoch = max(epoch, votedEpoch)
+        self.heartbeatIntervalMs = Int64(heartbeatIntervalMs)
+        self.leaderTimeoutMs = Int64(leaderTimeoutMs)
+        self.electionTimeoutMs = Int64(electionTimeoutMs)
+    }
+
+    public var majority: Int { members.count / 2 + 1 }
+    private var peers: [Int] { members.filter { $0 != nodeId } }
+    private var higherPeersUp: Bool { peersUp.contains { $0 > nodeId } }
+
+    // MARK: inputs
+
+    /// A node starts by calling an election: if a higher node leads, it answers;
+    /// if this node is the highest alive, it takes over.
+    public func start(now: Int64) -> [Output] {
+        startElection(now: now, reason: "start")
+    }
+
+    public func tick(now: Int64) -> [Output] {
+        switch role {
+        case .follower:
+            guard now - lastHeardFromLeader >= leaderTimeoutMs else { return [] }
+            var out: [Output] = []
+            if let l = leaderId {
+                out.append(.log(LogEvent(.warn, "leader_timeout", [("node", "\(nodeId)"), ("leader", "\(l)"),
+                                                                   ("epoch", "\(epoch)")])))
+                leaderId = nil
+                out.append(.leaderLost)
+            }
+            return out + startElection(now: now, reason: "leader_timeout")
+        case .candidate:
+            guard now >= deadline else { return [] }
+            if !answered && votes.count >= majority { return win(now: now) }
+            return startElection(now: now, reason: answered ? "no_coordinator" : "no_majority")
+        case .leader:
+            let alive = 1 + lastAck.values.filter { now - $0 < leaderTimeoutMs }.count
+            if alive < majority {
+                // Cut off from the majority: a lone survivor must not lead.
+                role = .follower
+                leaderId = nil
+                lastHeardFromLeader = now
+                return [.log(LogEvent(.warn, "leader_stepdown", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
+                                                                 ("reason", "lost_majority")])),
+                        .leaderLost]
+            }
+            guard now >= nextHeartbeat else { return [] }
+            nextHeartbeat = now + heartbeatIntervalMs
+            return peers.map { .send(to: $0, .heartbeat(epoch: epoch)) }
+        }
+    }
+
+    /// When `tick` next has something to do.
+    public func nextWakeup() -> Int64 {
+        switch role {
+        case .follower: return lastHeardFromLeader + leaderTimeoutMs
+        case .candidate: return deadline
+        case .leader: return nextHeartbeat
+        }
+    }
+
+    public func receive(from: Int, _ msg: Message, now: Int64) -> [Output] {
+        guard from != nodeId, members.contains(from) else { return [] }
+        seenEpoch = max(seenEpoch, msg.epoch)
+        switch msg {
+        case .election(let e, _):
+            if from < nodeId {
+                // Bully: tell the lower candidate we are here, and take over.
+                var out: [Output] = [.send(to: from, .answer(epoch: e))]
+                if role == .leader {
+                    out.append(.send(to: from, .coordinator(epoch: epoch)))
+                } else if role == .candidate ? e >= proposed : (leaderId ?? 0) < nodeId {
+                    out += startElection(now: now, reason: "bully")
+                }
+                return out
+            }
+            let ownCandidacy = role == .candidate && proposed == e && votedEpoch == e
+            guard e > votedEpoch || ownCandidacy else { return [] }
+            var out: [Output] = []
+            if role == .leader { out += stepDown(now: now, reason: "higher_candidate") }
+            if role == .candidate {
+                role = .follower
+                votes = [:]
+                lastHeardFromLeader = now
+            }
+            votedEpoch = e
+            out.append(.persistVote(epoch: e))
+            out.append(.send(to: from, .vote(epoch: e, position: position)))
+            return out
+        case .vote(let e, let pos):
+            guard role == .candidate, e == proposed else { return [] }
+            votes[from] = pos
+            if votes.count >= majority && !answered && !higherPeersUp { return win(now: now) }
+            return []
+        case .answer(let e):
+            guard role == .candidate, e == proposed, from > nodeId else { return [] }
+            answered = true
+            deadline = now + electionTimeoutMs
+            return [.log(LogEvent(.debug, "election_ok", [("node", "\(nodeId)"), ("from", "\(from)"), ("epoch", "\(e)")]))]
+        case .coordinator(let e), .heartbeat(let e):
+            return leaderSpoke(from: from, epoch: e, isHeartbeat: msg != .coordinator(epoch: e), now: now)
+        case .heartbeatAck(let e):
+            if e > epoch { return adoptHigherEpoch(e, now: now) }
+            if role == .leader && e == epoch { lastAck[from] = now }
+            return []
+        }
+    }
+
+    /// A peer's link went down: stop waiting on it.
+    public func peerDown(_ id: Int) {
+        peersUp.remove(id)
+        lastAck.removeValue(forKey: id)
+    }
+
+    // MARK: transitions
+
+    private func leaderSpoke(from: Int, epoch e: UInt64, isHeartbeat: Bool, now: Int64) -> [Output] {
+        if e < epoch {
+            // A stale leader: show it the current epoch so it steps down.
+            return [.send(to: from, .heartbeatAck(epoch: epoch))]
+        }
+        if role == .leader && e == epoch && from != nodeId {
+            // Cannot happen with one vote per node per epoch; never follow blindly.
+            return [.log(LogEvent(.error, "two_leaders", [("node", "\(nodeId)"), ("other", "\(from)"), ("epoch", "\(e)")]))]
+        }
+        var out: [Output] = []
+        if from < nodeId && role != .candidate {
+            // A lower node leads while we are alive: bully it (after following,
+            // so clients are served meanwhile).
+            out += follow(from, epoch: e, now: now)
+            if isHeartbeat { out.append(.send(to: from, .heartbeatAck(epoch: e))) }
+            return out + startElection(now: now, reason: "bully")
+        }
+        if role == .candidate && from < nodeId && e < proposed { return [] }
+        out += follow(from, epoch: e, now: now)
+        if isHeartbeat { out.append(.send(to: from, .heartbeatAck(epoch: e))) }
+        return out
+    }
+
+    private func follow(_ leader: Int, epoch e: UInt64, now: Int64) -> [Output] {
+        let changed = leaderId != leader || epoch != e || role != .follower
+        if role == .leader { lastAck.removeAll() }
+        role = .follower
+        leaderId = leader
+        epoch = e
+        votedEpoch = max(votedEpoch, e)
+        lastHeardFromLeader = now
+        return changed ? [.following(leader: leader, epoch: e)] : []
+    }
+
+    private func adoptHigherEpoch(_ e: UInt64, now: Int64) -> [Output] {
+        var out: [Output] = []
+        if role == .leader { out += stepDown(now: now, reason: "higher_epoch") }
+        epoch = e
+        votedEpoch = max(votedEpoch, e)
+        return out
+    }
+
+    private func stepDown(now: Int64, reason: String) -> [Output] {
+        role = .follower
+        leaderId = nil
+        lastAck.removeAll()
+        lastHeardFromLeader = now
+        return [.log(LogEvent(.warn, "leader_stepdown", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("reason", reason)])),
+                .leaderLost]
+    }
+
+    private func startElection(now: Int64, reason: String) -> [Output] {
+        role = .candidate
+        if leaderId != nil { leaderId = nil }
+        proposed = max(epoch, votedEpoch, seenEpoch) + 1
+        votedEpoch = proposed
+        votes = [nodeId: position]
+        answered = false
+        deadline = now + electionTimeoutMs
+        electionStartedAt = now
+        var out: [Output] = [
+            .persistVote(epoch: proposed),
+            .log(LogEvent(.info, "election_start", [("node", "\(nodeId)"), ("epoch", "\(proposed)"), ("reason", reason)])),
+        ]
+        out += peers.map { .send(to: $0, .election(epoch: proposed, position: position)) }
+        if votes.count >= majority && !higherPeersUp { out += win(now: now) }
+        return out
+    }
+
+    private func win(now: Int64) -> [Output] {
+        role = .leader
+        leaderId = nodeId
+        epoch = proposed
+        lastAck = [:]
+        for (id, _) in votes where id != nodeId { lastAck[id] = now }
+        nextHeartbeat = now + heartbeatIntervalMs
+        var out: [Output] = [
+            .log(LogEvent(.info, "leader_elected", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
+                                                    ("took_ms", "\(now - electionStartedAt)"), ("votes", "\(votes.count)")])),
+            .becameLeader(epoch: epoch, votes: votes),
+        ]
+        out += peers.map { .send(to: $0, .coordinator(epoch: epoch)) }
+        return out
+    }
+}

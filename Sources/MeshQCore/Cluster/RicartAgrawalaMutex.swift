@@ -1,0 +1,86 @@
+// RicartAgrawalaMutex: a cluster-wide critical section without a lock server.
+// To enter, a node sends REQUEST(ts, id) to every live peer and waits for a
+// REPLY from each. A node receiving a REQUEST replies at once unless it is
+// inside, or is itself requesting with a smaller (ts, id): then it defers the
+// reply until it leaves. (ts, id) pairs are totally ordered, so two requesters
+// never both wait for each other, and no two nodes are inside at once
+// (invariant 4). Only live peers are asked; a peer that dies while asked is
+// dropped from the wait set, so one crash cannot block the cluster.
+// The leader holds the section around each replication round, so two nodes
+// that both believe they lead never replicate at the same time.
+
+public final class RicartAgrawalaMutex {
+    public enum Message: Equatable, Sendable {
+        case request(ts: UInt64)
+        case reply
+    }
+
+    public enum Output: Equatable, Sendable {
+        case send(to: Int, Message)
+        case granted
+        case log(LogEvent)
+    }
+
+    public enum State: Equatable, Sendable { case idle, requesting, inside }
+
+    public let nodeId: Int
+    public private(set) var state = State.idle
+    public private(set) var requestTs: UInt64 = 0
+    private var waitingFor: Set<Int> = []
+    private var deferred: Set<Int> = []
+
+    public init(nodeId: Int) { self.nodeId = nodeId }
+
+    /// Peers whose reply we still need.
+    public var pendingReplies: Set<Int> { waitingFor }
+
+    /// Asks to enter with Lamport time `ts`, from the peers alive now.
+    public func request(ts: UInt64, livePeers: Set<Int>) -> [Output] {
+        precondition(state == .idle, "request while \(state)")
+        state = .requesting
+        requestTs = ts
+        waitingFor = livePeers.subtracting([nodeId])
+        var out: [Output] = [.log(LogEvent(.debug, "mutex_request", [("node", "\(nodeId)"), ("ts", "\(ts)")]))]
+        out += waitingFor.sorted().map { .send(to: $0, .request(ts: ts)) }
+        return out + enterIfDone()
+    }
+
+    public func receive(from: Int, _ msg: Message) -> [Output] {
+        switch msg {
+        case .request(let ts):
+            let mineFirst = state == .inside
+                || (state == .requesting && (requestTs, nodeId) < (ts, from))
+            if mineFirst {
+                deferred.insert(from)
+                return []
+            }
+            return [.send(to: from, .reply)]
+        case .reply:
+            guard state == .requesting else { return [] }
+            waitingFor.remove(from)
+            return enterIfDone()
+        }
+    }
+
+    /// Leaves the section and answers everyone who waited on us.
+    public func release() -> [Output] {
+        guard state == .inside else { return [] }
+        state = .idle
+        let out: [Output] = [.log(LogEvent(.debug, "mutex_release", [("node", "\(nodeId)")]))]
+        defer { deferred.removeAll() }
+        return out + deferred.sorted().map { .send(to: $0, .reply) }
+    }
+
+    /// A peer died: it will not reply, and needs no reply.
+    public func peerDown(_ id: Int) -> [Output] {
+        deferred.remove(id)
+        guard state == .requesting, waitingFor.remove(id) != nil else { return [] }
+        return enterIfDone()
+    }
+
+    private func enterIfDone() -> [Output] {
+        guard state == .requesting, waitingFor.isEmpty else { return [] }
+        state = .inside
+        return [.log(LogEvent(.debug, "mutex_granted", [("node", "\(nodeId)"), ("ts", "\(requestTs)")])), .granted]
+    }
+}

@@ -1,0 +1,202 @@
+import Testing
+@testable import MeshQCore
+
+/// N elections on an instant network with links that can be cut, a virtual
+/// clock, and a log of who led in which epoch.
+final class ElectionNet {
+    var nodes: [Int: BullyElection] = [:]
+    var alive: Set<Int>
+    var cut: Set<[Int]> = []
+    var now: Int64 = 0
+    var queue: [(from: Int, to: Int, BullyElection.Message)] = []
+    var leadersByEpoch: [UInt64: Set<Int>] = [:]
+    var persistedVotes: [Int: UInt64] = [:]
+
+    init(_ ids: [Int], alive: Set<Int>? = nil) {
+        self.alive = alive ?? Set(ids)
+        for id in ids {
+            nodes[id] = BullyElection(nodeId: id, members: ids, epoch: 0, votedEpoch: 0,
+                                      heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+        }
+        refreshLinks()
+    }
+
+    func linked(_ a: Int, _ b: Int) -> Bool {
+        alive.contains(a) && alive.contains(b) && !cut.contains([min(a, b), max(a, b)])
+    }
+
+    func refreshLinks() {
+        for (id, n) in nodes {
+            n.peersUp = Set(nodes.keys.filter { $0 != id && linked(id, $0) })
+            for p in nodes.keys where p != id && !linked(id, p) { n.peerDown(p) }
+        }
+    }
+
+    func apply(_ id: Int, _ outs: [BullyElection.Output]) {
+        for o in outs {
+            switch o {
+            case .send(let to, let m): queue.append((id, to, m))
+            case .persistVote(let e):
+                #expect(e >= persistedVotes[id, default: 0], "vote epochs go backwards on \(id)")
+                persistedVotes[id] = e
+            case .becameLeader(let e, _): leadersByEpoch[e, default: []].insert(id)
+            default: break
+            }
+        }
+    }
+
+    func deliver() {
+        while !queue.isEmpty {
+            let (f, t, m) = queue.removeFirst()
+            guard linked(f, t), let n = nodes[t] else { continue }
+            apply(t, n.receive(from: f, m, now: now))
+        }
+    }
+
+    func start(_ ids: [Int]? = nil) {
+        for id in (ids ?? nodes.keys.sorted()) where alive.contains(id) { apply(id, nodes[id]!.start(now: now)) }
+        deliver()
+    }
+
+    func run(ms: Int64) {
+        let end = now + ms
+        while now < end {
+            now += 10
+            for id in nodes.keys.sorted() where alive.contains(id) { apply(id, nodes[id]!.tick(now: now)) }
+            deliver()
+            for (e, ls) in leadersByEpoch { #expect(ls.count <= 1, "two leaders in epoch \(e): \(ls)") }
+        }
+    }
+
+    func leaders() -> [Int] { nodes.filter { alive.contains($0.key) && $0.value.role == .leader }.map(\.key).sorted() }
+
+    func crash(_ id: Int) { alive.remove(id); refreshLinks() }
+
+    func restart(_ id: Int) {
+        let old = nodes[id]!
+        // Durable: the highest vote. Leadership and epoch beyond it are not.
+        nodes[id] = BullyElection(nodeId: id, members: old.members, epoch: 0, votedEpoch: persistedVotes[id] ?? 0,
+                                  heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+        alive.insert(id)
+        refreshLinks()
+        apply(id, nodes[id]!.start(now: now))
+        deliver()
+    }
+}
+
+@Suite struct BullyElectionTests {
+    @Test func highestIdLeadsAndEveryoneAgrees() {
+        let net = ElectionNet([1, 2, 3])
+        net.start()
+        net.run(ms: 1_000)
+        #expect(net.leaders() == [3])
+        let epoch = net.nodes[3]!.epoch
+        for id in [1, 2] {
+            #expect(net.nodes[id]!.leaderId == 3)
+            #expect(net.nodes[id]!.epoch == epoch)
+            #expect(net.nodes[id]!.role == .follower)
+        }
+    }
+
+    @Test func simultaneousCandidatesYieldOneLeader() {
+        let net = ElectionNet([1, 2, 3], alive: [1, 2])
+        net.start()          // 1 and 2 both start elections at the same instant
+        net.run(ms: 2_000)
+        #expect(net.leaders() == [2])
+        #expect(net.nodes[1]!.leaderId == 2)
+    }
+
+    @Test func leaderCrashElectsTheNextHighestInAHigherEpoch() {
+        let net = ElectionNet([1, 2, 3])
+        net.start()
+        net.run(ms: 1_000)
+        let e3 = net.nodes[3]!.epoch
+        net.crash(3)
+        net.run(ms: 2_000)
+        #expect(net.leaders() == [2])
+        #expect(net.nodes[2]!.epoch > e3)
+        #expect(net.nodes[1]!.leaderId == 2)
+    }
+
+    @Test func returningHigherIdTakesOver() {
+        let net = ElectionNet([1, 2, 3])
+        net.start()
+        net.run(ms: 1_000)
+        net.crash(3)
+        net.run(ms: 2_000)
+        let e2 = net.nodes[2]!.epoch
+        net.restart(3)
+        net.run(ms: 2_000)
+        #expect(net.leaders() == [3])
+        #expect(net.nodes[3]!.epoch > e2)
+        #expect(net.nodes[2]!.leaderId == 3 && net.nodes[1]!.leaderId == 3)
+    }
+
+    @Test func loneSurvivorNeverLeads() {
+        let net = ElectionNet([1, 2, 3])
+        net.start()
+        net.run(ms: 1_000)
+        net.crash(3)
+        net.crash(2)
+        net.run(ms: 3_000)
+        #expect(net.leaders().isEmpty)
+        #expect(net.nodes[1]!.leaderId == nil)
+    }
+
+    @Test func leaderCutOffFromTheMajorityStepsDown() {
+        let net = ElectionNet([1, 2, 3])
+        net.start()
+        net.run(ms: 1_000)
+        net.cut = [[1, 3], [2, 3]]
+        net.refreshLinks()
+        net.run(ms: 3_000)
+        #expect(net.nodes[3]!.role != .leader)
+        #expect(net.leaders() == [2])
+    }
+
+    @Test func staleLeaderStepsDownWhenItSeesAHigherEpoch() {
+        let n = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
+                              heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+        n.peersUp = [1, 2]
+        _ = n.start(now: 0)
+        _ = n.receive(from: 1, .vote(epoch: 1, position: .zero), now: 1)
+        #expect(n.role == .leader && n.epoch == 1)
+        let out = n.receive(from: 2, .heartbeatAck(epoch: 7), now: 2)
+        #expect(n.role == .follower && n.epoch == 7)
+        #expect(out.contains(.leaderLost))
+        // A heartbeat from an older epoch is refused and answered with ours.
+        let stale = n.receive(from: 1, .heartbeat(epoch: 3), now: 3)
+        #expect(stale == [.send(to: 1, .heartbeatAck(epoch: 7))])
+        #expect(n.leaderId == nil)
+    }
+
+    @Test func oneVotePerEpoch() {
+        let n = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
+                              heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+        let first = n.receive(from: 2, .election(epoch: 5, position: .zero), now: 0)
+        #expect(first == [.persistVote(epoch: 5), .send(to: 2, .vote(epoch: 5, position: .zero))])
+        #expect(n.receive(from: 3, .election(epoch: 5, position: .zero), now: 1).isEmpty)
+        #expect(n.receive(from: 3, .election(epoch: 4, position: .zero), now: 2).isEmpty)
+        #expect(n.receive(from: 3, .election(epoch: 6, position: .zero), now: 3).contains(.persistVote(epoch: 6)))
+    }
+
+    @Test func votesCarryPositionsForRecovery() {
+        let net = ElectionNet([1, 2, 3])
+        net.nodes[1]!.position = LogPosition(epoch: 2, index: 40)
+        net.nodes[2]!.position = LogPosition(epoch: 2, index: 45)
+        var won: [Int: LogPosition] = [:]
+        let n3 = net.nodes[3]!
+        for o in n3.start(now: 0) {
+            if case .send(let to, let m) = o, let peer = net.nodes[to] {
+                for r in peer.receive(from: 3, m, now: 0) {
+                    if case .send(3, let reply) = r {
+                        for w in n3.receive(from: to, reply, now: 0) {
+                            if case .becameLeader(_, let v) = w { won = v }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(won[1] == LogPosition(epoch: 2, index: 40) || won[2] == LogPosition(epoch: 2, index: 45))
+    }
+}
