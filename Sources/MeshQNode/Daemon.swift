@@ -140,9 +140,11 @@ public enum Daemon {
 
         let store: NodeStore
         let recovered: NodeStore.Recovered
+        let votedEpoch: UInt64
         do {
             store = try NodeStore(directory: me.dataDir, fsync: config.cluster.fsync == .always)
             recovered = try store.recover()
+            votedEpoch = try store.loadVote()
         } catch {
             return fail("recovery_failed", "\(error)")
         }
@@ -153,7 +155,7 @@ public enum Daemon {
         let loop = EventLoop()
         let fdLimit = EventLoop.raiseFileLimit()
         let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
-                            snapshot: recovered.snapshot, entries: recovered.entries)
+                            snapshot: recovered.snapshot, entries: recovered.entries, votedEpoch: votedEpoch)
         let server = NodeServer(loop: loop, core: core, store: store, settings: config.cluster, logger: logger)
         var exitCode: Int32 = 0
         server.onFatal = { reason in
@@ -168,6 +170,20 @@ public enum Daemon {
             bound = try server.listen(on: addr)
         } catch {
             return fail("listen_failed", "client \(me.listenClient): \(error)")
+        }
+
+        var transport: PeerTransport?
+        if config.nodes.count > 1 {
+            let peers = Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.peer) })
+            let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, logger: logger)
+            t.connectTimeoutMs = max(200, min(2_000, config.cluster.leaderTimeoutMs))
+            do {
+                let addr = try SocketAddress.resolve(host: me.listenPeer.host, port: me.listenPeer.port)
+                try t.listen(on: addr)
+            } catch {
+                return fail("listen_failed", "peer \(me.listenPeer): \(error)")
+            }
+            transport = t
         }
 
         var metricsPort: UInt16?
@@ -221,6 +237,7 @@ public enum Daemon {
                                            ("members", "\(config.nodes.count)"),
                                            ("metrics", metricsPort.map { "\(me.metrics!.host):\($0)" } ?? "-")])
         server.start()
+        if let transport { server.connectPeers(transport) }
         let s = core.status()
         notifier?.notify("READY=1\nSTATUS=role=\(s.role) leader=\(s.leader.map(String.init) ?? "-") epoch=\(s.epoch)")
 

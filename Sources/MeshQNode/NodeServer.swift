@@ -24,6 +24,7 @@ public final class NodeServer {
     public private(set) var connectionsAccepted = 0
     public let metrics = NodeMetrics()
     private var http: HTTPServer?
+    private var transport: PeerTransport?
 
     public init(loop: EventLoop, core: NodeCore, store: NodeStore, settings: ClusterSettings, logger: Logger) {
         self.loop = loop
@@ -68,6 +69,29 @@ public final class NodeServer {
         return h.boundPort
     }
 
+    /// Joins the cluster bus: listens for peers and dials each of them.
+    public func connectPeers(_ t: PeerTransport) {
+        transport = t
+        t.onEnvelope = { [unowned self] env in
+            self.core.peerMessage(env, now: Clock.monotonicMs())
+            self.afterInput()
+        }
+        t.onLinkUp = { [unowned self] id in
+            self.core.peerUp(id)
+            self.afterInput()
+        }
+        t.onLinkDown = { [unowned self] id in
+            self.core.peerDown(id)
+            self.afterInput()
+        }
+        t.start()
+    }
+
+    private func afterInput() {
+        if core.hasEffects { applyEffects() }
+        endOfIteration.activate()
+    }
+
     public func start() {
         core.start(now: Clock.monotonicMs())
         applyEffects()
@@ -80,6 +104,7 @@ public final class NodeServer {
         listener = nil
         http?.close()
         http = nil
+        transport?.stop()
         // Whatever is proposed but not yet durable is simply not acknowledged.
         for s in Array(sessions.values) { s.connection.close() }
     }
@@ -87,6 +112,11 @@ public final class NodeServer {
     public func reload(_ new: ClusterSettings) {
         settings = new
         core.settings = new
+        if let e = core.election {
+            e.heartbeatIntervalMs = Int64(new.heartbeatIntervalMs)
+            e.leaderTimeoutMs = Int64(new.leaderTimeoutMs)
+            e.electionTimeoutMs = Int64(new.electionTimeoutMs)
+        }
         logger.level = new.logLevel
     }
 
@@ -185,6 +215,16 @@ public final class NodeServer {
                     logger.emit(event)
                 case .persist(let entries):
                     persist(entries)
+                case .sendPeer(let env):
+                    transport?.send(env)
+                case .persistVote(let epoch):
+                    do {
+                        try store.persistVote(epoch)
+                    } catch {
+                        // A vote that is not durable must not be sent.
+                        onFatal?("vote write failed: \(error)")
+                        return
+                    }
                 }
             }
         }

@@ -17,6 +17,7 @@ public final class NodeStore {
     }
 
     private let log: DurableLog
+    private let vote: VoteFile
     public let directory: String
     /// Compact once the log is at least this big...
     public var compactMinBytes = 64 << 20
@@ -26,7 +27,13 @@ public final class NodeStore {
     public init(directory: String, fsync: Bool) throws {
         self.directory = directory
         log = try DurableLog(directory: directory, fsync: fsync)
+        vote = VoteFile(directory: directory)
     }
+
+    /// The highest epoch this node voted in (0 if it never voted).
+    public func loadVote() throws -> UInt64 { try vote.load() }
+
+    public func persistVote(_ epoch: UInt64) throws { try vote.store(epoch) }
 
     public func recover() throws -> Recovered {
         let r = try log.recover()

@@ -30,6 +30,8 @@ final class SingleNodeHarness {
                 case .persist(let entries):
                     disk += entries
                     core.persisted(through: entries.last!.index, now: now)
+                case .sendPeer, .persistVote:
+                    Issue.record("a cluster of one has no peers")
                 }
             }
         }

@@ -214,3 +214,17 @@ private func logFiles(_ dir: String) -> [String] {
         again.release()
     }
 }
+
+@Suite struct VoteFileTests {
+    @Test func voteSurvivesReopenAndCorruptionIsAnError() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let v = VoteFile(directory: dir)
+        #expect(try v.load() == 0)
+        try v.store(7)
+        try v.store(9)
+        #expect(try VoteFile(directory: dir).load() == 9)
+        try "nine".write(toFile: v.path, atomically: true, encoding: .utf8)
+        #expect(throws: StorageError.self) { try v.load() }
+    }
+}

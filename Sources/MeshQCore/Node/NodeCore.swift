@@ -19,6 +19,10 @@ public final class NodeCore {
         /// Append these entries to the durable log and sync, then call `persisted(through:)`.
         case persist([LogEntry])
         case log(LogEvent)
+        /// Send to a peer (over the cluster bus).
+        case sendPeer(PeerEnvelope)
+        /// Make the vote epoch durable before any later effect is applied.
+        case persistVote(UInt64)
     }
 
     private struct Proposal {
@@ -49,10 +53,12 @@ public final class NodeCore {
     private var pendingPayloadBytes = 0
     private var waiters = WaiterQueue()
     private var effects: [Effect] = []
+    /// Multi-node clusters elect; a cluster of one simply leads.
+    public let election: BullyElection?
 
     /// Rebuilds the state from a snapshot and the entries logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
-                snapshot: QueueSnapshot?, entries: [LogEntry]) {
+                snapshot: QueueSnapshot?, entries: [LogEntry], votedEpoch: UInt64 = 0) {
         self.nodeId = nodeId
         self.memberIds = memberIds.sorted()
         self.settings = settings
@@ -78,6 +84,16 @@ public final class NodeCore {
         self.lastEpoch = epoch
         self.epoch = epoch
         self.nextTaskId = queue.highestTaskId + 1
+        if memberIds.count > 1 {
+            let e = BullyElection(nodeId: nodeId, members: memberIds, epoch: epoch, votedEpoch: votedEpoch,
+                                  heartbeatIntervalMs: settings.heartbeatIntervalMs,
+                                  leaderTimeoutMs: settings.leaderTimeoutMs,
+                                  electionTimeoutMs: settings.electionTimeoutMs)
+            e.position = LogPosition(epoch: epoch, index: index)
+            election = e
+        } else {
+            election = nil
+        }
     }
 
     private static func apply(_ op: LogEntry.Operation, to queue: inout TaskQueue) {
@@ -101,12 +117,7 @@ public final class NodeCore {
 
     /// The earliest time `tick` has work to do.
     public func nextWakeup() -> Int64? {
-        switch (queue.nextLeaseDeadline(), waiters.nextDeadline()) {
-        case let (a?, b?): return min(a, b)
-        case let (a?, nil): return a
-        case let (nil, b?): return b
-        case (nil, nil): return nil
-        }
+        [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup()].compactMap { $0 }.min()
     }
 
     // MARK: inputs
@@ -120,9 +131,59 @@ public final class NodeCore {
             // A cluster of one: this node is the majority, so it leads at once
             // in a new epoch, made durable by the epoch's first (noop) entry.
             becomeLeader(epoch: epoch + 1, now: now, tookMs: 0)
-        } else {
-            log(.warn, "cluster_unavailable", [("node", "\(nodeId)"), ("members", "\(memberIds.count)"),
-                                               ("reason", "multi-node coordination is not built yet")])
+        } else if let election {
+            log(.warn, "replication_unavailable", [("node", "\(nodeId)"), ("members", "\(memberIds.count)"),
+                                                   ("reason", "replication is not built yet: commands that need a leader answer ERR NOLEADER")])
+            apply(election.start(now: now))
+        }
+    }
+
+    // MARK: the cluster
+
+    /// An envelope from a peer (already checked to come from `env.from`).
+    public func peerMessage(_ env: PeerEnvelope, now: Int64) {
+        clock.merge(env.lamport)
+        guard let election else { return }
+        switch env.body {
+        case .hello:
+            break
+        case .election(let m):
+            apply(election.receive(from: env.from, m, now: now))
+        }
+    }
+
+    public func peerUp(_ id: Int) {
+        election?.peersUp.insert(id)
+    }
+
+    public func peerDown(_ id: Int) {
+        election?.peerDown(id)
+    }
+
+    private func apply(_ outputs: [BullyElection.Output]) {
+        guard let election else { return }
+        for o in outputs {
+            switch o {
+            case .send(let to, let m):
+                effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: to, lamport: clock.tick(), epoch: election.epoch,
+                                                      body: .election(m))))
+            case .persistVote(let e):
+                effects.append(.persistVote(e))
+            case .becameLeader, .following, .leaderLost:
+                break
+            case .log(var event):
+                if event.field("lamport") == nil { event.fields.append(("lamport", "\(clock.time)")) }
+                effects.append(.log(event))
+            }
+        }
+        let wasLeader = role == .leader
+        role = Role(rawValue: election.role.rawValue) ?? .follower
+        leaderId = election.leaderId
+        epoch = max(epoch, election.epoch)
+        if wasLeader && role != .leader {
+            // Leases are leader-local; blocked consumers learn there is no leader here.
+            queue.releaseAllLeases()
+            for w in waiters.removeAll() { reply(w.ref, .error(.noleader, "this node stopped leading")) }
         }
     }
 
@@ -160,8 +221,10 @@ public final class NodeCore {
     }
 
     private func requireLeader(_ ref: ClientRef) -> Bool {
-        guard role == .leader else {
-            reply(ref, .error(.noleader, "no leader is reachable"))
+        guard role == .leader, election == nil else {
+            let why = election == nil ? "no leader is reachable"
+                : "replication is not built yet, so no node of a multi-node cluster serves the queue"
+            reply(ref, .error(.noleader, why))
             return false
         }
         return true
@@ -275,6 +338,7 @@ public final class NodeCore {
 
     /// Time passes: expired leases return their tasks, ended waits answer EMPTY.
     public func tick(now: Int64) {
+        if let election { apply(election.tick(now: now)) }
         for id in queue.expireLeases(now: now) {
             log(.info, "task_requeued", [("node", "\(nodeId)"), ("task", "\(id)"),
                                          ("reason", "lease_expired"), ("lamport", "\(clock.time)")])
@@ -291,7 +355,7 @@ public final class NodeCore {
     public func status(extra: [(String, String)] = []) -> StatusReport {
         StatusReport(id: nodeId, role: role.rawValue, leader: leaderId, epoch: epoch, lamport: clock.time,
                      commit: commitIndex, ready: queue.readyCount, inflight: queue.leasedCount,
-                     mailbox: 0, peersUp: 0, offsetMs: 0,
+                     mailbox: 0, peersUp: election?.peersUp.count ?? 0, offsetMs: 0,
                      extra: [("tasks", "\(queue.count)"), ("members", "\(memberIds.count)")] + extra)
     }
 

@@ -1,0 +1,50 @@
+// Three real meshqd processes: Bully election with epochs over the peer bus.
+// (Replication is the next step of the cluster work; until then a multi-node
+// cluster refuses queue commands, so nothing is acknowledged without a majority.)
+import Foundation
+import Testing
+
+@Suite(.serialized) struct ClusterElectionTests {
+    @Test func highestNodeLeadsAndAllAgreeOnLeaderAndEpoch() throws {
+        let c = Cluster(name: "elect")
+        try c.start()
+        let epoch = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        #expect(epoch >= 1)
+        #expect(c.status(1)?["peers_up"] == "2")
+        #expect(c.log(3).contains("event=leader_elected node=3"))
+        // Lamport stamps cross the bus: followers' clocks moved past their own few events.
+        #expect(UInt64(c.status(1)?["lamport"] ?? "0")! > 3)
+        // No replication yet: the queue refuses rather than acknowledge unreplicated work.
+        #expect(try c.client(1).request("ENQUEUE x").hasPrefix("ERR NOLEADER "))
+    }
+
+    @Test func leaderCrashFailsOverAndTheReturningHigherNodeTakesBack() throws {
+        let c = Cluster(name: "failover")
+        try c.start()
+        let e1 = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        c.kill9(3)
+        let e2 = try #require(c.awaitAgreement(on: 2, among: [1, 2]))
+        #expect(e2 > e1)
+        #expect(c.log(1).contains("event=leader_timeout") || c.log(2).contains("event=leader_timeout"))
+        try c.start([3])
+        let e3 = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        #expect(e3 > e2)
+    }
+
+    @Test func loneSurvivorOfThreeNeverLeads() throws {
+        let c = Cluster(name: "survivor")
+        try c.start()
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        c.kill9(3)
+        c.kill9(2)
+        // Wait until node 1 has tried and failed to win several times.
+        let tried = Harness.eventually(timeout: 30) {
+            c.log(1).components(separatedBy: "event=election_start").count > 4
+        }
+        #expect(tried)
+        let s = try #require(c.status(1))
+        #expect(s["role"] != "leader")
+        #expect(s["leader"] == "-")
+        #expect(s["peers_up"] == "0")
+    }
+}
