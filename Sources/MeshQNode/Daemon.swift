@@ -148,6 +148,10 @@ public enum Daemon {
         } catch {
             return fail("recovery_failed", "\(error)")
         }
+        if let moved = recovered.discardedSnapshot {
+            logger.log(.warn, "snapshot_discarded", [("node", node), ("moved_to", moved),
+                                                     ("reason", "checksum mismatch; the previous generation holds the same state")])
+        }
         if recovered.droppedTailBytes > 0 {
             logger.log(.warn, "log_torn_tail", [("node", node), ("dropped_bytes", "\(recovered.droppedTailBytes)")])
         }

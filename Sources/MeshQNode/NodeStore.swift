@@ -10,6 +10,8 @@ public final class NodeStore {
         public var snapshot: QueueSnapshot?
         public var entries: [LogEntry]
         public var droppedTailBytes: Int
+        /// A corrupt newest snapshot set aside (nothing was lost by it).
+        public var discardedSnapshot: String?
     }
 
     public struct CorruptData: Error, CustomStringConvertible {
@@ -52,7 +54,8 @@ public final class NodeStore {
             }
             entries.append(e)
         }
-        return Recovered(snapshot: snapshot, entries: entries, droppedTailBytes: r.droppedTailBytes)
+        return Recovered(snapshot: snapshot, entries: entries, droppedTailBytes: r.droppedTailBytes,
+                         discardedSnapshot: r.discardedSnapshot)
     }
 
     /// Appends and makes durable (per the fsync setting) a batch of entries.

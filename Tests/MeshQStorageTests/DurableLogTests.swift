@@ -390,17 +390,3 @@ private func logWith(_ count: Int, fsync: Bool = false) throws -> String {
         #expect(throws: StorageError.self) { try DurableLog(directory: c, fsync: false).recover() }
     }
 }
-
-@Suite struct VoteFileTests {
-    @Test func voteSurvivesReopenAndCorruptionIsAnError() throws {
-        let dir = tempDir()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let v = VoteFile(directory: dir)
-        #expect(try v.load() == 0)
-        try v.store(7)
-        try v.store(9)
-        #expect(try VoteFile(directory: dir).load() == 9)
-        try "nine".write(toFile: v.path, atomically: true, encoding: .utf8)
-        #expect(throws: StorageError.self) { try v.load() }
-    }
-}
