@@ -73,7 +73,7 @@ public final class NodeServer {
     public func connectPeers(_ t: PeerTransport) {
         transport = t
         t.onEnvelope = { [unowned self] env in
-            self.core.peerMessage(env, now: Clock.monotonicMs())
+            self.core.peerMessage(env, now: Clock.monotonicMs(), wallMs: Clock.wallMs())
             self.afterInput()
         }
         t.onLinkUp = { [unowned self] id in
@@ -190,7 +190,7 @@ public final class NodeServer {
 
     private func wakeupFired() {
         armedWakeup = nil
-        core.tick(now: Clock.monotonicMs())
+        core.tick(now: Clock.monotonicMs(), wallMs: Clock.wallMs())
         applyEffects()
         endOfIteration.activate()
     }

@@ -48,3 +48,24 @@ import Testing
         #expect(s["peers_up"] == "0")
     }
 }
+
+@Suite(.serialized) struct ClusterTimeSyncTests {
+    @Test func followersSampleTheLeadersClock() throws {
+        let c = Cluster(name: "cristian", cluster: """
+            heartbeat_interval_ms = 50
+            leader_timeout_ms = 400
+            election_timeout_ms = 200
+            time_sync_interval_ms = 200
+            """)
+        try c.start()
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        #expect(Harness.eventually { c.log(1).contains("event=time_sync node=1 leader=3 offset_ms=") })
+        #expect(Harness.eventually { c.log(2).components(separatedBy: "event=time_sync").count > 3 })
+        // One machine, one clock: the estimate is near zero, and the leader reports 0.
+        let offset = Double(try #require(c.status(1)?["offset_ms"]))!
+        #expect(abs(offset) < 100)
+        #expect(c.status(3)?["offset_ms"] == "0.00")
+        let line = c.log(2).split(separator: "\n").last { $0.contains("event=time_sync") }.map(String.init) ?? ""
+        #expect(line.hasPrefix("level=info ") && line.contains(" rtt_ms="))
+    }
+}

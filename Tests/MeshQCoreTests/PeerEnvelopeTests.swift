@@ -8,6 +8,7 @@ import Testing
         .election(.vote(epoch: 9, position: .zero)),
         .election(.answer(epoch: 9)), .election(.coordinator(epoch: 9)),
         .election(.heartbeat(epoch: UInt64.max)), .election(.heartbeatAck(epoch: 0)),
+        .timeRequest(seq: 42), .timeReply(seq: 42, serverMs: 1_790_000_000_123),
     ]
 
     @Test func everyMessageRoundTripsThroughAFrame() {

@@ -11,6 +11,10 @@ public struct PeerEnvelope: Equatable, Sendable {
         /// First frame on every connection: who is speaking.
         case hello(nodeId: Int)
         case election(BullyElection.Message)
+        /// Cristian: a follower asks the leader for its wall clock...
+        case timeRequest(seq: UInt64)
+        /// ...and the leader answers with it (ms since the epoch).
+        case timeReply(seq: UInt64, serverMs: Int64)
     }
 
     public static let version: UInt8 = 1
@@ -33,6 +37,7 @@ public struct PeerEnvelope: Equatable, Sendable {
     private enum Kind: UInt8 {
         case hello = 1
         case election = 10, vote, answer, coordinator, heartbeat, heartbeatAck
+        case timeRequest = 20, timeReply
     }
 
     /// The whole frame, length prefix included.
@@ -51,6 +56,8 @@ public struct PeerEnvelope: Equatable, Sendable {
             case .heartbeat: w.u8(Kind.heartbeat.rawValue)
             case .heartbeatAck: w.u8(Kind.heartbeatAck.rawValue)
             }
+        case .timeRequest: w.u8(Kind.timeRequest.rawValue)
+        case .timeReply: w.u8(Kind.timeReply.rawValue)
         }
         w.u32(UInt32(truncatingIfNeeded: from))
         w.u32(UInt32(truncatingIfNeeded: to))
@@ -68,6 +75,11 @@ public struct PeerEnvelope: Equatable, Sendable {
             case .answer(let e), .coordinator(let e), .heartbeat(let e), .heartbeatAck(let e):
                 w.u64(e)
             }
+        case .timeRequest(let seq):
+            w.u64(seq)
+        case .timeReply(let seq, let ms):
+            w.u64(seq)
+            w.i64(ms)
         }
         var bytes = w.bytes
         let n = UInt32(bytes.count - 4)
@@ -106,6 +118,12 @@ public struct PeerEnvelope: Equatable, Sendable {
             case .heartbeat: body = .election(.heartbeat(epoch: e))
             default: body = .election(.heartbeatAck(epoch: e))
             }
+        case .timeRequest:
+            guard let seq = r.u64() else { return .failure(.truncated) }
+            body = .timeRequest(seq: seq)
+        case .timeReply:
+            guard let seq = r.u64(), let ms = r.i64() else { return .failure(.truncated) }
+            body = .timeReply(seq: seq, serverMs: ms)
         }
         guard r.isAtEnd else { return .failure(.trailingBytes) }
         return .success(PeerEnvelope(from: Int(from), to: Int(to), lamport: lamport, epoch: epoch, body: body))

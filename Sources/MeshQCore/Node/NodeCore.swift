@@ -55,6 +55,12 @@ public final class NodeCore {
     private var effects: [Effect] = []
     /// Multi-node clusters elect; a cluster of one simply leads.
     public let election: BullyElection?
+    /// Followers' estimate of the leader's clock (Cristian).
+    public private(set) var cristian = CristianClock()
+    private var nextTimeSync: Int64 = 0
+    private var timeSyncSeq: UInt64 = 0
+    private var timeRequests: [UInt64: Int64] = [:]
+    private var syncedLeader: Int?
 
     /// Rebuilds the state from a snapshot and the entries logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
@@ -117,7 +123,8 @@ public final class NodeCore {
 
     /// The earliest time `tick` has work to do.
     public func nextWakeup() -> Int64? {
-        [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup()].compactMap { $0 }.min()
+        let sync: Int64? = role == .follower && leaderId != nil ? (syncedLeader == leaderId ? nextTimeSync : 0) : nil
+        return [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync].compactMap { $0 }.min()
     }
 
     // MARK: inputs
@@ -141,7 +148,7 @@ public final class NodeCore {
     // MARK: the cluster
 
     /// An envelope from a peer (already checked to come from `env.from`).
-    public func peerMessage(_ env: PeerEnvelope, now: Int64) {
+    public func peerMessage(_ env: PeerEnvelope, now: Int64, wallMs: Int64) {
         clock.merge(env.lamport)
         guard let election else { return }
         switch env.body {
@@ -149,7 +156,38 @@ public final class NodeCore {
             break
         case .election(let m):
             apply(election.receive(from: env.from, m, now: now))
+        case .timeRequest(let seq):
+            if role == .leader { sendPeer(to: env.from, .timeReply(seq: seq, serverMs: wallMs)) }
+        case .timeReply(let seq, let serverMs):
+            guard env.from == leaderId, let t0 = timeRequests.removeValue(forKey: seq),
+                  let s = cristian.add(sentAtMs: Double(t0), serverTimeMs: Double(serverMs), receivedAtMs: Double(wallMs))
+            else { return }
+            log(.info, "time_sync", [("node", "\(nodeId)"), ("leader", "\(env.from)"), ("offset_ms", formatMs(cristian.offsetMs)),
+                                     ("rtt_ms", formatMs(s.rttMs)), ("sample_offset_ms", formatMs(s.offsetMs))])
         }
+    }
+
+    private func sendPeer(to: Int, _ body: PeerEnvelope.Body) {
+        effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: to, lamport: clock.tick(),
+                                              epoch: election?.epoch ?? epoch, body: body)))
+    }
+
+    /// Followers sample the leader's clock every time_sync_interval_ms, and at
+    /// once when they start following a new leader.
+    private func timeSync(now: Int64, wallMs: Int64) {
+        guard role == .follower, let leader = leaderId else { return }
+        if syncedLeader != leader {
+            syncedLeader = leader
+            cristian.reset()
+            timeRequests.removeAll()
+            nextTimeSync = now
+        }
+        guard now >= nextTimeSync else { return }
+        nextTimeSync = now + Int64(settings.timeSyncIntervalMs)
+        timeSyncSeq += 1
+        timeRequests[timeSyncSeq] = wallMs
+        if timeRequests.count > 16, let oldest = timeRequests.keys.min() { timeRequests.removeValue(forKey: oldest) }
+        sendPeer(to: leader, .timeRequest(seq: timeSyncSeq))
     }
 
     public func peerUp(_ id: Int) {
@@ -165,8 +203,7 @@ public final class NodeCore {
         for o in outputs {
             switch o {
             case .send(let to, let m):
-                effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: to, lamport: clock.tick(), epoch: election.epoch,
-                                                      body: .election(m))))
+                sendPeer(to: to, .election(m))
             case .persistVote(let e):
                 effects.append(.persistVote(e))
             case .becameLeader, .following, .leaderLost:
@@ -337,8 +374,11 @@ public final class NodeCore {
     }
 
     /// Time passes: expired leases return their tasks, ended waits answer EMPTY.
-    public func tick(now: Int64) {
-        if let election { apply(election.tick(now: now)) }
+    public func tick(now: Int64, wallMs: Int64 = 0) {
+        if let election {
+            apply(election.tick(now: now))
+            timeSync(now: now, wallMs: wallMs)
+        }
         for id in queue.expireLeases(now: now) {
             log(.info, "task_requeued", [("node", "\(nodeId)"), ("task", "\(id)"),
                                          ("reason", "lease_expired"), ("lamport", "\(clock.time)")])
@@ -355,7 +395,8 @@ public final class NodeCore {
     public func status(extra: [(String, String)] = []) -> StatusReport {
         StatusReport(id: nodeId, role: role.rawValue, leader: leaderId, epoch: epoch, lamport: clock.time,
                      commit: commitIndex, ready: queue.readyCount, inflight: queue.leasedCount,
-                     mailbox: 0, peersUp: election?.peersUp.count ?? 0, offsetMs: 0,
+                     mailbox: 0, peersUp: election?.peersUp.count ?? 0,
+                     offsetMs: role == .leader ? 0 : cristian.offsetMs,
                      extra: [("tasks", "\(queue.count)"), ("members", "\(memberIds.count)")] + extra)
     }
 
