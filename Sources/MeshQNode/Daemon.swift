@@ -240,10 +240,20 @@ public enum Daemon {
                                            ("backend", loop.method), ("max_fds", "\(fdLimit)"),
                                            ("members", "\(config.nodes.count)"),
                                            ("metrics", metricsPort.map { "\(me.metrics!.host):\($0)" } ?? "-")])
+        // READY=1 once the node has joined: it leads, or follows a leader (a
+        // cluster of one leads as soon as it has recovered). STATUS= follows
+        // every change of role, leader or epoch.
+        var ready = false
+        server.onRoleChange = { s in
+            var msg = "STATUS=role=\(s.role) leader=\(s.leader.map(String.init) ?? "-") epoch=\(s.epoch)"
+            if !ready && s.leader != nil {
+                ready = true
+                msg = "READY=1\n" + msg
+            }
+            notifier?.notify(msg)
+        }
         server.start()
         if let transport { server.connectPeers(transport) }
-        let s = core.status()
-        notifier?.notify("READY=1\nSTATUS=role=\(s.role) leader=\(s.leader.map(String.init) ?? "-") epoch=\(s.epoch)")
 
         loop.run()
 

@@ -19,6 +19,9 @@ public final class NodeServer {
     private var endOfIteration: DeferredEvent!
     private var wakeup: Timer!
     private var armedWakeup: Int64?
+    /// (role, leader, epoch) changed: systemd's STATUS= line follows it.
+    public var onRoleChange: ((StatusReport) -> Void)?
+    private var reportedRole: String?
     /// A failed fsync: we must never answer OK again; the process exits.
     public var onFatal: ((String) -> Void)?
     public private(set) var connectionsAccepted = 0
@@ -205,7 +208,16 @@ public final class NodeServer {
         wakeup.schedule(afterMs: Int(max(0, next - Clock.monotonicMs())) + 1)
     }
 
+    private func reportRoleIfChanged() {
+        let s = core.status()
+        let key = "\(s.role) \(s.leader.map(String.init) ?? "-") \(s.epoch)"
+        guard key != reportedRole else { return }
+        reportedRole = key
+        onRoleChange?(s)
+    }
+
     private func applyEffects() {
+        defer { reportRoleIfChanged() }
         while core.hasEffects {
             for effect in core.takeEffects() {
                 switch effect {

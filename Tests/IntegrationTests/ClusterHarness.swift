@@ -30,9 +30,10 @@ final class Cluster {
     func logPath(_ id: Int) -> String { "\(dir)/node\(id).log" }
     func log(_ id: Int) -> String { (try? String(contentsOfFile: logPath(id), encoding: .utf8)) ?? "" }
 
-    func start(_ only: [Int]? = nil) throws {
+    func start(_ only: [Int]? = nil, environment: [Int: [String: String]] = [:]) throws {
         for id in only ?? ids {
-            processes[id] = try Daemon.launch(config: configPath, id: id, log: logPath(id))
+            processes[id] = try Daemon.launch(config: configPath, id: id, log: logPath(id),
+                                              environment: environment[id] ?? [:])
         }
         for id in only ?? ids {
             let up = Harness.eventually(timeout: 30) {

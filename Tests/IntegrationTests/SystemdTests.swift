@@ -73,3 +73,32 @@ import Testing
         #expect(Harness.eventually(timeout: 5) { sock.receive(timeoutMs: 100)?.contains("STOPPING=1") == true })
     }
 }
+
+@Suite(.serialized) struct SystemdClusterTests {
+    @Test func readyOnlyOnceTheNodeFollowsALeaderAndStatusTracksFailover() throws {
+        let c = Cluster(name: "notify3")
+        let sock = try DatagramSocket(path: c.dir + "/notify.sock")
+        // Node 1 alone cannot join: no READY yet.
+        try c.start([1], environment: [1: ["NOTIFY_SOCKET": sock.path]])
+        var early: [String] = []
+        while let m = sock.receive(timeoutMs: 300) { early.append(m) }
+        #expect(!early.contains { $0.contains("READY=1") }, "READY before joining: \(early)")
+        try c.start([2, 3])
+        var got: [String] = []
+        let joined = Harness.eventually {
+            while let m = sock.receive(timeoutMs: 50) { got.append(m) }
+            return got.contains { $0.contains("READY=1") }
+        }
+        #expect(joined)
+        #expect(got.first { $0.contains("READY=1") }?.contains("STATUS=role=follower leader=") == true)
+        // A failover shows in STATUS= without any READY again.
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        c.kill9(3)
+        let moved = Harness.eventually {
+            while let m = sock.receive(timeoutMs: 50) { got.append(m) }
+            return got.contains { $0.contains("STATUS=role=follower leader=2 ") }
+        }
+        #expect(moved, "\(got)")
+        #expect(got.filter { $0.contains("READY=1") }.count == 1)
+    }
+}
