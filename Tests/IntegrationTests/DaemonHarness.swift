@@ -32,6 +32,20 @@ enum Harness {
         return dir
     }
 
+    /// Runs a program to completion; returns its status and stdout+stderr.
+    static func run(_ tool: String, _ args: [String]) throws -> (status: Int32, output: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: tool)
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let out = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+    }
+
     /// Polls `condition` until it holds or `timeout` passes.
     @discardableResult
     static func eventually(timeout: Double = 20, _ condition: () -> Bool) -> Bool {

@@ -8,16 +8,7 @@ import Testing
         .deletingLastPathComponent().path
 
     private func make(_ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["make", "-s", "-C", Self.root] + args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+        try Harness.run("/usr/bin/env", ["make", "-s", "-C", Self.root] + args)
     }
 
     @Test func installLaysOutEveryFileAndKeepsAnExistingConfig() throws {

@@ -9,19 +9,6 @@ import Testing
     static let unitPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("systemd/meshqd@.service").path
 
-    private func run(_ tool: String, _ args: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: tool)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
-    }
-
     /// The unit as installed, except that it points at the meshqd built here
     /// (verify insists the binary exists).
     private func instantiatedUnit() throws -> String {
@@ -37,10 +24,10 @@ import Testing
     @Test func unitVerifiesCleanAndScoresOK() throws {
         let unit = try instantiatedUnit()
         defer { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: unit).deletingLastPathComponent().path) }
-        let (_, verify) = try run("/usr/bin/systemd-analyze", ["verify", "--man=no", unit])
+        let (_, verify) = try Harness.run("/usr/bin/systemd-analyze", ["verify", "--man=no", unit])
         // verify exits 0 on warnings: any output at all is a finding.
         #expect(verify.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "systemd-analyze verify: \(verify)")
-        let (_, security) = try run("/usr/bin/systemd-analyze", ["security", "--offline=yes", "--no-pager", unit])
+        let (_, security) = try Harness.run("/usr/bin/systemd-analyze", ["security", "--offline=yes", "--no-pager", unit])
         let line = security.split(separator: "\n").first { $0.contains("Overall exposure level") }.map(String.init) ?? ""
         let score = line.split(separator: ":").last?.split(separator: " ").first.flatMap { Double($0) }
         #expect(score != nil && score! < 2.0, "exposure: \(line)")
