@@ -2,6 +2,7 @@
 // (Replication is the next step of the cluster work; until then a multi-node
 // cluster refuses queue commands, so nothing is acknowledged without a majority.)
 import Foundation
+import Reactor
 import Testing
 
 @Suite(.serialized) struct ClusterElectionTests {
@@ -67,5 +68,40 @@ import Testing
         #expect(c.status(3)?["offset_ms"] == "0.00")
         let line = c.log(2).split(separator: "\n").last { $0.contains("event=time_sync") }.map(String.init) ?? ""
         #expect(line.hasPrefix("level=info ") && line.contains(" rtt_ms="))
+    }
+}
+
+@Suite(.serialized) struct PeerBusTests {
+    @Test func aPeerThatSendsGarbageIsDroppedAndLoggedAndTheNodeCarriesOn() throws {
+        let c = Cluster(name: "garbage")
+        try c.start()
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        for junk in ["GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\u{1}\u{0}\u{0}\u{0}\u{1}", String(repeating: "\u{0}", count: 64)] {
+            let bad = try LineClient(host: "127.0.0.1", port: c.peerPorts[1]!, timeoutMs: 5_000)
+            try bad.send(junk)
+            // A frame of garbage closes the link; a short one waits for more, so end it.
+            if junk.count < 8 { bad.close() } else { _ = try? bad.readToEnd() }
+        }
+        #expect(Harness.eventually { c.log(1).contains("event=peer_protocol_error") })
+        // An impostor claiming to be a node that is not in the config is refused too.
+        let impostor = try LineClient(host: "127.0.0.1", port: c.peerPorts[1]!, timeoutMs: 5_000)
+        let hello = PeerEnvelopeBytes.hello(from: 9)
+        try impostor.send(bytes: hello)
+        _ = try? impostor.readToEnd()
+        #expect(Harness.eventually { c.log(1).contains("hello from unknown node 9") })
+        // The node still serves and still follows the leader.
+        #expect(try c.client(1).request("PING") == "PONG")
+        #expect(c.status(1)?["leader"] == "3")
+    }
+}
+
+/// A hand-made hello frame, so the test does not depend on the codec it checks.
+enum PeerEnvelopeBytes {
+    static func hello(from id: UInt32) -> [UInt8] {
+        var body: [UInt8] = [1, 1]                                  // version 1, type hello
+        for v in [id, 1] { body += withUnsafeBytes(of: v.littleEndian, Array.init) }       // from, to
+        for _ in 0..<2 { body += [UInt8](repeating: 0, count: 8) }                         // lamport, epoch
+        body += withUnsafeBytes(of: id.littleEndian, Array.init)                           // node id
+        return withUnsafeBytes(of: UInt32(body.count).littleEndian, Array.init) + body
     }
 }

@@ -8,6 +8,7 @@ final class Cluster {
     let dir: String
     let ids: [Int]
     let clientPorts: [Int: UInt16]
+    var peerPorts: [Int: UInt16] = [:]
     let configPath: String
     private var processes: [Int: Process] = [:]
 
@@ -19,8 +20,10 @@ final class Cluster {
         var text = "[cluster]\n\(cluster)\n"
         for id in ids {
             let p = Harness.freePort()
+            let q = Harness.freePort()
             ports[id] = p
-            text += "\n[node.\(id)]\npeer = 127.0.0.1:\(Harness.freePort())\nclient = 127.0.0.1:\(p)\ndata_dir = \(dir)/\(id)\n"
+            peerPorts[id] = q
+            text += "\n[node.\(id)]\npeer = 127.0.0.1:\(q)\nclient = 127.0.0.1:\(p)\ndata_dir = \(dir)/\(id)\n"
         }
         clientPorts = ports
         configPath = dir + "/meshq.conf"
