@@ -13,7 +13,7 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test bench install install-files uninstall clean
+.PHONY: all deps testdeps build release run test bench install install-files uninstall sim clean
 
 all: build
 
@@ -48,6 +48,12 @@ run: release
 test: testdeps
 	$(SWIFT) build
 	$(SWIFT) test
+
+# The deterministic cluster simulator over many seeds (optimised build).
+# Replay one: make sim SEED=1234
+sim: deps
+	MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(SWIFT) test -c release -Xswiftc -enable-testing \
+		--scratch-path .build-sim --filter 'SimulationTests|PlantedBugTests'
 
 bench: release
 	$(BIN_RELEASE)/meshq bench --local $(NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100

@@ -61,5 +61,9 @@ let package = Package(
         .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "IntegrationTests", dependencies: ["MeshQCore", "Reactor"]),
+        .testTarget(
+            name: "SimulationTests",
+            dependencies: ["MeshQCore", .product(name: "HeapModule", package: "swift-collections")]
+        ),
     ]
 )

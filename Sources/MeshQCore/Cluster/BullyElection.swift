@@ -68,6 +68,8 @@ public final class BullyElection {
     /// Peers whose link is up now, kept current by the driver.
     public var peersUp: Set<Int> = []
 
+    /// Test hooks (see PlantedBug); empty in production.
+    var plantedBugs: Set<PlantedBug> = []
     /// Highest epoch in any message seen: proposals start above it.
     private var seenEpoch: UInt64 = 0
     private var lastHeardFromLeader: Int64 = 0
@@ -154,13 +156,15 @@ public final class BullyElection {
                 var out: [Output] = [.send(to: from, .answer(epoch: e))]
                 if role == .leader {
                     out.append(.send(to: from, .coordinator(epoch: epoch)))
+                } else if plantedBugs.contains(.noBullyTakeover) && role == .follower && leaderId != nil {
+                    // planted: leave a lower leader alone
                 } else if role == .candidate ? e >= proposed : (leaderId ?? 0) < nodeId {
                     out += startElection(now: now, reason: "bully")
                 }
                 return out
             }
             let ownCandidacy = role == .candidate && proposed == e && votedEpoch == e
-            guard e > votedEpoch || ownCandidacy else { return [] }
+            guard e > votedEpoch || ownCandidacy || (plantedBugs.contains(.voteTwicePerEpoch) && e == votedEpoch) else { return [] }
             var out: [Output] = []
             if role == .leader { out += stepDown(now: now, reason: "higher_candidate") }
             if role == .candidate {
@@ -209,7 +213,7 @@ public final class BullyElection {
             return [.log(LogEvent(.error, "two_leaders", [("node", "\(nodeId)"), ("other", "\(from)"), ("epoch", "\(e)")]))]
         }
         var out: [Output] = []
-        if from < nodeId && role != .candidate {
+        if from < nodeId && role != .candidate && !plantedBugs.contains(.noBullyTakeover) {
             // A lower node leads while we are alive: bully it (after following,
             // so clients are served meanwhile).
             out += follow(from, epoch: e, now: now)

@@ -1,0 +1,12 @@
+// PlantedBug: deliberate faults the simulator's tests switch on (through
+// @testable import only) to prove that each invariant check can fail. Never set
+// in meshqd: nothing outside the tests can reach these hooks.
+
+enum PlantedBug: Hashable, Sendable {
+    /// BullyElection votes for every candidate of an epoch (invariant 1).
+    case voteTwicePerEpoch
+    /// NodeCore ignores the Lamport stamp of received messages (invariant 5).
+    case skipLamportMerge
+    /// BullyElection never lets a higher node take over from a lower leader (liveness).
+    case noBullyTakeover
+}

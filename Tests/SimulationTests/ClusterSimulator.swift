@@ -1,0 +1,266 @@
+// ClusterSimulator: whole clusters of NodeCore — the same composition meshqd
+// runs — on a simulated network and a virtual clock. Messages get random
+// delays (so they reorder), may be dropped or duplicated, links can be cut in
+// one direction or both, nodes crash (keeping only what they made durable) and
+// restart. After every step the invariants are checked; a violation stops the
+// run with the seed and the last events, and the same seed replays the run
+// bit for bit.
+import HeapModule
+@testable import MeshQCore
+
+final class ClusterSimulator {
+    struct Options {
+        var nodes = 3
+        var faultPhaseMs: Int64 = 8_000
+        var settleMs: Int64 = 6_000
+        var stepMs: Int64 = 5
+        var dropRate = 0.05
+        var duplicateRate = 0.02
+        var maxDelayMs = 25
+        var plantedBugs: Set<PlantedBug> = []
+    }
+
+    struct Violation: Error, CustomStringConvertible {
+        let seed: UInt64
+        let what: String
+        let trace: [String]
+        var description: String {
+            "seed \(seed): \(what)\nreplay: MESHQ_SIM_SEED=\(seed) swift test --filter SimulationTests\nlast events:\n  "
+                + trace.joined(separator: "\n  ")
+        }
+    }
+
+    private struct InFlight: Comparable {
+        var at: Int64
+        var order: UInt64
+        var env: PeerEnvelope
+        static func < (a: InFlight, b: InFlight) -> Bool { (a.at, a.order) < (b.at, b.order) }
+    }
+
+    /// What survives a crash: exactly what the node made durable.
+    private struct Disk {
+        var votedEpoch: UInt64 = 0
+        var entries: [LogEntry] = []
+    }
+
+    let seed: UInt64
+    let options: Options
+    private var rng: SimRandom
+    private(set) var now: Int64 = 0
+    private var nodes: [Int: NodeCore] = [:]
+    private var disks: [Int: Disk] = [:]
+    private var cut: Set<[Int]> = []          // directed: [from, to]
+    private var queue = Heap<InFlight>()
+    private var order: UInt64 = 0
+    private var trace: [String] = []
+    private var leaderOfEpoch: [UInt64: Int] = [:]
+    private var lastLamport: [Int: UInt64] = [:]
+    private var linkState: [[Int]: Bool] = [:]
+    private(set) var elections = 0
+
+    init(seed: UInt64, options: Options = Options()) {
+        self.seed = seed
+        self.options = options
+        rng = SimRandom(seed: seed)
+        for id in ids { disks[id] = Disk() }
+    }
+
+    var ids: [Int] { Array(1...options.nodes) }
+
+    private var settings: ClusterSettings {
+        var s = ClusterSettings()
+        s.heartbeatIntervalMs = 50
+        s.leaderTimeoutMs = 300
+        s.electionTimeoutMs = 150
+        s.timeSyncIntervalMs = 500
+        return s
+    }
+
+    private func note(_ s: String) {
+        trace.append("t=\(now) \(s)")
+        if trace.count > 60 { trace.removeFirst(trace.count - 60) }
+    }
+
+    private func fail(_ what: String) -> Violation { Violation(seed: seed, what: what, trace: trace) }
+
+    // MARK: nodes
+
+    private func boot(_ id: Int) {
+        let d = disks[id]!
+        let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: nil, entries: d.entries,
+                         votedEpoch: d.votedEpoch)
+        n.plantedBugs = options.plantedBugs
+        nodes[id] = n
+        lastLamport[id] = n.clock.time
+        note("boot \(id) voted=\(d.votedEpoch)")
+        n.start(now: now)
+        for p in ids where p != id && linkUp(id, p) { n.peerUp(p) }
+        refreshLinks()
+    }
+
+    private func crash(_ id: Int) {
+        nodes.removeValue(forKey: id)
+        note("crash \(id)")
+        refreshLinks()
+    }
+
+    private func linkUp(_ a: Int, _ b: Int) -> Bool {
+        nodes[a] != nil && nodes[b] != nil && !cut.contains([a, b])
+    }
+
+    /// Tells nodes about links that changed (what PeerTransport reports).
+    private func refreshLinks() {
+        for a in ids {
+            for b in ids where a != b {
+                let up = linkUp(a, b)
+                guard linkState[[a, b]] != up else { continue }
+                linkState[[a, b]] = up
+                guard let n = nodes[a] else { continue }
+                if up { n.peerUp(b) } else { n.peerDown(b) }
+            }
+        }
+    }
+
+    // MARK: running
+
+    func run() throws {
+        for id in ids { boot(id) }
+        try drainEffects()
+        var nextFault = Int64(rng.int(100...600))
+        let end = options.faultPhaseMs + options.settleMs
+        while now < end {
+            now += options.stepMs
+            if now < options.faultPhaseMs, now >= nextFault {
+                injectFault()
+                nextFault = now + Int64(rng.int(100...800))
+            } else if now >= options.faultPhaseMs, now - options.stepMs < options.faultPhaseMs {
+                heal()
+            }
+            try deliverDue()
+            for id in ids { nodes[id]?.tick(now: now, wallMs: now) }
+            try drainEffects()
+            try checkSafety()
+        }
+        try checkLiveness()
+    }
+
+    private func injectFault() {
+        switch rng.int(0...5) {
+        case 0, 1:
+            let id = ids[rng.int(0...(ids.count - 1))]
+            if nodes[id] != nil { crash(id) } else { boot(id) }
+        case 2:
+            // A partition of random shape: each node on side A or B.
+            let side = Dictionary(uniqueKeysWithValues: ids.map { ($0, rng.chance(0.5)) })
+            cut = Set(ids.flatMap { a in ids.filter { b in a != b && side[a] != side[b] }.map { [a, $0] } })
+            note("partition \(ids.filter { side[$0]! }) | \(ids.filter { !side[$0]! })")
+            refreshLinks()
+        case 3:
+            let a = ids[rng.int(0...(ids.count - 1))], b = ids[rng.int(0...(ids.count - 1))]
+            if a != b {
+                cut.insert([a, b])
+                note("cut \(a)->\(b)")
+                refreshLinks()
+            }
+        default:
+            cut.removeAll()
+            note("heal links")
+            refreshLinks()
+        }
+    }
+
+    private func heal() {
+        cut.removeAll()
+        note("faults stop")
+        for id in ids where nodes[id] == nil { boot(id) }
+        refreshLinks()
+    }
+
+    private func send(_ env: PeerEnvelope) {
+        guard linkUp(env.from, env.to) else { return }
+        if rng.chance(options.dropRate) { return }
+        let copies = rng.chance(options.duplicateRate) ? 2 : 1
+        for _ in 0..<copies {
+            order += 1
+            queue.insert(InFlight(at: now + Int64(rng.int(1...options.maxDelayMs)), order: order, env: env))
+        }
+    }
+
+    private func deliverDue() throws {
+        while let top = queue.min, top.at <= now {
+            queue.removeMin()
+            let env = top.env
+            // A message in flight when its link was cut is lost with the link.
+            guard linkUp(env.from, env.to), let n = nodes[env.to] else { continue }
+            n.peerMessage(env, now: now, wallMs: now)
+            // Lamport causality: receiving a stamp moves the clock past it.
+            guard n.clock.time > env.lamport else {
+                throw fail("Lamport: node \(env.to) at \(n.clock.time) after receiving stamp \(env.lamport)")
+            }
+            try drainEffects()
+        }
+    }
+
+    private func drainEffects() throws {
+        var again = true
+        while again {
+            again = false
+            for id in ids {
+                guard let n = nodes[id], n.hasEffects else { continue }
+                again = true
+                for e in n.takeEffects() {
+                    switch e {
+                    case .sendPeer(let env): send(env)
+                    case .persistVote(let epoch):
+                        guard epoch >= disks[id]!.votedEpoch else {
+                            throw fail("node \(id) persisted vote \(epoch) below \(disks[id]!.votedEpoch)")
+                        }
+                        disks[id]!.votedEpoch = epoch
+                    case .persist(let entries):
+                        disks[id]!.entries += entries
+                        n.persisted(through: entries.last!.index, now: now)
+                    case .log(let ev):
+                        if ev.name == "leader_elected" { elections += 1 }
+                        if ["leader_elected", "election_start", "leader_timeout", "leader_stepdown"].contains(ev.name) {
+                            note("\(ev.name) " + ev.fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+                        }
+                    case .reply:
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: invariants
+
+    private func checkSafety() throws {
+        for (id, n) in nodes {
+            // 5. Lamport clocks never go backwards (within an incarnation).
+            guard n.clock.time >= lastLamport[id, default: 0] else {
+                throw fail("Lamport clock of node \(id) went back from \(lastLamport[id]!) to \(n.clock.time)")
+            }
+            lastLamport[id] = n.clock.time
+            // 1. At most one leader per epoch, ever.
+            if n.role == .leader {
+                if let other = leaderOfEpoch[n.epoch], other != id {
+                    throw fail("two leaders in epoch \(n.epoch): \(other) and \(id)")
+                }
+                leaderOfEpoch[n.epoch] = id
+            }
+        }
+    }
+
+    /// Once faults stop, the highest node leads and everyone follows it.
+    private func checkLiveness() throws {
+        let top = ids.max()!
+        guard let l = nodes[top], l.role == .leader else {
+            throw fail("liveness: \(options.settleMs) ms after faults stopped, node \(top) is \(nodes[top]?.role.rawValue ?? "down")")
+        }
+        for (id, n) in nodes where id != top {
+            guard n.leaderId == top, n.epoch == l.epoch else {
+                throw fail("liveness: node \(id) follows \(n.leaderId.map(String.init) ?? "-") in epoch \(n.epoch), leader \(top) is in \(l.epoch)")
+            }
+        }
+    }
+}

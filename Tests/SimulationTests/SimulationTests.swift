@@ -1,0 +1,45 @@
+// Many seeded fault schedules through ClusterSimulator. `make test` runs 500
+// seeds; `make sim SEEDS=20000` runs more; MESHQ_SIM_SEED=N replays one.
+import Foundation
+import Testing
+
+@Suite struct SimulationTests {
+    static var seeds: [UInt64] {
+        let env = ProcessInfo.processInfo.environment
+        if let one = env["MESHQ_SIM_SEED"].flatMap(UInt64.init) { return [one] }
+        let n = env["MESHQ_SIM_SEEDS"].flatMap(Int.init) ?? 500
+        return (0..<UInt64(n)).map { 1_000 + $0 }
+    }
+
+    @Test func threeNodeClustersKeepTheInvariantsUnderFaults() {
+        var failures: [String] = []
+        var elections = 0
+        for seed in Self.seeds {
+            let sim = ClusterSimulator(seed: seed)
+            do {
+                try sim.run()
+                elections += sim.elections
+            } catch {
+                failures.append("\(error)")
+                if failures.count >= 3 { break }
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
+        #expect(elections > Self.seeds.count, "faults should force re-elections")
+    }
+
+    @Test func fiveNodeClusters() {
+        var failures: [String] = []
+        var options = ClusterSimulator.Options()
+        options.nodes = 5
+        for seed in Self.seeds.prefix(100) {
+            do {
+                try ClusterSimulator(seed: seed, options: options).run()
+            } catch {
+                failures.append("\(error)")
+                break
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
+    }
+}
