@@ -179,7 +179,7 @@ public enum Daemon {
         var transport: PeerTransport?
         if config.nodes.count > 1 {
             let peers = Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.peer) })
-            let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, logger: logger)
+            let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, secret: config.cluster.clusterSecret, logger: logger)
             t.connectTimeoutMs = max(200, min(2_000, config.cluster.leaderTimeoutMs))
             do {
                 let addr = try SocketAddress.resolve(host: me.listenPeer.host, port: me.listenPeer.port)

@@ -5,7 +5,10 @@
 // modules need to know (`peersUp`). Dialing is non-blocking with a timeout (a
 // cut cable drops SYNs silently) and retried with capped exponential backoff
 // and jitter. A peer that sends garbage is logged and disconnected; a frame is
-// delivered only after a hello named its sender.
+// delivered only after a hello named its sender. With cluster_secret set, the
+// accepting side first sends a random challenge and the dialer's hello must
+// carry HMAC-SHA256(secret, challenge, direction): the secret never crosses
+// the wire, and a recorded proof is useless on any other connection.
 import MeshQCore
 import Reactor
 
@@ -17,6 +20,9 @@ public final class PeerTransport {
         var connecting = false
         var backoffMs = 50
         var timer: Timer?
+        var reader = PeerFrameReader()
+        var handshakeTimer: Timer?
+        var established = false
         init(id: Int, address: HostPort) {
             self.id = id
             self.address = address
@@ -27,11 +33,13 @@ public final class PeerTransport {
         let conn: Connection
         var reader = PeerFrameReader()
         var peer: Int?
+        var nonce: [UInt8] = []
         init(_ c: Connection) { conn = c }
     }
 
     private let loop: EventLoop
     private let nodeId: Int
+    private let secret: String?
     private let logger: Logger
     private var listener: Listener?
     private var outbound: [Int: Outbound] = [:]
@@ -47,14 +55,15 @@ public final class PeerTransport {
     public var onLinkUp: ((Int) -> Void)?
     public var onLinkDown: ((Int) -> Void)?
 
-    public init(loop: EventLoop, nodeId: Int, peers: [Int: HostPort], logger: Logger) {
+    public init(loop: EventLoop, nodeId: Int, peers: [Int: HostPort], secret: String?, logger: Logger) {
         self.loop = loop
         self.nodeId = nodeId
+        self.secret = secret
         self.logger = logger
         for (id, addr) in peers where id != nodeId { outbound[id] = Outbound(id: id, address: addr) }
     }
 
-    public var linksUp: Set<Int> { Set(outbound.values.filter { $0.conn != nil }.map(\.id)) }
+    public var linksUp: Set<Int> { Set(outbound.values.filter { $0.established }.map(\.id)) }
 
     @discardableResult
     public func listen(on address: SocketAddress) throws(ReactorError) -> UInt16 {
@@ -81,7 +90,7 @@ public final class PeerTransport {
     /// Sends on the link to `envelope.to`; dropped when the link is down (the
     /// protocols retransmit what matters: heartbeats, elections, rounds).
     public func send(_ envelope: PeerEnvelope) {
-        guard let o = outbound[envelope.to], let c = o.conn else { return }
+        guard let o = outbound[envelope.to], o.established, let c = o.conn else { return }
         c.write(envelope.framed())
         if c.pendingOutputBytes > Self.maxPendingBytes {
             logger.log(.warn, "peer_slow", [("node", "\(nodeId)"), ("peer", "\(o.id)"), ("pending_bytes", "\(c.pendingOutputBytes)")])
@@ -111,23 +120,67 @@ public final class PeerTransport {
                 return
             }
             o.conn = conn
-            o.backoffMs = 50
-            // Nothing is expected back on this connection; reading detects EOF.
-            conn.onReadable = { c in
-                var sink: [UInt8] = []
-                c.read(into: &sink)
+            o.reader = PeerFrameReader()
+            conn.onReadable = { [weak self, unowned o] c in
+                o.reader.withBuffer { c.read(into: &$0) }
+                self?.outboundReadable(o)
             }
             conn.onClose = { [weak self, unowned o] _, reason in
                 guard let self else { return }
+                let wasUp = o.established
                 o.conn = nil
-                self.logger.log(.info, "peer_down", [("node", "\(self.nodeId)"), ("peer", "\(o.id)"), ("reason", "\(reason)")])
-                self.onLinkDown?(o.id)
+                o.established = false
+                o.handshakeTimer = nil
+                if wasUp {
+                    self.logger.log(.info, "peer_down", [("node", "\(self.nodeId)"), ("peer", "\(o.id)"), ("reason", "\(reason)")])
+                    self.onLinkDown?(o.id)
+                } else if self.secret != nil {
+                    self.logger.log(.warn, "peer_auth_failed", [("node", "\(self.nodeId)"), ("peer", "\(o.id)"),
+                                                                ("reason", "closed during the handshake: is cluster_secret the same on both nodes?")])
+                }
                 self.retry(o, reason: "\(reason)")
             }
-            conn.write(PeerEnvelope(from: self.nodeId, to: o.id, lamport: 0, epoch: 0, body: .hello(nodeId: self.nodeId)).framed())
-            self.logger.log(.info, "peer_up", [("node", "\(self.nodeId)"), ("peer", "\(o.id)"), ("address", "\(o.address)")])
-            self.onLinkUp?(o.id)
+            if self.secret == nil {
+                self.establish(o, proof: [])
+            } else {
+                // Wait for the acceptor's challenge; a peer without the secret never sends one.
+                o.handshakeTimer = Timer(loop: self.loop) { [weak self, unowned o] in
+                    guard let self, !o.established else { return }
+                    self.logger.log(.warn, "peer_auth_failed", [("node", "\(self.nodeId)"), ("peer", "\(o.id)"),
+                                                                ("reason", "no challenge: does the peer have cluster_secret set?")])
+                    o.conn?.close()
+                }
+                o.handshakeTimer?.schedule(afterMs: self.connectTimeoutMs)
+            }
         }
+    }
+
+    private func establish(_ o: Outbound, proof: [UInt8]) {
+        guard let conn = o.conn else { return }
+        o.handshakeTimer = nil
+        o.established = true
+        o.backoffMs = 50
+        conn.write(PeerEnvelope(from: nodeId, to: o.id, lamport: 0, epoch: 0, body: .hello(nodeId: nodeId, proof: proof)).framed())
+        logger.log(.info, "peer_up", [("node", "\(nodeId)"), ("peer", "\(o.id)"), ("address", "\(o.address)")])
+        onLinkUp?(o.id)
+    }
+
+    /// The only thing an acceptor sends us is its challenge; after that,
+    /// reading just detects the end of the connection.
+    private func outboundReadable(_ o: Outbound) {
+        guard !o.established else {
+            o.reader = PeerFrameReader()
+            return
+        }
+        guard let next = o.reader.next() else { return }
+        guard case .success(let env) = next.flatMap(PeerEnvelope.decode(frame:)),
+              case .challenge(let nonce) = env.body, let secret, !nonce.isEmpty else {
+            logger.log(.warn, "peer_protocol_error", [("node", "\(nodeId)"), ("peer", "\(o.id)"),
+                                                      ("error", "expected a challenge from the peer")])
+            o.conn?.close()
+            return
+        }
+        establish(o, proof: PeerEnvelope.proof(secret: secret, nonce: nonce, from: nodeId, to: o.id))
     }
 
     private func retry(_ o: Outbound, reason: String) {
@@ -152,6 +205,11 @@ public final class PeerTransport {
             self.drain(i)
         }
         conn.onClose = { [weak self] _, _ in self?.inbound.removeValue(forKey: key) }
+        if secret != nil {
+            var rng = SystemRandomNumberGenerator()
+            i.nonce = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            conn.write(PeerEnvelope(from: nodeId, to: 0, lamport: 0, epoch: 0, body: .challenge(nonce: i.nonce)).framed())
+        }
     }
 
     private func drain(_ i: Inbound) {
@@ -161,10 +219,20 @@ public final class PeerTransport {
                 protocolError(i, "\(e)")
                 return
             case .success(let env):
-                if case .hello(let id) = env.body {
-                    guard id != nodeId, outbound[id] != nil else {
+                if case .hello(let id, let proof) = env.body {
+                    guard i.peer == nil, id != nodeId, outbound[id] != nil else {
                         protocolError(i, "hello from unknown node \(id)")
                         return
+                    }
+                    if let secret {
+                        let expected = PeerEnvelope.proof(secret: secret, nonce: i.nonce, from: id, to: nodeId)
+                        guard SHA256.constantTimeEqual(proof, expected) else {
+                            logger.log(.warn, "peer_auth_failed", [("node", "\(nodeId)"), ("peer", "\(id)"),
+                                                                   ("remote", i.conn.peerDescription),
+                                                                   ("reason", "wrong or missing cluster_secret proof")])
+                            i.conn.close()
+                            return
+                        }
                     }
                     i.peer = id
                     continue

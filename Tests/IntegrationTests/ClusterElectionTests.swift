@@ -102,6 +102,36 @@ enum PeerEnvelopeBytes {
         for v in [id, 1] { body += withUnsafeBytes(of: v.littleEndian, Array.init) }       // from, to
         for _ in 0..<2 { body += [UInt8](repeating: 0, count: 8) }                         // lamport, epoch
         body += withUnsafeBytes(of: id.littleEndian, Array.init)                           // node id
+        body += [0, 0, 0, 0]                                                               // empty proof
         return withUnsafeBytes(of: UInt32(body.count).littleEndian, Array.init) + body
+    }
+}
+
+@Suite(.serialized) struct ClusterSecretTests {
+    @Test func peersProveTheSecretAndAnImpostorNeverJoins() throws {
+        let c = Cluster(name: "secret", cluster: """
+            heartbeat_interval_ms = 50
+            leader_timeout_ms = 400
+            election_timeout_ms = 200
+            cluster_secret = correct horse battery staple
+            """)
+        // Node 1 runs with a different secret (a copy of the file, one line changed).
+        let wrong = c.dir + "/wrong.conf"
+        try String(contentsOfFile: c.configPath, encoding: .utf8)
+            .replacingOccurrences(of: "correct horse battery staple", with: "tr0ub4dor&3")
+            .write(toFile: wrong, atomically: true, encoding: .utf8)
+        try c.start([1], configs: [1: wrong])
+        try c.start([2, 3])
+        // 2 and 3 know the secret: they elect 3 between them (a majority of three).
+        _ = try #require(c.awaitAgreement(on: 3, among: [2, 3]))
+        #expect(Harness.eventually { c.log(2).contains("event=peer_auth_failed") && c.log(1).contains("event=peer_auth_failed") })
+        let s1 = try #require(c.status(1))
+        #expect(s1["peers_up"] == "0")
+        #expect(s1["leader"] == "-")
+        #expect(c.status(3)?["peers_up"] == "1")
+        // The secret itself never appears in any log.
+        for id in [1, 2, 3] {
+            #expect(!c.log(id).contains("horse") && !c.log(id).contains("tr0ub4dor"))
+        }
     }
 }

@@ -33,9 +33,9 @@ final class Cluster {
     func logPath(_ id: Int) -> String { "\(dir)/node\(id).log" }
     func log(_ id: Int) -> String { (try? String(contentsOfFile: logPath(id), encoding: .utf8)) ?? "" }
 
-    func start(_ only: [Int]? = nil, environment: [Int: [String: String]] = [:]) throws {
+    func start(_ only: [Int]? = nil, environment: [Int: [String: String]] = [:], configs: [Int: String] = [:]) throws {
         for id in only ?? ids {
-            processes[id] = try Daemon.launch(config: configPath, id: id, log: logPath(id),
+            processes[id] = try Daemon.launch(config: configs[id] ?? configPath, id: id, log: logPath(id),
                                               environment: environment[id] ?? [:])
         }
         for id in only ?? ids {

@@ -3,7 +3,8 @@ import Testing
 
 @Suite struct PeerEnvelopeTests {
     static let samples: [PeerEnvelope.Body] = [
-        .hello(nodeId: 3),
+        .hello(nodeId: 3, proof: []), .hello(nodeId: 3, proof: [UInt8](repeating: 7, count: 32)),
+        .challenge(nonce: [1, 2, 3]),
         .election(.election(epoch: 9, position: LogPosition(epoch: 8, index: 1_000))),
         .election(.vote(epoch: 9, position: .zero)),
         .election(.answer(epoch: 9)), .election(.coordinator(epoch: 9)),
@@ -46,6 +47,15 @@ import Testing
         }
     }
 
+    @Test func proofsBindSecretNonceAndDirection() {
+        let p = PeerEnvelope.proof(secret: "s", nonce: [1, 2], from: 1, to: 2)
+        #expect(p.count == 32)
+        #expect(p == PeerEnvelope.proof(secret: "s", nonce: [1, 2], from: 1, to: 2))
+        #expect(p != PeerEnvelope.proof(secret: "t", nonce: [1, 2], from: 1, to: 2))
+        #expect(p != PeerEnvelope.proof(secret: "s", nonce: [1, 3], from: 1, to: 2))
+        #expect(p != PeerEnvelope.proof(secret: "s", nonce: [1, 2], from: 2, to: 1))
+    }
+
     @Test func garbageIsAnErrorNeverACrash() {
         var reader = PeerFrameReader()
         reader.append(Array("GET / HTTP/1.1\r\n\r\n".utf8))
@@ -56,7 +66,7 @@ import Testing
         #expect(PeerEnvelope.decode(frame: []) == .failure(.truncated))
         #expect(PeerEnvelope.decode(frame: [2, 1]) == .failure(.badVersion(2)))
         #expect(PeerEnvelope.decode(frame: [1, 99]) == .failure(.badType(99)))
-        var body = Array(PeerEnvelope(from: 1, to: 2, lamport: 0, epoch: 0, body: .hello(nodeId: 1)).framed().dropFirst(4))
+        var body = Array(PeerEnvelope(from: 1, to: 2, lamport: 0, epoch: 0, body: .hello(nodeId: 1, proof: [])).framed().dropFirst(4))
         #expect(PeerEnvelope.decode(frame: Array(body.dropLast())) == .failure(.truncated))
         body.append(0)
         #expect(PeerEnvelope.decode(frame: body) == .failure(.trailingBytes))

@@ -8,8 +8,11 @@
 
 public struct PeerEnvelope: Equatable, Sendable {
     public enum Body: Equatable, Sendable {
-        /// First frame on every connection: who is speaking.
-        case hello(nodeId: Int)
+        /// From the accepting side, first, when cluster_secret is set.
+        case challenge(nonce: [UInt8])
+        /// First frame from the dialing side: who is speaking, and (with
+        /// cluster_secret) HMAC-SHA256(secret, context | nonce | from | to).
+        case hello(nodeId: Int, proof: [UInt8])
         case election(BullyElection.Message)
         /// Cristian: a follower asks the leader for its wall clock...
         case timeRequest(seq: UInt64)
@@ -35,7 +38,7 @@ public struct PeerEnvelope: Equatable, Sendable {
     }
 
     private enum Kind: UInt8 {
-        case hello = 1
+        case hello = 1, challenge
         case election = 10, vote, answer, coordinator, heartbeat, heartbeatAck
         case timeRequest = 20, timeReply
     }
@@ -47,6 +50,7 @@ public struct PeerEnvelope: Equatable, Sendable {
         w.u8(Self.version)
         switch body {
         case .hello: w.u8(Kind.hello.rawValue)
+        case .challenge: w.u8(Kind.challenge.rawValue)
         case .election(let m):
             switch m {
             case .election: w.u8(Kind.election.rawValue)
@@ -64,8 +68,11 @@ public struct PeerEnvelope: Equatable, Sendable {
         w.u64(lamport)
         w.u64(epoch)
         switch body {
-        case .hello(let id):
+        case .hello(let id, let proof):
             w.u32(UInt32(truncatingIfNeeded: id))
+            w.blob(proof)
+        case .challenge(let nonce):
+            w.blob(nonce)
         case .election(let m):
             switch m {
             case .election(let e, let p), .vote(let e, let p):
@@ -104,8 +111,11 @@ public struct PeerEnvelope: Equatable, Sendable {
         let body: Body
         switch kind {
         case .hello:
-            guard let id = r.u32() else { return .failure(.truncated) }
-            body = .hello(nodeId: Int(id))
+            guard let id = r.u32(), let proof = r.blob(maxLength: 64) else { return .failure(.truncated) }
+            body = .hello(nodeId: Int(id), proof: proof)
+        case .challenge:
+            guard let nonce = r.blob(maxLength: 64) else { return .failure(.truncated) }
+            body = .challenge(nonce: nonce)
         case .election, .vote:
             guard let e = r.u64(), let pe = r.u64(), let pi = r.u64() else { return .failure(.truncated) }
             let p = LogPosition(epoch: pe, index: pi)
@@ -127,6 +137,19 @@ public struct PeerEnvelope: Equatable, Sendable {
         }
         guard r.isAtEnd else { return .failure(.trailingBytes) }
         return .success(PeerEnvelope(from: Int(from), to: Int(to), lamport: lamport, epoch: epoch, body: body))
+    }
+}
+
+extension PeerEnvelope {
+    /// The proof a dialer sends: binds the secret to this challenge and this
+    /// direction, so it cannot be replayed on another connection or link.
+    public static func proof(secret: String, nonce: [UInt8], from: Int, to: Int) -> [UInt8] {
+        var w = ByteWriter()
+        w.string("meshq-peer-v1")
+        w.blob(nonce)
+        w.u32(UInt32(truncatingIfNeeded: from))
+        w.u32(UInt32(truncatingIfNeeded: to))
+        return SHA256.hmac(key: Array(secret.utf8), message: w.bytes)
     }
 }
 

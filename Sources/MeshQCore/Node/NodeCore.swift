@@ -157,7 +157,7 @@ public final class NodeCore {
         if plantedBugs.contains(.skipLamportMerge) { clock.tick() } else { clock.merge(env.lamport) }
         guard let election else { return }
         switch env.body {
-        case .hello:
+        case .hello, .challenge:
             break
         case .election(let m):
             apply(election.receive(from: env.from, m, now: now))
