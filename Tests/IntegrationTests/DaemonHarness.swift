@@ -15,15 +15,31 @@ enum Harness {
         return root.appendingPathComponent(".build/debug/meshqd").path
     }
 
-    /// A port nobody listens on right now (bound to 0, then released).
+    /// A port nobody listens on right now, below the kernel's ephemeral range
+    /// (32768-60999): a port taken from that range can be handed, between a
+    /// node's stop and its restart, to some outbound connection as its local
+    /// port, and the restart then fails with EADDRINUSE. Each test process
+    /// walks its own stretch of 10000-32767 (by pid) and never hands a port
+    /// out twice.
     static func freePort() -> UInt16 {
+        portLock.lock()
+        defer { portLock.unlock() }
         let loop = EventLoop()
-        guard let addr = try? SocketAddress.resolve(host: "127.0.0.1", port: 0),
-              let l = try? Listener(loop: loop, address: addr, onAccept: { $0.close() }) else { return 0 }
-        let p = l.boundPort
-        l.close()
-        return p
+        for _ in 0..<portSpan {
+            let p = UInt16(10_000 + (portStart + portCursor) % portSpan)
+            portCursor += 1
+            guard let addr = try? SocketAddress.resolve(host: "127.0.0.1", port: p),
+                  let l = try? Listener(loop: loop, address: addr, onAccept: { $0.close() }) else { continue }
+            l.close()
+            return p
+        }
+        return 0
     }
+
+    private static let portSpan = 22_768
+    private static let portStart = Int(getpid()) % 64 * 350
+    nonisolated(unsafe) private static var portCursor = 0
+    private static let portLock = NSLock()
 
     static func tempDir(_ name: String) -> String {
         let dir = FileManager.default.temporaryDirectory
