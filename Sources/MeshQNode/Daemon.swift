@@ -159,7 +159,7 @@ public enum Daemon {
         let loop = EventLoop()
         let fdLimit = EventLoop.raiseFileLimit()
         let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
-                            snapshot: recovered.snapshot, entries: recovered.entries, votedEpoch: votedEpoch)
+                            snapshot: recovered.snapshot, records: recovered.records, votedEpoch: votedEpoch)
         let server = NodeServer(loop: loop, core: core, store: store, settings: config.cluster, logger: logger)
         var exitCode: Int32 = 0
         server.onFatal = { reason in

@@ -80,11 +80,11 @@ public final class NodeServer {
             self.afterInput()
         }
         t.onLinkUp = { [unowned self] id in
-            self.core.peerUp(id)
+            self.core.peerUp(id, now: Clock.monotonicMs())
             self.afterInput()
         }
         t.onLinkDown = { [unowned self] id in
-            self.core.peerDown(id)
+            self.core.peerDown(id, now: Clock.monotonicMs())
             self.afterInput()
         }
         t.start()
@@ -217,7 +217,11 @@ public final class NodeServer {
     }
 
     private func applyEffects() {
-        defer { reportRoleIfChanged() }
+        let commitBefore = core.commitIndex
+        defer {
+            reportRoleIfChanged()
+            if core.commitIndex != commitBefore { compactIfDue() }
+        }
         while core.hasEffects {
             for effect in core.takeEffects() {
                 switch effect {
@@ -225,8 +229,16 @@ public final class NodeServer {
                     sessions[ref.session]?.fill(ref.seq, reply)
                 case .log(let event):
                     logger.emit(event)
-                case .persist(let entries):
-                    persist(entries)
+                case .persist(let records):
+                    persist(records)
+                case .installSnapshot(let snap):
+                    do {
+                        try store.compact(snap)
+                    } catch {
+                        onFatal?("snapshot install failed: \(error)")
+                        return
+                    }
+                    core.persisted(now: Clock.monotonicMs())
                 case .sendPeer(let env):
                     transport?.send(env)
                 case .persistVote(let epoch):
@@ -242,20 +254,21 @@ public final class NodeServer {
         }
     }
 
-    private func persist(_ entries: [LogEntry]) {
-        guard let last = entries.last else { return }
+    private func persist(_ records: [LogRecord]) {
         let t0 = Clock.monotonicNs()
+        // Replication messages queued in this pass leave before the fsync,
+        // so the followers' writes overlap ours.
+        transport?.flushOutput()
         do {
-            try store.persist(entries)
+            try store.persist(records)
         } catch {
             // An fsync that failed may have dropped the data: answering OK now
             // would be a lie, and retrying cannot be trusted (fsyncgate).
             onFatal?("log write failed: \(error)")
             return
         }
-        core.persisted(through: last.index, now: Clock.monotonicMs())
+        core.persisted(now: Clock.monotonicMs())
         metrics.observeCommit(seconds: Double(Clock.monotonicNs() - t0) / 1e9)
-        compactIfDue()
     }
 
     private func compactIfDue() {

@@ -8,7 +8,7 @@ import MeshQStorage
 public final class NodeStore {
     public struct Recovered {
         public var snapshot: QueueSnapshot?
-        public var entries: [LogEntry]
+        public var records: [LogRecord]
         public var droppedTailBytes: Int
         /// A corrupt newest snapshot set aside (nothing was lost by it).
         public var discardedSnapshot: String?
@@ -46,21 +46,21 @@ public final class NodeStore {
             }
             snapshot = s
         }
-        var entries: [LogEntry] = []
-        entries.reserveCapacity(r.records.count)
+        var records: [LogRecord] = []
+        records.reserveCapacity(r.records.count)
         for (i, rec) in r.records.enumerated() {
-            guard let e = LogEntry.decode(rec) else {
+            guard let e = LogRecord.decode(rec) else {
                 throw CorruptData(description: "\(directory): log record \(i + 1) passed its checksum but cannot be decoded (written by a newer meshqd?)")
             }
-            entries.append(e)
+            records.append(e)
         }
-        return Recovered(snapshot: snapshot, entries: entries, droppedTailBytes: r.droppedTailBytes,
+        return Recovered(snapshot: snapshot, records: records, droppedTailBytes: r.droppedTailBytes,
                          discardedSnapshot: r.discardedSnapshot)
     }
 
-    /// Appends and makes durable (per the fsync setting) a batch of entries.
-    public func persist(_ entries: [LogEntry]) throws {
-        for e in entries { log.append(e.encoded()) }
+    /// Appends and makes durable (per the fsync setting) a batch of records.
+    public func persist(_ records: [LogRecord]) throws {
+        for r in records { log.append(r.encoded()) }
         try log.sync()
     }
 

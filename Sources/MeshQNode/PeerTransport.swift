@@ -98,6 +98,11 @@ public final class PeerTransport {
         }
     }
 
+    /// Sends what is queued to every peer now (see Connection.flushNow).
+    public func flushOutput() {
+        for o in outbound.values where o.established { o.conn?.flushNow() }
+    }
+
     // MARK: outbound
 
     private func dial(_ o: Outbound) {

@@ -178,6 +178,16 @@ public final class Connection {
         text.withUTF8 { raw in _ = bufferevent_write(bev, raw.baseAddress!, raw.count) }
     }
 
+    /// Hands queued output to the kernel now rather than on the next loop
+    /// iteration: before a blocking fsync, so the peer's work overlaps ours.
+    /// Whatever the socket does not take stays queued for the loop.
+    public func flushNow() {
+        guard let bev, pendingOutputBytes > 0 else { return }
+        let fd = bufferevent_getfd(bev)
+        guard fd >= 0 else { return }
+        _ = evbuffer_write(bufferevent_get_output(bev), fd)
+    }
+
     /// Bytes queued but not yet accepted by the kernel.
     public var pendingOutputBytes: Int {
         guard let bev else { return 0 }

@@ -27,10 +27,10 @@ final class SingleNodeHarness {
                 switch e {
                 case .reply(let r, let reply): replies[r] = reply
                 case .log(let l): logs.append(l)
-                case .persist(let entries):
-                    disk += entries
-                    core.persisted(through: entries.last!.index, now: now)
-                case .sendPeer, .persistVote:
+                case .persist(let records):
+                    for case .entry(let e) in records { disk.append(e) }
+                    core.persisted(now: now)
+                case .sendPeer, .persistVote, .installSnapshot:
                     Issue.record("a cluster of one has no peers")
                 }
             }
@@ -265,13 +265,21 @@ final class SingleNodeHarness {
         #expect(line.contains(" ready=1 inflight=1 mailbox=0 peers_up=0 offset_ms=0.00"))
     }
 
-    @Test func multiNodeConfigWithoutClusterSupportRefusesWithNoleader() {
-        let core = NodeCore(nodeId: 1, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: nil, entries: [])
+    @Test func withNoLeaderReachableACommandIsHeldThenAnsweredNoleader() {
+        var settings = ClusterSettings()
+        settings.commitTimeoutMs = 2_000
+        let core = NodeCore(nodeId: 1, memberIds: [1, 2, 3], settings: settings, snapshot: nil, entries: [])
         core.start(now: 0)
         _ = core.takeEffects()
         core.handle(.enqueue(payload: [1]), from: ClientRef(session: 1, seq: 0), owner: "x", now: 0, wallMs: 0)
-        guard case .reply(_, .error(.noleader, _))? = core.takeEffects().first else {
-            Issue.record("expected NOLEADER")
+        // Held while an election may still bring a leader...
+        #expect(!core.takeEffects().contains { if case .reply = $0 { return true } else { return false } })
+        #expect(core.nextWakeup()! <= 2_000)
+        // ...and refused once the wait runs out with no majority in sight.
+        core.tick(now: 2_000)
+        let replies = core.takeEffects().compactMap { e -> Reply? in if case .reply(_, let r) = e { return r } else { return nil } }
+        guard case .error(.noleader, _)? = replies.first else {
+            Issue.record("expected NOLEADER, got \(replies)")
             return
         }
     }

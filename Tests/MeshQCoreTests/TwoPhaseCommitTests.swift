@@ -7,22 +7,32 @@ import Testing
         let out = c.begin(round: 1, epoch: 4, first: 10, last: 19, participants: [1, 2, 3], now: 0, timeoutMs: 2_000)
         #expect(out == [.send(to: 1, .prepare(epoch: 4, round: 1, first: 10, last: 19)),
                         .send(to: 2, .prepare(epoch: 4, round: 1, first: 10, last: 19))])
-        #expect(c.receive(from: 1, .vote(epoch: 4, round: 1, ok: true)).isEmpty)   // leader not yet durable
-        let done = c.localDurable()
+        #expect(c.acknowledged(from: 1, epoch: 4, through: 19).isEmpty)   // leader not yet durable
+        let done = c.localDurable(through: 19)
         #expect(done.contains(.committed(round: 1, through: 19)))
         #expect(done.contains(.send(to: 1, .commit(epoch: 4, round: 1, last: 19))))
         #expect(done.contains(.send(to: 2, .commit(epoch: 4, round: 1, last: 19))))
         #expect(!c.inRound)
     }
 
+    @Test func anAcknowledgementShortOfTheRoundIsNoVote() {
+        // A follower still catching up acknowledges an earlier index first;
+        // only reaching the round's last entry makes it a yes.
+        let c = TwoPhaseCommit(nodeId: 1, clusterSize: 3)
+        _ = c.begin(round: 2, epoch: 1, first: 50, last: 60, participants: [1, 2, 3], now: 0, timeoutMs: 2_000)
+        _ = c.localDurable(through: 60)
+        #expect(c.acknowledged(from: 2, epoch: 1, through: 40).isEmpty)
+        #expect(c.acknowledged(from: 2, epoch: 1, through: 70).contains(.committed(round: 2, through: 60)))
+    }
+
     @Test func minorityAbortsAtTheDeadline() {
         let c = TwoPhaseCommit(nodeId: 1, clusterSize: 5)
         _ = c.begin(round: 7, epoch: 2, first: 1, last: 1, participants: [1, 2, 3, 4, 5], now: 100, timeoutMs: 500)
-        _ = c.localDurable()
-        _ = c.receive(from: 2, .vote(epoch: 2, round: 7, ok: true))   // 2 of 5
+        _ = c.localDurable(through: 1)
+        _ = c.acknowledged(from: 2, epoch: 2, through: 1)   // 2 of 5
         #expect(c.tick(now: 599).isEmpty)
         let out = c.tick(now: 600)
-        #expect(out.contains(.aborted(round: 7)))
+        #expect(out.contains(.aborted(round: 7, reason: "timeout")))
         #expect(out.contains(.send(to: 3, .abort(epoch: 2, round: 7))))
     }
 
@@ -30,20 +40,19 @@ import Testing
         let c = TwoPhaseCommit(nodeId: 1, clusterSize: 3)
         // Only one live peer was asked, and it refuses.
         _ = c.begin(round: 1, epoch: 1, first: 1, last: 1, participants: [1, 2], now: 0, timeoutMs: 2_000)
-        _ = c.localDurable()
-        #expect(c.receive(from: 2, .vote(epoch: 1, round: 1, ok: false)).contains(.aborted(round: 1)))
+        _ = c.localDurable(through: 1)
+        #expect(c.refused(from: 2, epoch: 1).contains(.aborted(round: 1, reason: "refused")))
         // A dead participant counts as no.
         _ = c.begin(round: 2, epoch: 1, first: 2, last: 2, participants: [1, 2], now: 0, timeoutMs: 2_000)
-        #expect(c.peerDown(2).contains(.aborted(round: 2)))
+        #expect(c.peerDown(2).contains(.aborted(round: 2, reason: "refused")))
     }
 
-    @Test func votesOfAnotherRoundOrEpochAreIgnored() {
+    @Test func votesOfAnotherEpochOrANonParticipantAreIgnored() {
         let c = TwoPhaseCommit(nodeId: 1, clusterSize: 3)
         _ = c.begin(round: 5, epoch: 3, first: 1, last: 1, participants: [1, 2, 3], now: 0, timeoutMs: 2_000)
-        _ = c.localDurable()
-        #expect(c.receive(from: 2, .vote(epoch: 3, round: 4, ok: true)).isEmpty)
-        #expect(c.receive(from: 2, .vote(epoch: 2, round: 5, ok: true)).isEmpty)
-        #expect(c.receive(from: 9, .vote(epoch: 3, round: 5, ok: true)).isEmpty)
+        _ = c.localDurable(through: 1)
+        #expect(c.acknowledged(from: 2, epoch: 2, through: 1).isEmpty)
+        #expect(c.acknowledged(from: 9, epoch: 3, through: 1).isEmpty)
         #expect(c.inRound)
     }
 

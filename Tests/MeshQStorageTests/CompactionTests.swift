@@ -19,12 +19,14 @@ import Testing
         }
         func commit() throws {
             core.flush(now: 0)
-            for case .persist(let entries) in core.takeEffects() {
-                for e in entries { log.append(e.encoded()) }
-                try log.sync()
-                core.persisted(through: entries.last!.index, now: 0)
+            // Applying effects may produce more (a commit starts the next round).
+            while core.hasEffects {
+                for case .persist(let records) in core.takeEffects() {
+                    for r in records { log.append(r.encoded()) }
+                    try log.sync()
+                    core.persisted(now: 0)
+                }
             }
-            _ = core.takeEffects()
         }
         core.start(now: 0)
         for i in 1...1_000 { run(.enqueue(payload: Array("task-\(i)".utf8))) }
@@ -39,9 +41,9 @@ import Testing
         #expect(log.logBytes < bytesBefore / 10)
 
         let r = try DurableLog(directory: dir, fsync: false).recover()
-        let entries = r.records.compactMap(LogEntry.decode)
+        let records = r.records.compactMap(LogRecord.decode)
         let restored = NodeCore(nodeId: 1, memberIds: [1], settings: ClusterSettings(),
-                                snapshot: r.snapshot.flatMap(QueueSnapshot.decode), entries: entries)
+                                snapshot: r.snapshot.flatMap(QueueSnapshot.decode), records: records)
         #expect(restored.queue.count == 101)
         #expect(restored.queue.task(900) == nil)
         #expect(restored.queue.task(901)?.payload == Array("task-901".utf8))

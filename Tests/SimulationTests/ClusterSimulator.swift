@@ -40,7 +40,8 @@ final class ClusterSimulator {
     /// What survives a crash: exactly what the node made durable.
     private struct Disk {
         var votedEpoch: UInt64 = 0
-        var entries: [LogEntry] = []
+        var snapshot: QueueSnapshot?
+        var records: [LogRecord] = []
     }
 
     let seed: UInt64
@@ -87,14 +88,14 @@ final class ClusterSimulator {
 
     private func boot(_ id: Int) {
         let d = disks[id]!
-        let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: nil, entries: d.entries,
+        let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
                          votedEpoch: d.votedEpoch)
         n.plantedBugs = options.plantedBugs
         nodes[id] = n
         lastLamport[id] = n.clock.time
         note("boot \(id) voted=\(d.votedEpoch)")
         n.start(now: now)
-        for p in ids where p != id && linkUp(id, p) { n.peerUp(p) }
+        for p in ids where p != id && linkUp(id, p) { n.peerUp(p, now: now) }
         refreshLinks()
     }
 
@@ -116,7 +117,7 @@ final class ClusterSimulator {
                 guard linkState[[a, b]] != up else { continue }
                 linkState[[a, b]] = up
                 guard let n = nodes[a] else { continue }
-                if up { n.peerUp(b) } else { n.peerDown(b) }
+                if up { n.peerUp(b, now: now) } else { n.peerDown(b, now: now) }
             }
         }
     }
@@ -216,9 +217,13 @@ final class ClusterSimulator {
                             throw fail("node \(id) persisted vote \(epoch) below \(disks[id]!.votedEpoch)")
                         }
                         disks[id]!.votedEpoch = epoch
-                    case .persist(let entries):
-                        disks[id]!.entries += entries
-                        n.persisted(through: entries.last!.index, now: now)
+                    case .persist(let records):
+                        disks[id]!.records += records
+                        n.persisted(now: now)
+                    case .installSnapshot(let snap):
+                        disks[id]!.snapshot = snap
+                        disks[id]!.records = []
+                        n.persisted(now: now)
                     case .log(let ev):
                         if ev.name == "leader_elected" { elections += 1 }
                         if ["leader_elected", "election_start", "leader_timeout", "leader_stepdown"].contains(ev.name) {

@@ -195,6 +195,13 @@ public final class BullyElection {
         }
     }
 
+    /// The leader gives up (it could not commit): it steps down and calls a
+    /// new election at once, so the next leadership has a fresh epoch.
+    public func resign(now: Int64, reason: String) -> [Output] {
+        guard role == .leader else { return [] }
+        return stepDown(now: now, reason: reason) + startElection(now: now, reason: reason)
+    }
+
     /// A peer's link went down: stop waiting on it.
     public func peerDown(_ id: Int) {
         peersUp.remove(id)

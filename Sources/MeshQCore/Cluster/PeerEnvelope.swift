@@ -18,6 +18,45 @@ public struct PeerEnvelope: Equatable, Sendable {
         case timeRequest(seq: UInt64)
         /// ...and the leader answers with it (ms since the epoch).
         case timeReply(seq: UInt64, serverMs: Int64)
+        /// Ricart-Agrawala around each replication round.
+        case mutex(RicartAgrawalaMutex.Message)
+        /// PREPARE: entries after (prevIndex, prevEpoch), and the leader's commit.
+        case replicate(Replicate)
+        /// A follower's answer: durable and matching the leader through
+        /// `index`, or (not matched) a mismatch, `index` being its commit.
+        case replicateAck(round: UInt64, matched: Bool, index: UInt64)
+        /// COMMIT / ABORT of a round.
+        case commit(round: UInt64, through: UInt64)
+        /// `keep`: the leader's commit point; entries past it of its epoch are void.
+        case abort(round: UInt64, keep: UInt64)
+        /// Catch-up past the leader's in-memory log: its committed state.
+        case snapshot(QueueSnapshot)
+        /// A new leader asks the voter with the best log for its entries
+        /// after `after`...
+        case recoverRequest(after: UInt64)
+        /// ...and gets them (with a snapshot first when they start below
+        /// what the voter still holds).
+        case recoverReply(snapshot: QueueSnapshot?, entries: [LogEntry])
+        /// A follower relays a client command to the leader...
+        case forward(id: UInt64, owner: String, command: ClientCommand)
+        /// ...and gets back the reply line to hand the client.
+        case forwardReply(id: UInt64, reply: [UInt8])
+    }
+
+    public struct Replicate: Equatable, Sendable {
+        public var round: UInt64
+        public var prevIndex: UInt64
+        public var prevEpoch: UInt64
+        public var commit: UInt64
+        public var entries: [LogEntry]
+
+        public init(round: UInt64, prevIndex: UInt64, prevEpoch: UInt64, commit: UInt64, entries: [LogEntry]) {
+            self.round = round
+            self.prevIndex = prevIndex
+            self.prevEpoch = prevEpoch
+            self.commit = commit
+            self.entries = entries
+        }
     }
 
     public static let version: UInt8 = 1
@@ -41,6 +80,9 @@ public struct PeerEnvelope: Equatable, Sendable {
         case hello = 1, challenge
         case election = 10, vote, answer, coordinator, heartbeat, heartbeatAck
         case timeRequest = 20, timeReply
+        case mutexRequest = 30, mutexReply
+        case replicate = 40, replicateAck, commit, abort, snapshot, recoverRequest, recoverReply
+        case forward = 50, forwardReply
     }
 
     /// The whole frame, length prefix included.
@@ -62,6 +104,17 @@ public struct PeerEnvelope: Equatable, Sendable {
             }
         case .timeRequest: w.u8(Kind.timeRequest.rawValue)
         case .timeReply: w.u8(Kind.timeReply.rawValue)
+        case .mutex(.request): w.u8(Kind.mutexRequest.rawValue)
+        case .mutex(.reply): w.u8(Kind.mutexReply.rawValue)
+        case .replicate: w.u8(Kind.replicate.rawValue)
+        case .replicateAck: w.u8(Kind.replicateAck.rawValue)
+        case .commit: w.u8(Kind.commit.rawValue)
+        case .abort: w.u8(Kind.abort.rawValue)
+        case .snapshot: w.u8(Kind.snapshot.rawValue)
+        case .recoverRequest: w.u8(Kind.recoverRequest.rawValue)
+        case .recoverReply: w.u8(Kind.recoverReply.rawValue)
+        case .forward: w.u8(Kind.forward.rawValue)
+        case .forwardReply: w.u8(Kind.forwardReply.rawValue)
         }
         w.u32(UInt32(truncatingIfNeeded: from))
         w.u32(UInt32(truncatingIfNeeded: to))
@@ -87,6 +140,40 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .timeReply(let seq, let ms):
             w.u64(seq)
             w.i64(ms)
+        case .mutex(.request(let ts)):
+            w.u64(ts)
+        case .mutex(.reply):
+            break
+        case .replicate(let r):
+            w.u64(r.round)
+            w.u64(r.prevIndex)
+            w.u64(r.prevEpoch)
+            w.u64(r.commit)
+            Self.encode(r.entries, into: &w)
+        case .replicateAck(let round, let matched, let index):
+            w.u64(round)
+            w.u8(matched ? 1 : 0)
+            w.u64(index)
+        case .commit(let round, let through):
+            w.u64(round)
+            w.u64(through)
+        case .abort(let round, let keep):
+            w.u64(round)
+            w.u64(keep)
+        case .snapshot(let snap):
+            w.blob(snap.encoded())
+        case .recoverRequest(let after):
+            w.u64(after)
+        case .recoverReply(let snap, let entries):
+            w.blob(snap?.encoded() ?? [])
+            Self.encode(entries, into: &w)
+        case .forward(let id, let owner, let command):
+            w.u64(id)
+            w.string(owner)
+            Self.encode(command, into: &w)
+        case .forwardReply(let id, let reply):
+            w.u64(id)
+            w.blob(reply)
         }
         var bytes = w.bytes
         let n = UInt32(bytes.count - 4)
@@ -134,6 +221,45 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .timeReply:
             guard let seq = r.u64(), let ms = r.i64() else { return .failure(.truncated) }
             body = .timeReply(seq: seq, serverMs: ms)
+        case .mutexRequest:
+            guard let ts = r.u64() else { return .failure(.truncated) }
+            body = .mutex(.request(ts: ts))
+        case .mutexReply:
+            body = .mutex(.reply)
+        case .replicate:
+            guard let round = r.u64(), let pi = r.u64(), let pe = r.u64(), let c = r.u64(),
+                  let entries = decodeEntries(&r) else { return .failure(.truncated) }
+            body = .replicate(Replicate(round: round, prevIndex: pi, prevEpoch: pe, commit: c, entries: entries))
+        case .replicateAck:
+            guard let round = r.u64(), let m = r.u8(), m <= 1, let i = r.u64() else { return .failure(.truncated) }
+            body = .replicateAck(round: round, matched: m == 1, index: i)
+        case .commit:
+            guard let round = r.u64(), let t = r.u64() else { return .failure(.truncated) }
+            body = .commit(round: round, through: t)
+        case .abort:
+            guard let round = r.u64(), let keep = r.u64() else { return .failure(.truncated) }
+            body = .abort(round: round, keep: keep)
+        case .snapshot:
+            guard let b = r.blob(), let snap = QueueSnapshot.decode(b) else { return .failure(.truncated) }
+            body = .snapshot(snap)
+        case .recoverRequest:
+            guard let after = r.u64() else { return .failure(.truncated) }
+            body = .recoverRequest(after: after)
+        case .recoverReply:
+            guard let b = r.blob(), let entries = decodeEntries(&r) else { return .failure(.truncated) }
+            var snap: QueueSnapshot?
+            if !b.isEmpty {
+                guard let s = QueueSnapshot.decode(b) else { return .failure(.truncated) }
+                snap = s
+            }
+            body = .recoverReply(snapshot: snap, entries: entries)
+        case .forward:
+            guard let id = r.u64(), let owner = r.string(maxLength: 4096),
+                  let cmd = decodeCommand(&r) else { return .failure(.truncated) }
+            body = .forward(id: id, owner: owner, command: cmd)
+        case .forwardReply:
+            guard let id = r.u64(), let reply = r.blob() else { return .failure(.truncated) }
+            body = .forwardReply(id: id, reply: reply)
         }
         guard r.isAtEnd else { return .failure(.trailingBytes) }
         return .success(PeerEnvelope(from: Int(from), to: Int(to), lamport: lamport, epoch: epoch, body: body))
@@ -141,6 +267,45 @@ public struct PeerEnvelope: Equatable, Sendable {
 }
 
 extension PeerEnvelope {
+    private static func encode(_ entries: [LogEntry], into w: inout ByteWriter) {
+        w.u32(UInt32(entries.count))
+        for e in entries { e.encode(into: &w) }
+    }
+
+    private static func decodeEntries(_ r: inout ByteReader) -> [LogEntry]? {
+        guard let n = r.u32(), Int(n) <= r.remaining else { return nil }
+        var out: [LogEntry] = []
+        out.reserveCapacity(Int(n))
+        for _ in 0..<n {
+            guard let e = LogEntry.decode(&r) else { return nil }
+            out.append(e)
+        }
+        return out
+    }
+
+    /// Only the commands a follower relays (the rest are answered locally).
+    private static func encode(_ c: ClientCommand, into w: inout ByteWriter) {
+        switch c {
+        case .enqueue(let p): w.u8(1); w.blob(p)
+        case .dequeue(let ms): w.u8(2); w.i64(Int64(ms ?? -1))
+        case .ack(let id): w.u8(3); w.u64(id)
+        case .nack(let id): w.u8(4); w.u64(id)
+        default: preconditionFailure("\(c) is answered by the node that received it")
+        }
+    }
+
+    private static func decodeCommand(_ r: inout ByteReader) -> ClientCommand? {
+        switch r.u8() {
+        case 1: return r.blob().map { .enqueue(payload: $0) }
+        case 2:
+            guard let ms = r.i64(), ms >= -1, ms <= Int64(Int32.max) else { return nil }
+            return .dequeue(waitMs: ms < 0 ? nil : Int(ms))
+        case 3: return r.u64().map { .ack(taskId: $0) }
+        case 4: return r.u64().map { .nack(taskId: $0) }
+        default: return nil
+        }
+    }
+
     /// The proof a dialer sends: binds the secret to this challenge and this
     /// direction, so it cannot be replayed on another connection or link.
     public static func proof(secret: String, nonce: [UInt8], from: Int, to: Int) -> [UInt8] {

@@ -71,6 +71,16 @@ public final class RicartAgrawalaMutex {
         return out + deferred.sorted().map { .send(to: $0, .reply) }
     }
 
+    /// Gives up a request that is taking too long (a reply lost with a link):
+    /// everyone we deferred is answered, and late replies are ignored.
+    public func cancel() -> [Output] {
+        guard state == .requesting else { return [] }
+        state = .idle
+        waitingFor.removeAll()
+        defer { deferred.removeAll() }
+        return deferred.sorted().map { .send(to: $0, .reply) }
+    }
+
     /// A peer died: it will not reply, and needs no reply.
     public func peerDown(_ id: Int) -> [Output] {
         deferred.remove(id)

@@ -1,18 +1,21 @@
-// TwoPhaseCommit: one replication round, coordinator and participant sides.
-// The coordinator sends PREPARE(epoch, round, entries) to the live peers and
-// persists the entries itself; each participant that accepts persists them and
-// votes yes. With a majority of yes votes (the coordinator's own durable copy
-// included) the round commits: the coordinator answers clients and broadcasts
-// COMMIT. Without one by the deadline (commit_timeout_ms) it aborts: ABORT is
-// broadcast and clients get ERR NOQUORUM; nothing was acknowledged, so a retry
-// is safe. A participant refuses PREPARE from an epoch older than the newest
-// it has seen (fencing a deposed leader). Entries prepared but never decided
-// are settled by the next leader's recovery, never by a local timer alone.
+// TwoPhaseCommit: the coordinator's side of one replication round, and the
+// participant's fencing. The coordinator sends PREPARE(epoch, round, first,
+// last) to the live peers (the node attaches the entries each peer lacks) and
+// persists the entries itself. A participant that accepts persists them and
+// acknowledges "durable and matching the leader through index i"; an
+// acknowledgement counts as a yes vote for every round ending at or below i,
+// so a lagging follower's catch-up can complete a round too. With a majority
+// of yes votes (the coordinator's own durable copy included) the round
+// commits: the coordinator answers clients and broadcasts COMMIT. Without one
+// by the deadline (commit_timeout_ms), or once a majority is impossible, it
+// aborts: clients get ERR NOQUORUM. A participant refuses PREPARE from an
+// epoch older than the newest it has promised (fencing a deposed leader).
+// Entries prepared but never decided are settled by the next leader's
+// recovery, never by a local timer alone.
 
 public final class TwoPhaseCommit {
     public enum Message: Equatable, Sendable {
         case prepare(epoch: UInt64, round: UInt64, first: UInt64, last: UInt64)
-        case vote(epoch: UInt64, round: UInt64, ok: Bool)
         case commit(epoch: UInt64, round: UInt64, last: UInt64)
         case abort(epoch: UInt64, round: UInt64)
     }
@@ -20,7 +23,7 @@ public final class TwoPhaseCommit {
     public enum Output: Equatable, Sendable {
         case send(to: Int, Message)
         case committed(round: UInt64, through: UInt64)
-        case aborted(round: UInt64)
+        case aborted(round: UInt64, reason: String)
         case log(LogEvent)
     }
 
@@ -50,6 +53,7 @@ public final class TwoPhaseCommit {
 
     public var majority: Int { clusterSize / 2 + 1 }
     public var inRound: Bool { round != nil }
+    public var roundId: UInt64? { round?.id }
     public var deadline: Int64? { round?.deadline }
 
     // MARK: coordinator
@@ -63,16 +67,27 @@ public final class TwoPhaseCommit {
         return peers.sorted().map { .send(to: $0, .prepare(epoch: epoch, round: id, first: first, last: last)) }
     }
 
-    /// The coordinator's own copy of the round's entries is durable.
-    public func localDurable() -> [Output] {
-        round?.localDurable = true
+    /// The coordinator's own copy is durable through `index`.
+    public func localDurable(through index: UInt64) -> [Output] {
+        guard var r = round, index >= r.last else { return [] }
+        r.localDurable = true
+        round = r
         return decide()
     }
 
-    public func receive(from: Int, _ msg: Message) -> [Output] {
-        guard case .vote(let e, let id, let ok) = msg, var r = round, r.id == id, r.epoch == e,
-              r.participants.contains(from) else { return [] }
-        if ok { r.yes.insert(from) } else { r.no.insert(from) }
+    /// A participant of `epoch` holds the leader's log durably through `index`.
+    public func acknowledged(from: Int, epoch: UInt64, through index: UInt64) -> [Output] {
+        guard var r = round, r.epoch == epoch, r.participants.contains(from), index >= r.last else { return [] }
+        r.yes.insert(from)
+        r.no.remove(from)
+        round = r
+        return decide()
+    }
+
+    /// A participant refused the round (it promised a newer epoch).
+    public func refused(from: Int, epoch: UInt64) -> [Output] {
+        guard var r = round, r.participants.contains(from), !r.yes.contains(from) else { return [] }
+        r.no.insert(from)
         round = r
         return decide()
     }
@@ -90,13 +105,21 @@ public final class TwoPhaseCommit {
         return abort(r, reason: "timeout")
     }
 
+    /// The coordinator stopped leading: the round ends undecided (the next
+    /// leader's recovery settles its entries).
+    public func abandon() {
+        round = nil
+    }
+
     private func decide() -> [Output] {
         guard let r = round else { return [] }
         let yes = r.yes.count + (r.localDurable ? 1 : 0)
         if yes >= majority && r.localDurable {
             round = nil
             var out: [Output] = [.log(LogEvent(.debug, "repl_commit", [("node", "\(nodeId)"), ("epoch", "\(r.epoch)"),
-                                                                       ("round", "\(r.id)"), ("commit", "\(r.last)")])),
+                                                                       ("round", "\(r.id)"), ("commit", "\(r.last)"),
+                                                                       ("entries", "\(r.last - r.first + 1)"),
+                                                                       ("votes", "\(yes)")])),
                                  .committed(round: r.id, through: r.last)]
             out += r.participants.sorted().map { .send(to: $0, .commit(epoch: r.epoch, round: r.id, last: r.last)) }
             return out
@@ -111,7 +134,7 @@ public final class TwoPhaseCommit {
         round = nil
         var out: [Output] = [.log(LogEvent(.debug, "repl_abort", [("node", "\(nodeId)"), ("epoch", "\(r.epoch)"),
                                                                   ("round", "\(r.id)"), ("reason", reason)])),
-                             .aborted(round: r.id)]
+                             .aborted(round: r.id, reason: reason)]
         out += r.participants.sorted().map { .send(to: $0, .abort(epoch: r.epoch, round: r.id)) }
         return out
     }
@@ -119,7 +142,7 @@ public final class TwoPhaseCommit {
     // MARK: participant
 
     /// Whether to accept a PREPARE from a leader of `epoch` (then persist and
-    /// vote yes); a stale leader is refused, and a newer epoch is remembered.
+    /// acknowledge); a stale leader is refused, and a newer epoch is remembered.
     public func acceptPrepare(epoch: UInt64) -> Bool {
         guard epoch >= promisedEpoch else { return false }
         promisedEpoch = epoch

@@ -1,14 +1,24 @@
 // NodeCore: one node's protocol logic as a state machine, free of I/O. The
 // driver (meshqd's reactor, or a simulator) feeds it inputs — client commands,
-// "end of this loop iteration" (flush), "the log is durable up to index i"
-// (persisted), the time (tick) — and applies the effects it returns, in order:
-// replies, log appends, log lines.
+// peer messages, link changes, "end of this loop iteration" (flush), "what you
+// asked to persist is durable" (persisted), the time (tick) — and applies the
+// effects it returns, in order: replies, log records, peer messages, log lines.
 //
-// Durability rule: a change is answered OK only after its entry is durable on
-// a majority (in a cluster of one, on this node's disk), and the queue state
-// changes only when an entry commits, so what clients were told is exactly what
-// recovery rebuilds. Commands read in one loop iteration become one batch, and
-// one append + fsync (group commit).
+// Replication. The leader gathers the commands of a loop iteration into one
+// batch; it takes the Ricart-Agrawala section, appends the batch to its log
+// (one write, one fsync) and runs a two-phase commit round: each live follower
+// receives the entries it lacks after (prevIndex, prevEpoch), persists them
+// and acknowledges; with a majority durable (the leader included) the round
+// commits, the queue changes and clients get OK. Only one round runs at a
+// time, so the next batch grows while one is in flight (group commit).
+//
+// Safety rests on three rules. Log matching: a follower appends only after
+// its entry at prevIndex matches the leader's, cutting a conflicting
+// uncommitted tail. Recovery: a new leader adopts the log of the voter with
+// the highest (last epoch, last index) among the majority that elected it,
+// which holds every committed entry, and commits it with a first entry of its
+// own epoch before it serves anyone. Apply on commit: the queue changes only
+// when an entry commits, so what clients were told is what recovery rebuilds.
 import DequeModule
 
 public final class NodeCore {
@@ -16,8 +26,10 @@ public final class NodeCore {
 
     public enum Effect: Sendable {
         case reply(ClientRef, Reply)
-        /// Append these entries to the durable log and sync, then call `persisted(through:)`.
-        case persist([LogEntry])
+        /// Append these records to the durable log and sync, then call `persisted`.
+        case persist([LogRecord])
+        /// Replace the durable state by this snapshot (catch-up), then call `persisted`.
+        case installSnapshot(QueueSnapshot)
         case log(LogEvent)
         /// Send to a peer (over the cluster bus).
         case sendPeer(PeerEnvelope)
@@ -26,80 +38,144 @@ public final class NodeCore {
     }
 
     private struct Proposal {
-        var entry: LogEntry
+        var op: LogEntry.Operation
+        var lamport: UInt64
         var client: ClientRef?
+    }
+
+    /// A command waiting for a leader to be reachable.
+    private struct Held {
+        var command: ClientCommand
+        var ref: ClientRef
+        var owner: String
+        var wallMs: Int64
+        var deadline: Int64
+    }
+
+    /// The leader's view of one follower's log.
+    private struct Follower {
+        /// Known durable and matching through this index.
+        var match: UInt64 = 0
+        /// The next index to send.
+        var next: UInt64
+        /// A message is on its way; `next` goes back to `sentFrom` if it is lost.
+        var inflight = false
+        var sentFrom: UInt64 = 0
+        var sentAt: Int64 = 0
     }
 
     public let nodeId: Int
     public let memberIds: [Int]
     public var settings: ClusterSettings
+    /// Committed entries kept in memory to catch followers up; beyond, a snapshot.
+    public var logWindow = 100_000
 
     public private(set) var role: Role = .follower
     public private(set) var leaderId: Int?
     public private(set) var epoch: UInt64
     public private(set) var clock: LamportClock
     public private(set) var queue = TaskQueue()
-    public private(set) var commitIndex: UInt64
-    /// Index of the last entry handed to storage.
-    public private(set) var lastIndex: UInt64
-    public private(set) var lastEpoch: UInt64
+    public private(set) var log: ReplicatedLog
+    public var commitIndex: UInt64 { log.commitIndex }
+    public var lastIndex: UInt64 { log.lastIndex }
     /// Leaderships won since start, and entries committed (for metrics).
     public private(set) var elections = 0
     public private(set) var entriesCommitted = 0
+    /// Whether this leader has recovered and committed its first entry.
+    public private(set) var serving = false
 
     private var proposals: [Proposal] = []
-    private var inflight = Deque<Proposal>()
+    /// Clients waiting for their entry (in the log, uncommitted) to commit.
+    private var awaiting = Deque<(index: UInt64, ref: ClientRef)>()
     private var nextTaskId: UInt64
     private var pendingPayloadBytes = 0
     private var waiters = WaiterQueue()
+    private var held = Deque<Held>()
     private var effects: [Effect] = []
+    private var unsyncedPersists = 0
+    private var lastCommitMark: UInt64 = 0
     /// Multi-node clusters elect; a cluster of one simply leads.
     public let election: BullyElection?
+    private let mutex: RicartAgrawalaMutex
+    private let twoPC: TwoPhaseCommit
+    private var mutexDeadline: Int64?
+    private var roundSeq: UInt64 = 0
+    private var followers: [Int: Follower] = [:]
+    /// The new leader's first entry: serving starts when it commits.
+    private var readyIndex: UInt64 = 0
+    private var recovering: (from: Int, deadline: Int64)?
+    /// Follower side: the epoch whose leader we replicate, and how far our
+    /// log is known to match its log (only then may its commit apply).
+    private var matchedEpoch: UInt64 = 0
+    private var matchedThrough: UInt64 = 0
+    private var pendingAcks: [(to: Int, round: UInt64, through: UInt64)] = []
+    /// Commands relayed to the leader, by relay id.
+    private var forwards: [UInt64: (ref: ClientRef, leader: Int)] = [:]
+    private var nextForwardId: UInt64 = 1
     /// Followers' estimate of the leader's clock (Cristian).
     public private(set) var cristian = CristianClock()
     private var nextTimeSync: Int64 = 0
     private var timeSyncSeq: UInt64 = 0
     private var timeRequests: [UInt64: Int64] = [:]
     private var syncedLeader: Int?
+    private var skippedRecords = 0
 
-    /// Rebuilds the state from a snapshot and the entries logged after it.
+    /// Rebuilds the state from a snapshot and the records logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
-                snapshot: QueueSnapshot?, entries: [LogEntry], votedEpoch: UInt64 = 0) {
+                snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64 = 0) {
         self.nodeId = nodeId
         self.memberIds = memberIds.sorted()
         self.settings = settings
         var clock = LamportClock()
-        var index: UInt64 = 0
-        var epoch: UInt64 = 0
+        var log = ReplicatedLog(baseIndex: snapshot?.lastIndex ?? 0, baseEpoch: snapshot?.lastEpoch ?? 0)
         if let s = snapshot {
             for t in s.tasks { queue.apply(enqueue: t) }
             queue.observeTaskId(s.highestTaskId)
             clock.observe(s.lamport)
-            index = s.lastIndex
-            epoch = s.lastEpoch
         }
-        for e in entries where e.index > index {
-            Self.apply(e.op, to: &queue)
-            clock.observe(e.lamport)
-            index = e.index
-            epoch = max(epoch, e.epoch)
+        var commitMark = log.baseIndex
+        for r in records {
+            switch r {
+            case .entry(let e):
+                guard e.index > log.baseIndex else { continue }
+                if e.index <= log.lastIndex { log.truncate(after: e.index - 1) }
+                guard e.index == log.lastIndex + 1 else { skippedRecords += 1; continue }
+                log.append(e)
+                clock.observe(e.lamport)
+            case .commit(let i):
+                commitMark = max(commitMark, i)
+            case .truncate(let after):
+                if after >= log.baseIndex && after < log.lastIndex { log.truncate(after: max(after, log.commitIndex)) }
+            }
         }
         self.clock = clock
-        self.commitIndex = index
-        self.lastIndex = index
-        self.lastEpoch = epoch
-        self.epoch = epoch
-        self.nextTaskId = queue.highestTaskId + 1
-        if memberIds.count > 1 {
-            let e = BullyElection(nodeId: nodeId, members: memberIds, epoch: epoch, votedEpoch: votedEpoch,
+        // Alone, everything this node made durable was committed.
+        let single = memberIds.count <= 1
+        for e in log.commit(through: single ? log.lastIndex : commitMark) { Self.apply(e.op, to: &queue) }
+        self.lastCommitMark = log.commitIndex
+        self.log = log
+        self.epoch = log.lastEpoch
+        self.nextTaskId = max(queue.highestTaskId, Self.highestTaskId(in: log)) + 1
+        mutex = RicartAgrawalaMutex(nodeId: nodeId)
+        twoPC = TwoPhaseCommit(nodeId: nodeId, clusterSize: max(1, memberIds.count), promisedEpoch: log.lastEpoch)
+        if !single {
+            let e = BullyElection(nodeId: nodeId, members: memberIds, epoch: log.lastEpoch, votedEpoch: votedEpoch,
                                   heartbeatIntervalMs: settings.heartbeatIntervalMs,
                                   leaderTimeoutMs: settings.leaderTimeoutMs,
                                   electionTimeoutMs: settings.electionTimeoutMs)
-            e.position = LogPosition(epoch: epoch, index: index)
+            e.position = log.position
             election = e
         } else {
             election = nil
         }
+        self.log.trim(keep: logWindow)
+    }
+
+    /// Rebuilds from plain entries (a log of one node, or a test).
+    public convenience init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
+                            snapshot: QueueSnapshot?, entries: [LogEntry], votedEpoch: UInt64 = 0) {
+        self.init(nodeId: nodeId, memberIds: memberIds, settings: settings, snapshot: snapshot,
+                  records: entries.map { .entry($0) }, votedEpoch: votedEpoch)
     }
 
     private static func apply(_ op: LogEntry.Operation, to queue: inout TaskQueue) {
@@ -110,6 +186,14 @@ public final class NodeCore {
         }
     }
 
+    private static func highestTaskId(in log: ReplicatedLog) -> UInt64 {
+        var top: UInt64 = 0
+        for i in stride(from: log.lastIndex, to: log.commitIndex, by: -1) {
+            if case .enqueue(let t)? = log.entry(at: i)?.op { top = max(top, t.id) }
+        }
+        return top
+    }
+
     /// Effects produced since the last call, in the order they must be applied.
     public func takeEffects() -> [Effect] {
         defer { effects.removeAll(keepingCapacity: true) }
@@ -118,63 +202,102 @@ public final class NodeCore {
 
     public var hasEffects: Bool { !effects.isEmpty }
 
-    /// Whether a batch is waiting for `flush`.
-    public var hasProposals: Bool { !proposals.isEmpty }
+    /// Whether a batch is waiting that `flush` can start now (while a round
+    /// runs, the batch waits for it and the round's end starts the next).
+    public var hasProposals: Bool {
+        !proposals.isEmpty && role == .leader && recovering == nil && !twoPC.inRound && mutex.state == .idle
+    }
+
+    private var peers: [Int] { memberIds.filter { $0 != nodeId } }
+    private var peersUp: Set<Int> { election?.peersUp ?? [] }
 
     /// The earliest time `tick` has work to do.
     public func nextWakeup() -> Int64? {
         let sync: Int64? = role == .follower && leaderId != nil ? (syncedLeader == leaderId ? nextTimeSync : 0) : nil
-        return [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync].compactMap { $0 }.min()
+        var times = [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync,
+                     twoPC.deadline, mutexDeadline, recovering?.deadline, held.first?.deadline]
+        if role == .leader {
+            times += followers.values.filter(\.inflight).map { $0.sentAt + retransmitMs }
+        }
+        return times.compactMap { $0 }.min()
     }
+
+    /// A replication message unanswered this long is sent again (lost with a link).
+    private var retransmitMs: Int64 { Int64(max(settings.heartbeatIntervalMs * 4, 200)) }
 
     // MARK: inputs
 
     /// Called once the node's storage is open and recovered.
     public func start(now: Int64) {
-        log(.info, "tasks_recovered", [("node", "\(nodeId)"), ("count", "\(queue.count)"),
-                                       ("commit", "\(commitIndex)"), ("epoch", "\(epoch)"),
-                                       ("lamport", "\(clock.time)")])
-        if memberIds == [nodeId] {
+        emit(.info, "tasks_recovered", [("node", "\(nodeId)"), ("count", "\(queue.count)"),
+                                       ("commit", "\(commitIndex)"), ("uncommitted", "\(log.lastIndex - commitIndex)"),
+                                       ("epoch", "\(epoch)"), ("lamport", "\(clock.time)")])
+        if skippedRecords > 0 {
+            emit(.error, "log_records_skipped", [("node", "\(nodeId)"), ("count", "\(skippedRecords)"),
+                                                ("reason", "entries out of sequence")])
+        }
+        if let election {
+            applyElection(election.start(now: now), now: now)
+        } else {
             // A cluster of one: this node is the majority, so it leads at once
             // in a new epoch, made durable by the epoch's first (noop) entry.
-            becomeLeader(epoch: epoch + 1, now: now, tookMs: 0)
-        } else if let election {
-            log(.warn, "replication_unavailable", [("node", "\(nodeId)"), ("members", "\(memberIds.count)"),
-                                                   ("reason", "replication is not built yet: commands that need a leader answer ERR NOLEADER")])
-            apply(election.start(now: now))
+            role = .leader
+            leaderId = nodeId
+            becomeLeader(epoch: epoch + 1, votes: [:], now: now, tookMs: 0)
         }
     }
 
-    // MARK: the cluster
-
-    /// An envelope from a peer (already checked to come from `env.from`).
     /// Test hooks (see PlantedBug); empty in production.
     var plantedBugs: Set<PlantedBug> = [] {
         didSet { election?.plantedBugs = plantedBugs }
     }
 
+    /// An envelope from a peer (already checked to come from `env.from`).
     public func peerMessage(_ env: PeerEnvelope, now: Int64, wallMs: Int64) {
         if plantedBugs.contains(.skipLamportMerge) { clock.tick() } else { clock.merge(env.lamport) }
-        guard let election else { return }
+        guard let election, memberIds.contains(env.from), env.from != nodeId else { return }
         switch env.body {
         case .hello, .challenge:
             break
         case .election(let m):
-            apply(election.receive(from: env.from, m, now: now))
+            applyElection(election.receive(from: env.from, m, now: now), now: now)
         case .timeRequest(let seq):
             if role == .leader { sendPeer(to: env.from, .timeReply(seq: seq, serverMs: wallMs)) }
         case .timeReply(let seq, let serverMs):
             guard env.from == leaderId, let t0 = timeRequests.removeValue(forKey: seq),
                   let s = cristian.add(sentAtMs: Double(t0), serverTimeMs: Double(serverMs), receivedAtMs: Double(wallMs))
             else { return }
-            log(.info, "time_sync", [("node", "\(nodeId)"), ("leader", "\(env.from)"), ("offset_ms", formatMs(cristian.offsetMs)),
+            emit(.info, "time_sync", [("node", "\(nodeId)"), ("leader", "\(env.from)"), ("offset_ms", formatMs(cristian.offsetMs)),
                                      ("rtt_ms", formatMs(s.rttMs)), ("sample_offset_ms", formatMs(s.offsetMs))])
+        case .mutex(let m):
+            applyMutex(mutex.receive(from: env.from, m), now: now)
+        case .replicate(let r):
+            receiveReplicate(r, from: env.from, epoch: env.epoch, now: now)
+        case .replicateAck(let round, let matched, let index):
+            receiveAck(from: env.from, epoch: env.epoch, round: round, matched: matched, index: index, now: now)
+        case .commit(_, let through):
+            guard env.epoch == matchedEpoch, role != .leader else { return }
+            commit(through: min(through, matchedThrough), now: now)
+        case .abort(_, let keep):
+            receiveAbort(epoch: env.epoch, keep: keep, now: now)
+        case .snapshot(let snap):
+            receiveSnapshot(snap, from: env.from, epoch: env.epoch, now: now)
+        case .recoverRequest(let after):
+            answerRecovery(to: env.from, after: after)
+        case .recoverReply(let snap, let entries):
+            receiveRecovery(from: env.from, snapshot: snap, entries: entries, now: now)
+        case .forward(let id, let owner, let command):
+            let ref = ClientRef(session: Self.remoteSession | UInt64(env.from), seq: id)
+            submit(command, ref: ref, owner: "\(env.from)/\(owner)", now: now, wallMs: wallMs)
+        case .forwardReply(let id, let line):
+            guard let f = forwards.removeValue(forKey: id), f.leader == env.from else { return }
+            reply(f.ref, .relayed(line))
         }
     }
 
     private func sendPeer(to: Int, _ body: PeerEnvelope.Body) {
         effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: to, lamport: clock.tick(),
-                                              epoch: election?.epoch ?? epoch, body: body)))
+                                              epoch: epoch, body: body)))
     }
 
     /// Followers sample the leader's clock every time_sync_interval_ms, and at
@@ -195,23 +318,42 @@ public final class NodeCore {
         sendPeer(to: leader, .timeRequest(seq: timeSyncSeq))
     }
 
-    public func peerUp(_ id: Int) {
+    public func peerUp(_ id: Int, now: Int64 = 0) {
         election?.peersUp.insert(id)
+        if role == .leader { sendReplication(to: id, now: now) }
+        dispatchHeld(now: now)
     }
 
-    public func peerDown(_ id: Int) {
+    public func peerDown(_ id: Int, now: Int64 = 0) {
         election?.peerDown(id)
+        applyMutex(mutex.peerDown(id), now: now)
+        applyTwoPC(twoPC.peerDown(id), now: now)
+        if var f = followers[id], f.inflight {
+            f.inflight = false
+            f.next = f.sentFrom
+            followers[id] = f
+        }
+        failForwards { $0 == id }
+        if let r = recovering, r.from == id { resign(now: now, reason: "recovery_source_lost") }
     }
 
-    private func apply(_ outputs: [BullyElection.Output]) {
+    private func applyElection(_ outputs: [BullyElection.Output], now: Int64) {
         guard let election else { return }
+        var won: (epoch: UInt64, votes: [Int: LogPosition])?
         for o in outputs {
             switch o {
             case .send(let to, let m):
                 sendPeer(to: to, .election(m))
             case .persistVote(let e):
+                // Having voted in epoch e, no older leader may add to our log:
+                // our vote carried our log position, and recovery relies on it.
+                twoPC.promise(epoch: e)
                 effects.append(.persistVote(e))
-            case .becameLeader, .following, .leaderLost:
+            case .becameLeader(let e, let votes):
+                won = (e, votes)
+            case .following(_, let e):
+                twoPC.promise(epoch: e)
+            case .leaderLost:
                 break
             case .log(var event):
                 if event.field("lamport") == nil { event.fields.append(("lamport", "\(clock.time)")) }
@@ -219,27 +361,434 @@ public final class NodeCore {
             }
         }
         let wasLeader = role == .leader
+        let oldLeader = leaderId
         role = Role(rawValue: election.role.rawValue) ?? .follower
         leaderId = election.leaderId
         epoch = max(epoch, election.epoch)
-        if wasLeader && role != .leader {
-            // Leases are leader-local; blocked consumers learn there is no leader here.
-            queue.releaseAllLeases()
-            for w in waiters.removeAll() { reply(w.ref, .error(.noleader, "this node stopped leading")) }
+        if wasLeader && (role != .leader || won != nil) { stoppedLeading(now: now) }
+        if oldLeader != leaderId { failForwards { $0 == oldLeader } }
+        if let won {
+            elections += 1
+            becomeLeader(epoch: won.epoch, votes: won.votes, now: now, tookMs: nil)
+        }
+        dispatchHeld(now: now)
+    }
+
+    /// A leader that cannot commit steps down and calls a new election, so
+    /// whoever leads next starts from a fresh epoch and a fresh majority.
+    private func resign(now: Int64, reason: String) {
+        guard let election else { return }
+        applyElection(election.resign(now: now, reason: reason), now: now)
+    }
+
+    // MARK: leading
+
+    private func becomeLeader(epoch newEpoch: UInt64, votes: [Int: LogPosition], now: Int64, tookMs: Int64?) {
+        epoch = newEpoch
+        serving = false
+        queue.releaseAllLeases()
+        twoPC.promise(epoch: newEpoch)
+        if let tookMs {
+            elections += 1
+            emit(.info, "leader_elected", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
+                                          ("lamport", "\(clock.time)"), ("took_ms", "\(tookMs)")])
+        }
+        // Recovery: the voter with the best log holds every committed entry.
+        let best = votes.filter { $0.key != nodeId }.max { ($0.value, -$0.key) < ($1.value, -$1.key) }
+        if let best, best.value > log.position {
+            recovering = (best.key, now + Int64(settings.commitTimeoutMs))
+            emit(.info, "leader_recovery", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(best.key)"),
+                                           ("their_last", "\(best.value.index)"), ("our_last", "\(log.lastIndex)")])
+            sendPeer(to: best.key, .recoverRequest(after: commitIndex))
+        } else {
+            recovered(now: now)
         }
     }
 
-    private func becomeLeader(epoch newEpoch: UInt64, now: Int64, tookMs: Int64) {
-        role = .leader
-        leaderId = nodeId
-        elections += 1
-        epoch = newEpoch
-        queue.releaseAllLeases()
+    private func recovered(now: Int64) {
+        recovering = nil
+        nextTaskId = max(nextTaskId, queue.highestTaskId + 1, Self.highestTaskId(in: log) + 1)
+        followers = Dictionary(uniqueKeysWithValues: peers.map { ($0, Follower(next: log.lastIndex + 1)) })
+        // The first entry of the epoch commits everything adopted before it.
         let l = clock.tick()
-        propose(.noop, lamport: l, client: nil)
-        log(.info, "leader_elected", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
-                                      ("lamport", "\(l)"), ("took_ms", "\(tookMs)")])
+        proposals.insert(Proposal(op: .noop, lamport: l, client: nil), at: 0)
+        readyIndex = log.lastIndex + 1
+        startRound(now: now)
     }
+
+    private func answerRecovery(to: Int, after: UInt64) {
+        let from = max(after, commitIndex) + 1
+        if after >= log.baseIndex {
+            let all = log.entries(from: after + 1, through: log.lastIndex, maxBytes: 32 << 20)
+            if all.last?.index ?? after == log.lastIndex {
+                sendPeer(to: to, .recoverReply(snapshot: nil, entries: all))
+                return
+            }
+        }
+        sendPeer(to: to, .recoverReply(snapshot: committedSnapshot(),
+                                       entries: log.entries(from: from, through: log.lastIndex)))
+    }
+
+    private func receiveRecovery(from: Int, snapshot: QueueSnapshot?, entries: [LogEntry], now: Int64) {
+        guard role == .leader, let r = recovering, r.from == from else { return }
+        if let snapshot, snapshot.lastIndex > commitIndex { install(snapshot) }
+        var records: [LogRecord] = []
+        guard merge(entries, into: &records) else {
+            resign(now: now, reason: "recovery_conflict")
+            return
+        }
+        // Adopt exactly the best voter's log: anything of ours past it never committed.
+        let theirLast = entries.last?.index ?? max(snapshot?.lastIndex ?? 0, commitIndex)
+        if log.lastIndex > theirLast, theirLast >= commitIndex {
+            log.truncate(after: theirLast)
+            records.append(.truncate(after: theirLast))
+        }
+        if !records.isEmpty { persist(records) }
+        election?.position = log.position
+        emit(.info, "leader_recovered", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("last", "\(log.lastIndex)"),
+                                        ("commit", "\(commitIndex)")])
+        recovered(now: now)
+    }
+
+    /// Merges entries that follow on from our log (a leader's, or the best
+    /// voter's): equal entries are kept, a conflicting uncommitted tail is cut.
+    /// False when the entries would cut a committed one (a broken invariant).
+    private func merge(_ entries: [LogEntry], into records: inout [LogRecord]) -> Bool {
+        for e in entries where e.index > log.baseIndex {
+            if e.index <= log.lastIndex {
+                if log.epoch(at: e.index) == e.epoch { continue }
+                guard e.index > commitIndex else {
+                    emit(.error, "log_conflict", [("node", "\(nodeId)"), ("index", "\(e.index)"), ("commit", "\(commitIndex)")])
+                    return false
+                }
+                log.truncate(after: e.index - 1)
+            }
+            guard e.index == log.lastIndex + 1 else { return false }
+            log.append(e)
+            records.append(.entry(e))
+            if case .enqueue(let t) = e.op { nextTaskId = max(nextTaskId, t.id + 1) }
+        }
+        return true
+    }
+
+    private func install(_ snap: QueueSnapshot) {
+        queue = TaskQueue()
+        for t in snap.tasks { queue.apply(enqueue: t) }
+        queue.observeTaskId(snap.highestTaskId)
+        clock.observe(snap.lamport)
+        log.reset(toSnapshotAt: snap.lastIndex, epoch: snap.lastEpoch)
+        lastCommitMark = snap.lastIndex
+        nextTaskId = max(nextTaskId, snap.highestTaskId + 1)
+        unsyncedPersists += 1
+        effects.append(.installSnapshot(snap))
+        election?.position = log.position
+    }
+
+    /// The queue as of the commit point (valid at any time: the queue only
+    /// ever holds committed changes).
+    private func committedSnapshot() -> QueueSnapshot {
+        QueueSnapshot(lastIndex: commitIndex, lastEpoch: log.epoch(at: commitIndex) ?? log.baseEpoch,
+                      lamport: clock.time, highestTaskId: queue.highestTaskId, tasks: queue.allTasks())
+    }
+
+    /// The whole leadership ends: what was in flight is answered, nothing is kept.
+    private func stoppedLeading(now: Int64) {
+        serving = false
+        recovering = nil
+        twoPC.abandon()
+        mutexDeadline = nil
+        applyMutex(mutex.state == .inside ? mutex.release() : mutex.cancel(), now: now)
+        queue.releaseAllLeases()
+        for a in awaiting {
+            if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
+            reply(a.ref, .error(.noleader, "leadership was lost before this change committed; the next leader may still apply it"))
+        }
+        awaiting.removeAll()
+        failProposals(.noleader, "this node stopped leading before the change was replicated; nothing was committed")
+        for w in waiters.removeAll() { reply(w.ref, .error(.noleader, "this node stopped leading")) }
+        pendingPayloadBytes = 0
+        followers.removeAll()
+    }
+
+    private func failProposals(_ code: ErrorCode, _ text: String) {
+        for p in proposals {
+            switch p.op {
+            case .ack(let id): queue.unmarkAcking(id)
+            case .enqueue(let t): pendingPayloadBytes -= t.payload.count
+            case .noop: break
+            }
+            if let c = p.client { reply(c, .error(code, text)) }
+        }
+        proposals.removeAll()
+        pendingPayloadBytes = max(0, pendingPayloadBytes)
+    }
+
+    /// Starts a replication round with the waiting batch, unless one runs.
+    private func startRound(now: Int64) {
+        guard role == .leader, recovering == nil, !twoPC.inRound, mutex.state == .idle, !proposals.isEmpty else { return }
+        mutexDeadline = now + Int64(settings.commitTimeoutMs)
+        applyMutex(mutex.request(ts: clock.tick(), livePeers: peersUp), now: now)
+    }
+
+    private func applyMutex(_ outputs: [RicartAgrawalaMutex.Output], now: Int64) {
+        for o in outputs {
+            switch o {
+            case .send(let to, let m): sendPeer(to: to, .mutex(m))
+            case .log(let e): effects.append(.log(e))
+            case .granted: beginRound(now: now)
+            }
+        }
+    }
+
+    /// Inside the critical section: the batch becomes log entries, persisted
+    /// here and sent to every live follower.
+    private func beginRound(now: Int64) {
+        mutexDeadline = nil
+        guard role == .leader, recovering == nil, !proposals.isEmpty else {
+            applyMutex(mutex.release(), now: now)
+            return
+        }
+        let first = log.lastIndex + 1
+        var records: [LogRecord] = []
+        records.reserveCapacity(proposals.count + 1)
+        if election != nil && commitIndex > lastCommitMark {
+            records.append(.commit(commitIndex))
+            lastCommitMark = commitIndex
+        }
+        for p in proposals {
+            let e = LogEntry(index: log.lastIndex + 1, epoch: epoch, lamport: p.lamport, op: p.op)
+            log.append(e)
+            records.append(.entry(e))
+            if let c = p.client { awaiting.append((e.index, c)) }
+        }
+        proposals.removeAll(keepingCapacity: true)
+        election?.position = log.position
+        roundSeq += 1
+        // The followers' copies leave before our own fsync, so the two overlap.
+        applyTwoPC(twoPC.begin(round: roundSeq, epoch: epoch, first: first, last: log.lastIndex,
+                               participants: Set(peersUp), now: now, timeoutMs: settings.commitTimeoutMs), now: now)
+        persist(records)
+    }
+
+    private func applyTwoPC(_ outputs: [TwoPhaseCommit.Output], now: Int64) {
+        for o in outputs {
+            switch o {
+            case .send(let to, .prepare):
+                sendReplication(to: to, now: now)
+            case .send(let to, .commit(_, let round, let last)):
+                sendPeer(to: to, .commit(round: round, through: last))
+            case .send(let to, .abort(_, let round)):
+                sendPeer(to: to, .abort(round: round, keep: commitIndex))
+            case .log(let e):
+                effects.append(.log(e))
+            case .committed(_, let through):
+                commit(through: through, now: now)
+                applyMutex(mutex.release(), now: now)
+                startRound(now: now)
+            case .aborted(_, let reason):
+                abortRound(reason: reason, now: now)
+            }
+        }
+    }
+
+    /// No majority in time: the clients learn nothing was committed, our own
+    /// uncommitted entries of this epoch are cut (so we never commit them
+    /// later), and we resign. Entries adopted from older epochs stay: they
+    /// may have committed under an earlier leader.
+    private func abortRound(reason: String, now: Int64) {
+        var cut: UInt64?
+        var i = commitIndex + 1
+        while i <= log.lastIndex {
+            if log.entry(at: i)?.epoch == epoch { cut = i - 1; break }
+            i += 1
+        }
+        if let cut {
+            for a in awaiting where a.index > cut {
+                if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
+                if case .enqueue(let t)? = log.entry(at: a.index)?.op { pendingPayloadBytes -= t.payload.count }
+                reply(a.ref, .error(.noquorum, "no majority acknowledged within commit_timeout_ms (\(settings.commitTimeoutMs) ms); nothing was committed"))
+            }
+            awaiting.removeAll { $0.index > cut }
+            log.truncate(after: cut)
+            persist([.truncate(after: cut)])
+            election?.position = log.position
+        }
+        applyMutex(mutex.release(), now: now)
+        failProposals(.noquorum, "no majority acknowledged within commit_timeout_ms; nothing was committed")
+        resign(now: now, reason: "no_quorum_\(reason)")
+    }
+
+    /// Sends a follower what it lacks, one message at a time (the next goes
+    /// when it acknowledges); past the in-memory window, a snapshot.
+    private func sendReplication(to id: Int, now: Int64) {
+        guard role == .leader, var f = followers[id], !f.inflight, peersUp.contains(id) else { return }
+        let prev = f.next - 1
+        if prev < log.baseIndex {
+            f.inflight = true
+            f.sentFrom = f.next
+            f.sentAt = now
+            let snap = committedSnapshot()
+            f.next = snap.lastIndex + 1
+            followers[id] = f
+            sendPeer(to: id, .snapshot(snap))
+            return
+        }
+        guard f.next <= log.lastIndex || f.match < commitIndex, let prevEpoch = log.epoch(at: prev) else { return }
+        let entries = log.entries(from: f.next, through: log.lastIndex, maxBytes: 4 << 20)
+        f.inflight = true
+        f.sentFrom = f.next
+        f.sentAt = now
+        f.next = (entries.last?.index ?? prev) + 1
+        followers[id] = f
+        sendPeer(to: id, .replicate(.init(round: roundSeq, prevIndex: prev, prevEpoch: prevEpoch,
+                                          commit: commitIndex, entries: entries)))
+    }
+
+    private func receiveAck(from: Int, epoch e: UInt64, round: UInt64, matched: Bool, index: UInt64, now: Int64) {
+        guard role == .leader, var f = followers[from] else { return }
+        guard e == epoch else {
+            if e > epoch { applyTwoPC(twoPC.refused(from: from, epoch: epoch), now: now) }
+            return
+        }
+        f.inflight = false
+        if matched {
+            f.match = max(f.match, index)
+            f.next = max(f.next, index + 1)
+        } else {
+            // Its committed prefix is ours too: resend from just after it.
+            let known = min(index, log.lastIndex)
+            f.match = max(f.match, known)
+            f.next = known + 1
+        }
+        followers[from] = f
+        if matched { applyTwoPC(twoPC.acknowledged(from: from, epoch: epoch, through: index), now: now) }
+        sendReplication(to: from, now: now)
+    }
+
+    // MARK: following
+
+    private func receiveReplicate(_ m: PeerEnvelope.Replicate, from: Int, epoch e: UInt64, now: Int64) {
+        // A leader meeting a newer one steps down through the election first;
+        // until then its own rounds own the log.
+        guard role != .leader else { return }
+        guard twoPC.acceptPrepare(epoch: e) else {
+            // A deposed leader: our envelope's newer epoch tells it so.
+            sendPeer(to: from, .replicateAck(round: m.round, matched: false, index: commitIndex))
+            return
+        }
+        if matchedEpoch != e {
+            matchedEpoch = e
+            matchedThrough = commitIndex
+            epoch = max(epoch, e)
+        }
+        guard m.prevIndex <= log.lastIndex, log.matches(index: m.prevIndex, epoch: m.prevEpoch) else {
+            sendPeer(to: from, .replicateAck(round: m.round, matched: false, index: commitIndex))
+            return
+        }
+        var records: [LogRecord] = []
+        guard merge(m.entries, into: &records) else {
+            sendPeer(to: from, .replicateAck(round: m.round, matched: false, index: commitIndex))
+            return
+        }
+        let through = max(m.prevIndex, m.entries.last?.index ?? 0)
+        matchedThrough = max(matchedThrough, through)
+        let newCommit = min(m.commit, matchedThrough)
+        if newCommit > lastCommitMark && !records.isEmpty {
+            records.append(.commit(min(newCommit, log.lastIndex)))
+            lastCommitMark = newCommit
+        }
+        election?.position = log.position
+        if !records.isEmpty { persist(records) }
+        pendingAcks.append((from, m.round, through))
+        if unsyncedPersists == 0 { sendPendingAcks() }
+        commit(through: newCommit, now: now)
+    }
+
+    private func receiveSnapshot(_ snap: QueueSnapshot, from: Int, epoch e: UInt64, now: Int64) {
+        guard role != .leader, twoPC.acceptPrepare(epoch: e) else { return }
+        if matchedEpoch != e {
+            matchedEpoch = e
+            matchedThrough = commitIndex
+            epoch = max(epoch, e)
+        }
+        if snap.lastIndex > commitIndex {
+            install(snap)
+            emit(.info, "snapshot_installed", [("node", "\(nodeId)"), ("from", "\(from)"), ("index", "\(snap.lastIndex)"),
+                                              ("tasks", "\(snap.tasks.count)")])
+        }
+        matchedThrough = max(matchedThrough, snap.lastIndex)
+        pendingAcks.append((from, 0, max(snap.lastIndex, commitIndex)))
+        if unsyncedPersists == 0 { sendPendingAcks() }
+    }
+
+    /// The leader aborted a round: our uncommitted entries of its epoch past
+    /// its commit point were never committed; drop them so no later recovery
+    /// adopts them.
+    private func receiveAbort(epoch e: UInt64, keep: UInt64, now: Int64) {
+        guard role != .leader else { return }
+        var i = max(keep, commitIndex) + 1
+        while i <= log.lastIndex, log.entry(at: i)?.epoch != e { i += 1 }
+        guard i <= log.lastIndex else { return }
+        log.truncate(after: i - 1)
+        matchedThrough = min(matchedThrough, i - 1)
+        persist([.truncate(after: i - 1)])
+        election?.position = log.position
+    }
+
+    private func sendPendingAcks() {
+        for a in pendingAcks { sendPeer(to: a.to, .replicateAck(round: a.round, matched: true, index: a.through)) }
+        pendingAcks.removeAll()
+    }
+
+    // MARK: committing
+
+    private func persist(_ records: [LogRecord]) {
+        unsyncedPersists += 1
+        effects.append(.persist(records))
+    }
+
+    /// Storage reports durable every record and snapshot handed out so far.
+    public func persisted(now: Int64) {
+        unsyncedPersists = 0
+        sendPendingAcks()
+        if role == .leader { applyTwoPC(twoPC.localDurable(through: log.lastIndex), now: now) }
+    }
+
+    /// Entries up to `index` are committed: apply them, answer their clients.
+    private func commit(through index: UInt64, now: Int64) {
+        let entries = log.commit(through: index)
+        guard !entries.isEmpty else { return }
+        for e in entries {
+            entriesCommitted += 1
+            let client: ClientRef? = awaiting.first?.index == e.index ? awaiting.removeFirst().ref : nil
+            switch e.op {
+            case .noop:
+                break
+            case .enqueue(let t):
+                queue.apply(enqueue: t)
+                nextTaskId = max(nextTaskId, t.id + 1)
+                if let client {
+                    pendingPayloadBytes -= t.payload.count
+                    reply(client, .ok(taskId: t.id, lamport: e.lamport))
+                }
+            case .ack(let id):
+                queue.apply(ack: id)
+                if let client { reply(client, .ok(taskId: id, lamport: e.lamport)) }
+            }
+        }
+        if election == nil { emit(.debug, "repl_commit", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
+                                                         ("commit", "\(commitIndex)"), ("entries", "\(entries.count)")]) }
+        log.trim(keep: logWindow)
+        if role == .leader {
+            if !serving && commitIndex >= readyIndex {
+                serving = true
+                dispatchHeld(now: now)
+            }
+            serveWaiters(now: now)
+        }
+    }
+
+    // MARK: clients
 
     /// A client command that needs the queue (HELLO, ENQUEUE, DEQUEUE, ACK, NACK, STATUS).
     public func handle(_ command: ClientCommand, from ref: ClientRef, owner: String, now: Int64, wallMs: Int64) {
@@ -247,33 +796,77 @@ public final class NodeCore {
         case .hello(_, let lamport):
             let l = lamport.map { clock.merge($0) } ?? clock.tick()
             reply(ref, .hello(nodeId: nodeId, lamport: l))
-        case .enqueue(let payload):
-            enqueue(payload, ref: ref, wallMs: wallMs)
-        case .dequeue(let waitMs):
-            dequeue(ref: ref, owner: owner, waitMs: waitMs ?? 0, now: now)
-        case .ack(let id):
-            ack(id, ref: ref)
-        case .nack(let id):
-            nack(id, ref: ref, now: now)
         case .status:
             reply(ref, .status(status().line))
+        case .enqueue, .dequeue, .ack, .nack:
+            submit(command, ref: ref, owner: owner, now: now, wallMs: wallMs)
         case .auth, .ping, .help, .quit:
             preconditionFailure("session-local command routed to the node core")
         }
     }
 
-    private func requireLeader(_ ref: ClientRef) -> Bool {
-        guard role == .leader, election == nil else {
-            let why = election == nil ? "no leader is reachable"
-                : "replication is not built yet, so no node of a multi-node cluster serves the queue"
-            reply(ref, .error(.noleader, why))
-            return false
+    /// Where a queue command goes: served here when this node leads, relayed
+    /// when a leader is reachable, else held until one is (or NOLEADER).
+    private func submit(_ command: ClientCommand, ref: ClientRef, owner: String, now: Int64, wallMs: Int64) {
+        if held.isEmpty, dispatch(command, ref: ref, owner: owner, now: now, wallMs: wallMs) { return }
+        held.append(Held(command: command, ref: ref, owner: owner, wallMs: wallMs,
+                         deadline: now + Int64(max(settings.commitTimeoutMs, settings.leaderTimeoutMs))))
+    }
+
+    private func dispatch(_ command: ClientCommand, ref: ClientRef, owner: String, now: Int64, wallMs: Int64) -> Bool {
+        if role == .leader {
+            guard serving else { return false }
+            serve(command, ref: ref, owner: owner, now: now, wallMs: wallMs)
+            return true
         }
+        if Self.isRemote(ref) {
+            // Relayed to a node that no longer leads: the relaying follower
+            // answers its client (it never loops the command onwards).
+            reply(ref, .error(.noleader, "node \(nodeId) is not the leader"))
+            return true
+        }
+        guard role == .follower, let leader = leaderId, peersUp.contains(leader) else { return false }
+        let id = nextForwardId
+        nextForwardId += 1
+        forwards[id] = (ref, leader)
+        emit(.debug, "route_forward", [("node", "\(nodeId)"), ("to", "\(leader)"), ("id", "\(id)")])
+        sendPeer(to: leader, .forward(id: id, owner: owner, command: command))
         return true
     }
 
+    private func dispatchHeld(now: Int64) {
+        while let h = held.first {
+            guard dispatch(h.command, ref: h.ref, owner: h.owner, now: now, wallMs: h.wallMs) else { return }
+            held.removeFirst()
+        }
+    }
+
+    private func expireHeld(now: Int64) {
+        while let h = held.first, h.deadline <= now {
+            held.removeFirst()
+            reply(h.ref, .error(.noleader, "no leader is reachable"))
+        }
+    }
+
+    /// Relayed commands whose leader went away: their outcome is unknown here.
+    private func failForwards(where lost: (Int) -> Bool) {
+        for (id, f) in forwards where lost(f.leader) {
+            forwards.removeValue(forKey: id)
+            reply(f.ref, .error(.noleader, "the leader was lost while the command was in flight; it may have been applied"))
+        }
+    }
+
+    private func serve(_ command: ClientCommand, ref: ClientRef, owner: String, now: Int64, wallMs: Int64) {
+        switch command {
+        case .enqueue(let payload): enqueue(payload, ref: ref, wallMs: wallMs)
+        case .dequeue(let waitMs): dequeue(ref: ref, owner: owner, waitMs: waitMs ?? 0, now: now)
+        case .ack(let id): ack(id, ref: ref)
+        case .nack(let id): nack(id, ref: ref, now: now)
+        default: break
+        }
+    }
+
     private func enqueue(_ payload: [UInt8], ref: ClientRef, wallMs: Int64) {
-        guard requireLeader(ref) else { return }
         guard payload.count <= settings.maxPayloadBytes else {
             reply(ref, .error(.toolarge, "payload is \(payload.count) bytes, max_payload_bytes is \(settings.maxPayloadBytes)"))
             return
@@ -284,23 +877,23 @@ public final class NodeCore {
             return
         }
         let l = clock.tick()
-        let task = QueuedTask(id: nextTaskId, lamport: l, enqueuedAtMs: wallMs, payload: payload)
+        // Task timestamps use the cluster's corrected clock (Cristian).
+        let at = wallMs + Int64(role == .leader ? 0 : cristian.offsetMs)
+        let task = QueuedTask(id: nextTaskId, lamport: l, enqueuedAtMs: at, payload: payload)
         nextTaskId += 1
         pendingPayloadBytes += payload.count
-        propose(.enqueue(task), lamport: l, client: ref)
+        proposals.append(Proposal(op: .enqueue(task), lamport: l, client: ref))
     }
 
     private func ack(_ id: UInt64, ref: ClientRef) {
-        guard requireLeader(ref) else { return }
         guard queue.markAcking(id) else {
             reply(ref, .error(.notfound, "no task \(id) (never enqueued, or already acked)"))
             return
         }
-        propose(.ack(taskId: id), lamport: clock.tick(), client: ref)
+        proposals.append(Proposal(op: .ack(taskId: id), lamport: clock.tick(), client: ref))
     }
 
     private func nack(_ id: UInt64, ref: ClientRef, now: Int64) {
-        guard requireLeader(ref) else { return }
         guard queue.release(id) else {
             reply(ref, .error(.notfound, "task \(id) is not leased"))
             return
@@ -310,7 +903,6 @@ public final class NodeCore {
     }
 
     private func dequeue(ref: ClientRef, owner: String, waitMs: Int, now: Int64) {
-        guard requireLeader(ref) else { return }
         if let t = queue.leaseNext(owner: owner, deadline: now + Int64(settings.ackTimeoutMs)) {
             reply(ref, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
         } else if waitMs > 0 {
@@ -330,71 +922,45 @@ public final class NodeCore {
         }
     }
 
-    private func propose(_ op: LogEntry.Operation, lamport: UInt64, client: ClientRef?) {
-        lastIndex += 1
-        let e = LogEntry(index: lastIndex, epoch: epoch, lamport: lamport, op: op)
-        proposals.append(Proposal(entry: e, client: client))
-    }
-
     /// End of a loop iteration: everything proposed since the last flush
-    /// becomes one batch for storage.
+    /// becomes one batch, replicated as soon as no round is running.
     public func flush(now: Int64) {
-        guard !proposals.isEmpty else { return }
-        effects.append(.persist(proposals.map(\.entry)))
-        inflight.append(contentsOf: proposals)
-        proposals.removeAll(keepingCapacity: true)
+        startRound(now: now)
     }
 
-    /// Storage reports every entry up to `index` durable on this node. With a
-    /// cluster of one that is a majority: the entries commit.
-    public func persisted(through index: UInt64, now: Int64) {
-        var committed = 0
-        while let p = inflight.first, p.entry.index <= index {
-            inflight.removeFirst()
-            commit(p)
-            committed += 1
-        }
-        if committed > 0 {
-            log(.debug, "repl_commit", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
-                                        ("commit", "\(commitIndex)"), ("entries", "\(committed)")])
-            serveWaiters(now: now)
-        }
-    }
-
-    private func commit(_ p: Proposal) {
-        commitIndex = p.entry.index
-        entriesCommitted += 1
-        lastEpoch = p.entry.epoch
-        switch p.entry.op {
-        case .noop:
-            break
-        case .enqueue(let t):
-            pendingPayloadBytes -= t.payload.count
-            queue.apply(enqueue: t)
-            if let c = p.client { reply(c, .ok(taskId: t.id, lamport: p.entry.lamport)) }
-        case .ack(let id):
-            queue.apply(ack: id)
-            if let c = p.client { reply(c, .ok(taskId: id, lamport: p.entry.lamport)) }
-        }
-    }
-
-    /// Time passes: expired leases return their tasks, ended waits answer EMPTY.
+    /// Time passes: elections, retransmits, expired leases, waits and holds.
     public func tick(now: Int64, wallMs: Int64 = 0) {
         if let election {
-            apply(election.tick(now: now))
+            applyElection(election.tick(now: now), now: now)
             timeSync(now: now, wallMs: wallMs)
         }
+        applyTwoPC(twoPC.tick(now: now), now: now)
+        if let d = mutexDeadline, now >= d, mutex.state == .requesting {
+            mutexDeadline = nil
+            applyMutex(mutex.cancel(), now: now)
+            failProposals(.noquorum, "the replication section was not granted within commit_timeout_ms; nothing was committed")
+        }
+        if let r = recovering, now >= r.deadline { resign(now: now, reason: "recovery_timeout") }
+        if role == .leader {
+            for (id, f) in followers where f.inflight && now - f.sentAt >= retransmitMs {
+                followers[id]!.inflight = false
+                followers[id]!.next = f.sentFrom
+                sendReplication(to: id, now: now)
+            }
+        }
         for id in queue.expireLeases(now: now) {
-            log(.info, "task_requeued", [("node", "\(nodeId)"), ("task", "\(id)"),
+            emit(.info, "task_requeued", [("node", "\(nodeId)"), ("task", "\(id)"),
                                          ("reason", "lease_expired"), ("lamport", "\(clock.time)")])
         }
         serveWaiters(now: now)
         for w in waiters.expire(now: now) { reply(w.ref, .empty) }
+        expireHeld(now: now)
     }
 
     /// A client connection closed: drop its waits (its leases run their course).
     public func sessionClosed(_ session: UInt64) {
         waiters.remove(session: session)
+        held.removeAll { $0.ref.session == session }
     }
 
     public func status(extra: [(String, String)] = []) -> StatusReport {
@@ -402,20 +968,33 @@ public final class NodeCore {
                      commit: commitIndex, ready: queue.readyCount, inflight: queue.leasedCount,
                      mailbox: 0, peersUp: election?.peersUp.count ?? 0,
                      offsetMs: role == .leader ? 0 : cristian.offsetMs,
-                     extra: [("tasks", "\(queue.count)"), ("members", "\(memberIds.count)")] + extra)
+                     extra: [("tasks", "\(queue.count)"), ("members", "\(memberIds.count)"),
+                             ("last", "\(log.lastIndex)")] + extra)
     }
 
-    /// The state as of the last committed entry, for compaction. Only valid
-    /// when nothing is in flight (every logged entry is applied).
+    /// The state as of the last committed entry, for compaction; nil while
+    /// the log holds uncommitted entries (they must stay on disk).
     public func snapshot() -> QueueSnapshot? {
-        guard inflight.isEmpty else { return nil }
-        return QueueSnapshot(lastIndex: commitIndex, lastEpoch: lastEpoch, lamport: clock.time,
-                             highestTaskId: queue.highestTaskId, tasks: queue.allTasks())
+        guard log.lastIndex == commitIndex else { return nil }
+        return committedSnapshot()
     }
 
-    private func reply(_ ref: ClientRef, _ r: Reply) { effects.append(.reply(ref, r)) }
+    /// Relayed commands are answered over the bus, not to a local session.
+    static let remoteSession: UInt64 = 1 << 62
+    static func isRemote(_ ref: ClientRef) -> Bool { ref.session & remoteSession != 0 }
 
-    private func log(_ level: LogLevel, _ name: String, _ fields: [(String, String)]) {
+    private func reply(_ ref: ClientRef, _ r: Reply) {
+        if Self.isRemote(ref) {
+            var line: [UInt8] = []
+            r.render(into: &line)
+            line.removeLast()
+            sendPeer(to: Int(ref.session & ~Self.remoteSession), .forwardReply(id: ref.seq, reply: line))
+        } else {
+            effects.append(.reply(ref, r))
+        }
+    }
+
+    private func emit(_ level: LogLevel, _ name: String, _ fields: [(String, String)]) {
         effects.append(.log(LogEvent(level, name, fields)))
     }
 }

@@ -14,6 +14,8 @@ public enum Reply: Equatable, Sendable {
     case help
     case bye
     case error(ErrorCode, String)
+    /// A reply another node rendered (a follower relaying the leader's), without its newline.
+    case relayed([UInt8])
 
     public func render(into out: inout [UInt8]) {
         switch self {
@@ -54,6 +56,8 @@ public enum Reply: Equatable, Sendable {
             out.append(contentsOf: ClientCommand.helpText.utf8)
         case .bye:
             out.append(contentsOf: "BYE".utf8)
+        case .relayed(let line):
+            out.append(contentsOf: line)
         case .error(let code, let text):
             out.append(contentsOf: "ERR ".utf8)
             out.append(contentsOf: code.rawValue.utf8)

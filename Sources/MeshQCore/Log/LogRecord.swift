@@ -1,0 +1,50 @@
+// LogRecord: one record of a node's durable log. Besides the entries, a node
+// of a cluster writes where it knows the commit point to be (so a restart
+// applies only committed entries to the queue and keeps the rest as the
+// uncommitted tail), and a truncation when a round it led was aborted.
+//
+// Replay rule: an entry at an index the log already holds replaces that entry
+// and everything after it. That is how a follower's conflicting uncommitted
+// tail gives way to the leader's entries without rewriting the file.
+
+public enum LogRecord: Equatable, Sendable {
+    case entry(LogEntry)
+    /// Entries up to this index are committed.
+    case commit(UInt64)
+    /// Entries after this index are void.
+    case truncate(after: UInt64)
+
+    // Entry records start with LogEntry's kind byte (1...3); these two are
+    // far from it, so a log written before they existed reads unchanged.
+    private static let commitKind: UInt8 = 0xC1
+    private static let truncateKind: UInt8 = 0xC2
+
+    public func encoded() -> [UInt8] {
+        switch self {
+        case .entry(let e):
+            return e.encoded()
+        case .commit(let i):
+            var w = ByteWriter(capacity: 9)
+            w.u8(Self.commitKind)
+            w.u64(i)
+            return w.bytes
+        case .truncate(let i):
+            var w = ByteWriter(capacity: 9)
+            w.u8(Self.truncateKind)
+            w.u64(i)
+            return w.bytes
+        }
+    }
+
+    public static func decode(_ bytes: [UInt8]) -> LogRecord? {
+        guard let kind = bytes.first else { return nil }
+        switch kind {
+        case commitKind, truncateKind:
+            var r = ByteReader(bytes, offset: 1)
+            guard let i = r.u64(), r.isAtEnd else { return nil }
+            return kind == commitKind ? .commit(i) : .truncate(after: i)
+        default:
+            return LogEntry.decode(bytes).map { .entry($0) }
+        }
+    }
+}
