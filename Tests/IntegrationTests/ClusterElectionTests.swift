@@ -1,6 +1,4 @@
 // Three real meshqd processes: Bully election with epochs over the peer bus.
-// (Replication is the next step of the cluster work; until then a multi-node
-// cluster refuses queue commands, so nothing is acknowledged without a majority.)
 import Foundation
 import Reactor
 import Testing
@@ -15,8 +13,8 @@ import Testing
         #expect(c.log(3).contains("event=leader_elected node=3"))
         // Lamport stamps cross the bus: followers' clocks moved past their own few events.
         #expect(UInt64(c.status(1)?["lamport"] ?? "0")! > 3)
-        // No replication yet: the queue refuses rather than acknowledge unreplicated work.
-        #expect(try c.client(1).request("ENQUEUE x").hasPrefix("ERR NOLEADER "))
+        // A follower serves the queue by relaying to the leader.
+        #expect(try c.client(1).request("ENQUEUE x").hasPrefix("OK "))
     }
 
     @Test func leaderCrashFailsOverAndTheReturningHigherNodeTakesBack() throws {

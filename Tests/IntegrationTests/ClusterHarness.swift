@@ -86,6 +86,9 @@ final class Cluster {
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
         }
-        try? FileManager.default.removeItem(atPath: dir)
+        // MESHQ_KEEP_TEST_DIRS=1 keeps configs and node logs for a post-mortem.
+        if ProcessInfo.processInfo.environment["MESHQ_KEEP_TEST_DIRS"] == nil {
+            try? FileManager.default.removeItem(atPath: dir)
+        }
     }
 }

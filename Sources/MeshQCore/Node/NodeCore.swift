@@ -98,7 +98,10 @@ public final class NodeCore {
     public let election: BullyElection?
     private let mutex: RicartAgrawalaMutex
     private let twoPC: TwoPhaseCommit
-    private var mutexDeadline: Int64?
+    /// While requesting the section: when to ask again (a reply lost with a
+    /// link that was reconnecting), and when to give up the leadership.
+    private var mutexRetryAt: Int64?
+    private var mutexGiveUpAt: Int64 = 0
     private var roundSeq: UInt64 = 0
     private var followers: [Int: Follower] = [:]
     /// The new leader's first entry: serving starts when it commits.
@@ -215,7 +218,7 @@ public final class NodeCore {
     public func nextWakeup() -> Int64? {
         let sync: Int64? = role == .follower && leaderId != nil ? (syncedLeader == leaderId ? nextTimeSync : 0) : nil
         var times = [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync,
-                     twoPC.deadline, mutexDeadline, recovering?.deadline, held.first?.deadline]
+                     twoPC.deadline, mutexRetryAt, recovering?.deadline, held.first?.deadline]
         if role == .leader {
             times += followers.values.filter(\.inflight).map { $0.sentAt + retransmitMs }
         }
@@ -295,9 +298,9 @@ public final class NodeCore {
         }
     }
 
-    private func sendPeer(to: Int, _ body: PeerEnvelope.Body) {
+    private func sendPeer(to: Int, _ body: PeerEnvelope.Body, epoch e: UInt64? = nil) {
         effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: to, lamport: clock.tick(),
-                                              epoch: epoch, body: body)))
+                                              epoch: e ?? epoch, body: body)))
     }
 
     /// Followers sample the leader's clock every time_sync_interval_ms, and at
@@ -343,11 +346,15 @@ public final class NodeCore {
         for o in outputs {
             switch o {
             case .send(let to, let m):
+                if case .vote(let e, _) = m {
+                    // Having voted for another node in epoch e, no older leader
+                    // may add to our log: the vote carried our log position,
+                    // and that node's recovery relies on it. (Our own
+                    // candidacy fences nothing: we know our own log.)
+                    twoPC.promise(epoch: e)
+                }
                 sendPeer(to: to, .election(m))
             case .persistVote(let e):
-                // Having voted in epoch e, no older leader may add to our log:
-                // our vote carried our log position, and recovery relies on it.
-                twoPC.promise(epoch: e)
                 effects.append(.persistVote(e))
             case .becameLeader(let e, let votes):
                 won = (e, votes)
@@ -496,7 +503,7 @@ public final class NodeCore {
         serving = false
         recovering = nil
         twoPC.abandon()
-        mutexDeadline = nil
+        mutexRetryAt = nil
         applyMutex(mutex.state == .inside ? mutex.release() : mutex.cancel(), now: now)
         queue.releaseAllLeases()
         for a in awaiting {
@@ -526,7 +533,8 @@ public final class NodeCore {
     /// Starts a replication round with the waiting batch, unless one runs.
     private func startRound(now: Int64) {
         guard role == .leader, recovering == nil, !twoPC.inRound, mutex.state == .idle, !proposals.isEmpty else { return }
-        mutexDeadline = now + Int64(settings.commitTimeoutMs)
+        mutexRetryAt = now + retransmitMs
+        mutexGiveUpAt = now + Int64(settings.commitTimeoutMs)
         applyMutex(mutex.request(ts: clock.tick(), livePeers: peersUp), now: now)
     }
 
@@ -543,7 +551,7 @@ public final class NodeCore {
     /// Inside the critical section: the batch becomes log entries, persisted
     /// here and sent to every live follower.
     private func beginRound(now: Int64) {
-        mutexDeadline = nil
+        mutexRetryAt = nil
         guard role == .leader, recovering == nil, !proposals.isEmpty else {
             applyMutex(mutex.release(), now: now)
             return
@@ -672,8 +680,9 @@ public final class NodeCore {
         // until then its own rounds own the log.
         guard role != .leader else { return }
         guard twoPC.acceptPrepare(epoch: e) else {
-            // A deposed leader: our envelope's newer epoch tells it so.
-            sendPeer(to: from, .replicateAck(round: m.round, matched: false, index: commitIndex))
+            // A deposed leader: the newer epoch we promised tells it so.
+            sendPeer(to: from, .replicateAck(round: m.round, matched: false, index: commitIndex),
+                     epoch: twoPC.promisedEpoch)
             return
         }
         if matchedEpoch != e {
@@ -935,10 +944,16 @@ public final class NodeCore {
             timeSync(now: now, wallMs: wallMs)
         }
         applyTwoPC(twoPC.tick(now: now), now: now)
-        if let d = mutexDeadline, now >= d, mutex.state == .requesting {
-            mutexDeadline = nil
+        if let d = mutexRetryAt, now >= d, mutex.state == .requesting {
             applyMutex(mutex.cancel(), now: now)
-            failProposals(.noquorum, "the replication section was not granted within commit_timeout_ms; nothing was committed")
+            if now >= mutexGiveUpAt {
+                mutexRetryAt = nil
+                failProposals(.noquorum, "the replication section was not granted within commit_timeout_ms; nothing was committed")
+                resign(now: now, reason: "mutex_timeout")
+            } else {
+                mutexRetryAt = now + retransmitMs
+                applyMutex(mutex.request(ts: clock.tick(), livePeers: peersUp), now: now)
+            }
         }
         if let r = recovering, now >= r.deadline { resign(now: now, reason: "recovery_timeout") }
         if role == .leader {
