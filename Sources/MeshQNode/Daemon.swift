@@ -159,7 +159,8 @@ public enum Daemon {
         let loop = EventLoop()
         let fdLimit = EventLoop.raiseFileLimit()
         let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
-                            snapshot: recovered.snapshot, records: recovered.records, votedEpoch: votedEpoch)
+                            snapshot: recovered.snapshot, records: recovered.records, votedEpoch: votedEpoch,
+                            relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)))
         let server = NodeServer(loop: loop, core: core, store: store, settings: config.cluster, logger: logger)
         var exitCode: Int32 = 0
         server.onFatal = { reason in

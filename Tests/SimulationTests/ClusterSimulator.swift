@@ -2,9 +2,10 @@
 // runs — on a simulated network and a virtual clock. Messages get random
 // delays (so they reorder), may be dropped or duplicated, links can be cut in
 // one direction or both, nodes crash (keeping only what they made durable) and
-// restart. After every step the invariants are checked; a violation stops the
-// run with the seed and the last events, and the same seed replays the run
-// bit for bit.
+// restart, and clients send ENQUEUE, DEQUEUE, ACK and NACK to random nodes.
+// After every step the invariants are checked; a violation stops the run with
+// the seed and the last events, and the same seed replays the run bit for bit.
+// Once faults stop, the cluster must settle and answer every client.
 import HeapModule
 @testable import MeshQCore
 
@@ -17,8 +18,12 @@ final class ClusterSimulator {
         var dropRate = 0.05
         var duplicateRate = 0.02
         var maxDelayMs = 25
+        /// Mean time between client operations.
+        var clientOpEveryMs = 20
         var plantedBugs: Set<PlantedBug> = []
     }
+
+    private enum ClientOp { case enqueue(String), dequeue, ack(UInt64), nack(UInt64) }
 
     struct Violation: Error, CustomStringConvertible {
         let seed: UInt64
@@ -58,6 +63,17 @@ final class ClusterSimulator {
     private var lastLamport: [Int: UInt64] = [:]
     private var linkState: [[Int]: Bool] = [:]
     private(set) var elections = 0
+    // Clients: what was asked of which node, and what the cluster promised.
+    private var pending: [ClientRef: (node: Int, op: ClientOp, at: Int64)] = [:]
+    private var nextClientRef: UInt64 = 1
+    private var nextPayload = 0
+    /// Enqueues answered OK: task id -> payload.
+    private var okTasks: [UInt64: String] = [:]
+    private var ackSent: Set<UInt64> = []
+    private var ackedOK: Set<UInt64> = []
+    private var delivered: [UInt64] = []
+    private var checkedLeaderships: Set<[UInt64]> = []
+    private(set) var committedOps = 0
 
     init(seed: UInt64, options: Options = Options()) {
         self.seed = seed
@@ -79,7 +95,7 @@ final class ClusterSimulator {
 
     private func note(_ s: String) {
         trace.append("t=\(now) \(s)")
-        if trace.count > 60 { trace.removeFirst(trace.count - 60) }
+        if trace.count > 80 { trace.removeFirst(trace.count - 80) }
     }
 
     private func fail(_ what: String) -> Violation { Violation(seed: seed, what: what, trace: trace) }
@@ -89,7 +105,7 @@ final class ClusterSimulator {
     private func boot(_ id: Int) {
         let d = disks[id]!
         let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
-                         votedEpoch: d.votedEpoch)
+                         votedEpoch: d.votedEpoch, relayIdBase: rng.next() >> 1)
         n.plantedBugs = options.plantedBugs
         nodes[id] = n
         lastLamport[id] = n.clock.time
@@ -101,6 +117,8 @@ final class ClusterSimulator {
 
     private func crash(_ id: Int) {
         nodes.removeValue(forKey: id)
+        // Its clients' connections drop: their outcome is unknown.
+        pending = pending.filter { $0.value.node != id }
         note("crash \(id)")
         refreshLinks()
     }
@@ -128,7 +146,10 @@ final class ClusterSimulator {
         for id in ids { boot(id) }
         try drainEffects()
         var nextFault = Int64(rng.int(100...600))
+        var nextOp = Int64(rng.int(0...options.clientOpEveryMs * 2))
         let end = options.faultPhaseMs + options.settleMs
+        // Clients stop early enough for their last commands to be answered.
+        let clientsStop = end - options.settleMs / 2
         while now < end {
             now += options.stepMs
             if now < options.faultPhaseMs, now >= nextFault {
@@ -138,11 +159,85 @@ final class ClusterSimulator {
                 heal()
             }
             try deliverDue()
+            while now >= nextOp && now < clientsStop {
+                issueClientOp()
+                nextOp += Int64(rng.int(1...options.clientOpEveryMs * 2))
+            }
             for id in ids { nodes[id]?.tick(now: now, wallMs: now) }
+            // The end of a loop iteration: batches go to replication.
+            for id in ids { nodes[id]?.flush(now: now) }
             try drainEffects()
             try checkSafety()
         }
         try checkLiveness()
+    }
+
+    // MARK: clients
+
+    private func issueClientOp() {
+        let live = ids.filter { nodes[$0] != nil }
+        guard !live.isEmpty else { return }
+        let id = live[rng.int(0...(live.count - 1))]
+        let op: ClientOp
+        switch rng.int(0...9) {
+        case 0...3:
+            nextPayload += 1
+            op = .enqueue("p\(nextPayload)")
+        case 4...6:
+            op = .dequeue
+        case 7, 8:
+            guard !delivered.isEmpty else { return }
+            op = .ack(delivered[rng.int(0...(delivered.count - 1))])
+        default:
+            guard !delivered.isEmpty else { return }
+            op = .nack(delivered[rng.int(0...(delivered.count - 1))])
+        }
+        let ref = ClientRef(session: nextClientRef, seq: 1)
+        nextClientRef += 1
+        pending[ref] = (id, op, now)
+        let cmd: ClientCommand
+        switch op {
+        case .enqueue(let p): cmd = .enqueue(payload: Array(p.utf8))
+        case .dequeue: cmd = .dequeue(waitMs: nil)
+        case .ack(let t):
+            ackSent.insert(t)
+            cmd = .ack(taskId: t)
+        case .nack(let t): cmd = .nack(taskId: t)
+        }
+        nodes[id]!.handle(cmd, from: ref, owner: "c\(ref.session)", now: now, wallMs: now)
+    }
+
+    /// A reply reached a client: check it against what was promised before.
+    private func clientReply(_ ref: ClientRef, _ reply: Reply) throws {
+        guard let p = pending.removeValue(forKey: ref) else { return }
+        let words = reply.line.dropLast().split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
+        guard let verb = words.first else { return }
+        switch (verb, p.op) {
+        case ("OK", .enqueue(let payload)):
+            let id = UInt64(words[1])!
+            if let other = okTasks[id], other != payload {
+                throw fail("task id \(id) given to \(other) and again to \(payload)")
+            }
+            okTasks[id] = payload
+            committedOps += 1
+            note("client: enqueue \(payload) at node \(p.node) -> OK \(id)")
+        case ("OK", .ack(let id)):
+            ackedOK.insert(id)
+            committedOps += 1
+        case ("TASK", _):
+            let id = UInt64(words[1])!
+            // 3. An acknowledged ACK is final.
+            if ackedOK.contains(id) { throw fail("task \(id) delivered again after its ACK got OK") }
+            let payload = words.count > 3 ? String(words[3]) : ""
+            if let known = okTasks[id], known != payload {
+                throw fail("task \(id) delivered with payload \(payload), enqueued as \(known)")
+            }
+            delivered.append(id)
+            note("client: dequeue at node \(p.node) -> TASK \(id) \(payload)")
+            if delivered.count > 64 { delivered.removeFirst() }
+        default:
+            break
+        }
     }
 
     private func injectFault() {
@@ -211,7 +306,12 @@ final class ClusterSimulator {
                 again = true
                 for e in n.takeEffects() {
                     switch e {
-                    case .sendPeer(let env): send(env)
+                    case .sendPeer(let env):
+                        // 4, locally: a node inside the section defers every request.
+                        if case .mutex(.reply) = env.body, n.inCriticalSection {
+                            throw fail("node \(id) answered node \(env.to)'s request while inside the critical section")
+                        }
+                        send(env)
                     case .persistVote(let epoch):
                         guard epoch >= disks[id]!.votedEpoch else {
                             throw fail("node \(id) persisted vote \(epoch) below \(disks[id]!.votedEpoch)")
@@ -226,11 +326,12 @@ final class ClusterSimulator {
                         n.persisted(now: now)
                     case .log(let ev):
                         if ev.name == "leader_elected" { elections += 1 }
-                        if ["leader_elected", "election_start", "leader_timeout", "leader_stepdown"].contains(ev.name) {
+                        if ["leader_elected", "leader_timeout", "leader_stepdown", "leader_recovery",
+                            "leader_recovered", "snapshot_installed", "log_conflict"].contains(ev.name) {
                             note("\(ev.name) " + ev.fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
                         }
-                    case .reply:
-                        break
+                    case .reply(let ref, let reply):
+                        try clientReply(ref, reply)
                     }
                 }
             }
@@ -240,7 +341,21 @@ final class ClusterSimulator {
     // MARK: invariants
 
     private func checkSafety() throws {
+        // 4. Ricart-Agrawala: two nodes that asked each other are never both inside.
+        let inside = nodes.filter { $0.value.inCriticalSection }
+        for (a, na) in inside {
+            for (b, nb) in inside where a < b && na.mutexAsked.contains(b) && nb.mutexAsked.contains(a) {
+                throw fail("nodes \(a) and \(b) are both inside the critical section")
+            }
+        }
         for (id, n) in nodes {
+            // 2. Every acknowledged enqueue is in the state of every later
+            // leader (checked when it starts serving) until an ACK is sent.
+            if n.role == .leader, n.serving, checkedLeaderships.insert([UInt64(id), n.epoch]).inserted {
+                for (task, payload) in okTasks where !ackSent.contains(task) && n.queue.task(task) == nil {
+                    throw fail("leader \(id) of epoch \(n.epoch) lost task \(task) (\(payload)), whose ENQUEUE got OK")
+                }
+            }
             // 5. Lamport clocks never go backwards (within an incarnation).
             guard n.clock.time >= lastLamport[id, default: 0] else {
                 throw fail("Lamport clock of node \(id) went back from \(lastLamport[id]!) to \(n.clock.time)")
@@ -256,8 +371,13 @@ final class ClusterSimulator {
         }
     }
 
-    /// Once faults stop, the highest node leads and everyone follows it.
+    /// Once faults stop, the highest node leads, everyone follows it, and
+    /// every client got its answer.
     private func checkLiveness() throws {
+        if let (ref, p) = pending.min(by: { $0.value.at < $1.value.at }) {
+            let states = ids.map { "node \($0): " + (nodes[$0]?.debugSummary ?? "down") }.joined(separator: "\n  ")
+            throw fail("liveness: client \(ref.session)'s \(p.op) sent to node \(p.node) at t=\(p.at) was never answered\n  \(states)")
+        }
         let top = ids.max()!
         guard let l = nodes[top], l.role == .leader else {
             throw fail("liveness: \(options.settleMs) ms after faults stopped, node \(top) is \(nodes[top]?.role.rawValue ?? "down")")

@@ -4,18 +4,22 @@ import Testing
 @testable import MeshQCore
 
 @Suite struct PlantedBugTests {
-    /// Runs seeds until one fails; returns its report.
-    private func firstFailure(_ bug: PlantedBug, seeds: Int = 300) -> String? {
+    /// Runs seeds until one fails (with `expected` in its report, when given:
+    /// a planted bug may first break something else); returns that report.
+    private func firstFailure(_ bug: PlantedBug, seeds: Int = 300, expected: String? = nil) -> String? {
         var options = ClusterSimulator.Options()
         options.plantedBugs = [bug]
+        var other: String?
         for seed in 1...UInt64(seeds) {
             do {
                 try ClusterSimulator(seed: seed, options: options).run()
             } catch {
-                return "\(error)"
+                let report = "\(error)"
+                guard let expected, !report.contains(expected) else { return report }
+                other = other ?? report
             }
         }
-        return nil
+        return other
     }
 
     @Test func doubleVotingIsCaughtAsTwoLeadersInOneEpoch() {
@@ -32,6 +36,21 @@ import Testing
     @Test func missingBullyTakeoverIsCaughtByTheLivenessCheck() {
         let report = firstFailure(.noBullyTakeover)
         #expect(report?.contains("liveness") == true, "\(report ?? "not caught")")
+    }
+
+    @Test func skippingLeaderRecoveryIsCaughtAsALostTask() {
+        let report = firstFailure(.skipRecovery, expected: "whose ENQUEUE got OK")
+        #expect(report?.contains("whose ENQUEUE got OK") == true, "\(report ?? "not caught")")
+    }
+
+    @Test func anAckNotAppliedIsCaughtAsARedelivery() {
+        let report = firstFailure(.ackNotApplied, expected: "delivered again after its ACK got OK")
+        #expect(report?.contains("delivered again after its ACK got OK") == true, "\(report ?? "not caught")")
+    }
+
+    @Test func aMutexThatNeverDefersIsCaught() {
+        let report = firstFailure(.mutexNeverDefers, expected: "while inside the critical section")
+        #expect(report?.contains("while inside the critical section") == true, "\(report ?? "not caught")")
     }
 
     @Test func aSeedReplaysBitForBit() {

@@ -9,4 +9,10 @@ enum PlantedBug: Hashable, Sendable {
     case skipLamportMerge
     /// BullyElection never lets a higher node take over from a lower leader (liveness).
     case noBullyTakeover
+    /// A new leader serves from its own log without adopting its best voter's (invariant 2).
+    case skipRecovery
+    /// A committed ACK leaves the task in the queue (invariant 3).
+    case ackNotApplied
+    /// Ricart-Agrawala replies at once even from inside the section (invariant 4).
+    case mutexNeverDefers
 }

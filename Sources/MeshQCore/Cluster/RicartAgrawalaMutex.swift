@@ -27,6 +27,10 @@ public final class RicartAgrawalaMutex {
     public private(set) var state = State.idle
     public private(set) var requestTs: UInt64 = 0
     private var waitingFor: Set<Int> = []
+    /// The peers asked by the current request (for the simulator's check).
+    public private(set) var asked: Set<Int> = []
+    /// Test hooks (see PlantedBug); empty in production.
+    var plantedBugs: Set<PlantedBug> = []
     private var deferred: Set<Int> = []
 
     public init(nodeId: Int) { self.nodeId = nodeId }
@@ -40,6 +44,7 @@ public final class RicartAgrawalaMutex {
         state = .requesting
         requestTs = ts
         waitingFor = livePeers.subtracting([nodeId])
+        asked = waitingFor
         var out: [Output] = [.log(LogEvent(.debug, "mutex_request", [("node", "\(nodeId)"), ("ts", "\(ts)")]))]
         out += waitingFor.sorted().map { .send(to: $0, .request(ts: ts)) }
         return out + enterIfDone()
@@ -50,7 +55,7 @@ public final class RicartAgrawalaMutex {
         case .request(let ts):
             let mineFirst = state == .inside
                 || (state == .requesting && (requestTs, nodeId) < (ts, from))
-            if mineFirst {
+            if mineFirst && !plantedBugs.contains(.mutexNeverDefers) {
                 deferred.insert(from)
                 return []
             }

@@ -20,6 +20,7 @@
 // own epoch before it serves anyone. Apply on commit: the queue changes only
 // when an entry commits, so what clients were told is what recovery rebuilds.
 import DequeModule
+import HeapModule
 
 public final class NodeCore {
     public enum Role: String, Sendable { case leader, follower, candidate }
@@ -50,6 +51,12 @@ public final class NodeCore {
         var owner: String
         var wallMs: Int64
         var deadline: Int64
+    }
+
+    private struct ForwardDeadline: Comparable {
+        var at: Int64
+        var id: UInt64
+        static func < (a: Self, b: Self) -> Bool { (a.at, a.id) < (b.at, b.id) }
     }
 
     /// The leader's view of one follower's log.
@@ -112,9 +119,11 @@ public final class NodeCore {
     private var matchedEpoch: UInt64 = 0
     private var matchedThrough: UInt64 = 0
     private var pendingAcks: [(to: Int, round: UInt64, through: UInt64)] = []
-    /// Commands relayed to the leader, by relay id.
+    /// Commands relayed to the leader, by relay id, and when to stop waiting
+    /// for the answer (a message or its reply lost with a link).
     private var forwards: [UInt64: (ref: ClientRef, leader: Int)] = [:]
-    private var nextForwardId: UInt64 = 1
+    private var forwardDeadlines = Heap<ForwardDeadline>()
+    private var nextForwardId: UInt64
     /// Followers' estimate of the leader's clock (Cristian).
     public private(set) var cristian = CristianClock()
     private var nextTimeSync: Int64 = 0
@@ -125,8 +134,14 @@ public final class NodeCore {
 
     /// Rebuilds the state from a snapshot and the records logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
-                snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64 = 0) {
+                snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64 = 0,
+                relayIdBase: UInt64 = 1) {
         self.nodeId = nodeId
+        // Relay ids must not repeat across restarts: the leader may still
+        // answer a relay of our previous incarnation (the simulator found a
+        // client told OK for another client's entry), so the driver picks a
+        // random base.
+        self.nextForwardId = relayIdBase
         self.memberIds = memberIds.sorted()
         self.settings = settings
         var clock = LamportClock()
@@ -178,7 +193,7 @@ public final class NodeCore {
     public convenience init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
                             snapshot: QueueSnapshot?, entries: [LogEntry], votedEpoch: UInt64 = 0) {
         self.init(nodeId: nodeId, memberIds: memberIds, settings: settings, snapshot: snapshot,
-                  records: entries.map { .entry($0) }, votedEpoch: votedEpoch)
+                  records: entries.map { .entry($0) }, votedEpoch: votedEpoch, relayIdBase: 1)
     }
 
     private static func apply(_ op: LogEntry.Operation, to queue: inout TaskQueue) {
@@ -218,7 +233,8 @@ public final class NodeCore {
     public func nextWakeup() -> Int64? {
         let sync: Int64? = role == .follower && leaderId != nil ? (syncedLeader == leaderId ? nextTimeSync : 0) : nil
         var times = [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync,
-                     twoPC.deadline, mutexRetryAt, recovering?.deadline, held.first?.deadline]
+                     twoPC.deadline, mutexRetryAt, recovering?.deadline, held.first?.deadline,
+                     forwardDeadlines.min?.at]
         if role == .leader {
             times += followers.values.filter(\.inflight).map { $0.sentAt + retransmitMs }
         }
@@ -252,7 +268,10 @@ public final class NodeCore {
 
     /// Test hooks (see PlantedBug); empty in production.
     var plantedBugs: Set<PlantedBug> = [] {
-        didSet { election?.plantedBugs = plantedBugs }
+        didSet {
+            election?.plantedBugs = plantedBugs
+            mutex.plantedBugs = plantedBugs
+        }
     }
 
     /// An envelope from a peer (already checked to come from `env.from`).
@@ -402,7 +421,7 @@ public final class NodeCore {
         }
         // Recovery: the voter with the best log holds every committed entry.
         let best = votes.filter { $0.key != nodeId }.max { ($0.value, -$0.key) < ($1.value, -$1.key) }
-        if let best, best.value > log.position {
+        if let best, best.value > log.position, !plantedBugs.contains(.skipRecovery) {
             recovering = (best.key, now + Int64(settings.commitTimeoutMs))
             emit(.info, "leader_recovery", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(best.key)"),
                                            ("their_last", "\(best.value.index)"), ("our_last", "\(log.lastIndex)")])
@@ -781,7 +800,7 @@ public final class NodeCore {
                     reply(client, .ok(taskId: t.id, lamport: e.lamport))
                 }
             case .ack(let id):
-                queue.apply(ack: id)
+                if !plantedBugs.contains(.ackNotApplied) { queue.apply(ack: id) }
                 if let client { reply(client, .ok(taskId: id, lamport: e.lamport)) }
             }
         }
@@ -836,8 +855,11 @@ public final class NodeCore {
         }
         guard role == .follower, let leader = leaderId, peersUp.contains(leader) else { return false }
         let id = nextForwardId
-        nextForwardId += 1
+        nextForwardId &+= 1
         forwards[id] = (ref, leader)
+        var patience = Int64(settings.commitTimeoutMs + settings.leaderTimeoutMs)
+        if case .dequeue(let wait?) = command { patience += Int64(wait) }
+        forwardDeadlines.insert(ForwardDeadline(at: now + patience, id: id))
         emit(.debug, "route_forward", [("node", "\(nodeId)"), ("to", "\(leader)"), ("id", "\(id)")])
         sendPeer(to: leader, .forward(id: id, owner: owner, command: command))
         return true
@@ -847,6 +869,14 @@ public final class NodeCore {
         while let h = held.first {
             guard dispatch(h.command, ref: h.ref, owner: h.owner, now: now, wallMs: h.wallMs) else { return }
             held.removeFirst()
+        }
+    }
+
+    private func expireForwards(now: Int64) {
+        while let d = forwardDeadlines.min, d.at <= now {
+            forwardDeadlines.removeMin()
+            guard let f = forwards.removeValue(forKey: d.id) else { continue }
+            reply(f.ref, .error(.noleader, "no answer from leader \(f.leader) in time; the command may have been applied"))
         }
     }
 
@@ -970,6 +1000,7 @@ public final class NodeCore {
         serveWaiters(now: now)
         for w in waiters.expire(now: now) { reply(w.ref, .empty) }
         expireHeld(now: now)
+        expireForwards(now: now)
     }
 
     /// A client connection closed: drop its waits (its leases run their course).
@@ -993,6 +1024,18 @@ public final class NodeCore {
         guard log.lastIndex == commitIndex else { return nil }
         return committedSnapshot()
     }
+
+    /// One line of internals for the simulator's failure reports.
+    var debugSummary: String {
+        "role=\(role.rawValue) leader=\(leaderId.map(String.init) ?? "-") epoch=\(epoch) serving=\(serving) "
+            + "commit=\(commitIndex) last=\(log.lastIndex) proposals=\(proposals.count) awaiting=\(awaiting.count) "
+            + "held=\(held.count) forwards=\(forwards.count) mutex=\(mutex.state) round=\(twoPC.inRound) "
+            + "recovering=\(recovering.map { "\($0.from)" } ?? "-") peersUp=\(peersUp.sorted())"
+    }
+
+    /// For the simulator's mutual-exclusion check.
+    var inCriticalSection: Bool { mutex.state == .inside }
+    var mutexAsked: Set<Int> { mutex.asked }
 
     /// Relayed commands are answered over the bus, not to a local session.
     static let remoteSession: UInt64 = 1 << 62
