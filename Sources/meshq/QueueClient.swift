@@ -2,6 +2,7 @@
 // first node that answers, says HELLO with its Lamport clock, and on a failed
 // connection (or a reply meaning "not here, try elsewhere") moves to the next
 // node and retries the command there.
+import Glibc
 import MeshQCore
 import Reactor
 
@@ -12,6 +13,9 @@ final class QueueClient {
     private var conn: LineClient?
     private var current = 0
     var timeoutMs = 10_000
+    /// How long a command keeps moving from node to node while the cluster
+    /// has no leader (a failover takes well under a second with the defaults).
+    var retryForMs = 30_000
 
     init(nodes: [HostPort], clientId: String) {
         self.nodes = nodes
@@ -51,15 +55,20 @@ final class QueueClient {
     }
 
     /// Sends one command; retries on the next node when a node fails or has
-    /// no leader. Returns the reply line.
+    /// no leader, until `retryForMs` has passed. Returns the reply line.
     func request(_ line: String, retryOn codes: Set<String> = ["ERR NOLEADER", "ERR NOQUORUM"]) throws -> String {
         var last = ""
-        for _ in 0..<max(1, nodes.count) {
+        let deadline = Clock.monotonicMs() + Int64(retryForMs)
+        var attempt = 0
+        while attempt < nodes.count || Clock.monotonicMs() < deadline {
+            if attempt >= nodes.count && attempt % nodes.count == 0 { usleep(100_000) }   // a full round refused: let the election run
+            attempt += 1
+            // Every node was tried and none answers: the cluster is down, say so now.
             let c = try connect()
             do {
                 let r = try c.request(line)
                 lamport.observe(reply: r)
-                if codes.contains(where: { r.hasPrefix($0) }) && nodes.count > 1 {
+                if codes.contains(where: { r.hasPrefix($0) }) {
                     last = r
                     dropConnection()
                     continue

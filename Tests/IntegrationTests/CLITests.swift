@@ -76,4 +76,45 @@ import Testing
         #expect(r.out.contains("verified: 2000 enqueued, 2000 drained exactly once"))
         #expect(try d.client().request("STATUS").contains(" ready=0 inflight=0 "))
     }
+
+    @Test func workKeepsGoingThroughALeaderFailover() throws {
+        let c = Cluster(name: "cli-failover")
+        try c.start()
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        let nodes = c.ids.map { "127.0.0.1:\(c.clientPorts[$0]!)" }.joined(separator: ",")
+        let jobs = (1...40).map { "job-\($0)" }
+        let enq = try meshq(["enqueue", "--nodes", nodes, "-"], stdin: jobs.joined(separator: "\n") + "\n")
+        #expect(enq.status == 0, "\(enq.err)")
+
+        // A worker whose tasks take a moment, so the leader dies mid-run.
+        let out = c.dir + "/done.txt"
+        FileManager.default.createFile(atPath: out, contents: nil)
+        let worker = Process()
+        worker.executableURL = URL(fileURLWithPath: Self.meshqPath)
+        worker.arguments = ["work", "--nodes", nodes, "--wait-ms", "200",
+                            "--exec", "sleep 0.05; cat >> \(out); echo >> \(out)"]
+        worker.standardOutput = FileHandle.nullDevice
+        worker.standardError = FileHandle.nullDevice
+        try worker.run()
+        defer { if worker.isRunning { worker.terminate() } }
+        func done() -> Set<String> {
+            Set(((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init))
+        }
+        #expect(Harness.eventually(timeout: 60) { done().count >= 10 })
+        c.kill9(3)
+        // Every task is processed at least once (a lease lost with the leader
+        // is delivered again by the next one).
+        let all = Harness.eventually(timeout: 60) { done().isSuperset(of: jobs) }
+        #expect(all, "never processed: \(Set(jobs).subtracting(done()).sorted())")
+        // Ctrl-C ends the worker between tasks, with status 0.
+        kill(worker.processIdentifier, SIGINT)
+        worker.waitUntilExit()
+        #expect(worker.terminationStatus == 0)
+        // ...and every task was acked: nothing is ready or leased at the new leader.
+        let drained = Harness.eventually(timeout: 30) {
+            guard let s = c.status(2) else { return false }
+            return s["role"] == "leader" && s["ready"] == "0" && s["inflight"] == "0" && s["tasks"] == "0"
+        }
+        #expect(drained, "left at node 2: \(c.status(2) ?? [:])")
+    }
 }
