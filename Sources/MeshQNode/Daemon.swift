@@ -140,11 +140,11 @@ public enum Daemon {
 
         let store: NodeStore
         let recovered: NodeStore.Recovered
-        let votedEpoch: UInt64
+        let vote: VoteFile.Vote
         do {
             store = try NodeStore(directory: me.dataDir, fsync: config.cluster.fsync == .always)
             recovered = try store.recover()
-            votedEpoch = try store.loadVote()
+            vote = try store.loadVote()
         } catch {
             return fail("recovery_failed", "\(error)")
         }
@@ -159,7 +159,8 @@ public enum Daemon {
         let loop = EventLoop()
         let fdLimit = EventLoop.raiseFileLimit()
         let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
-                            snapshot: recovered.snapshot, records: recovered.records, votedEpoch: votedEpoch,
+                            snapshot: recovered.snapshot, records: recovered.records, votedEpoch: vote.voted,
+                            promisedEpoch: vote.promised,
                             relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)))
         let server = NodeServer(loop: loop, core: core, store: store, settings: config.cluster, logger: logger)
         var exitCode: Int32 = 0

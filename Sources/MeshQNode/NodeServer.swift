@@ -241,9 +241,9 @@ public final class NodeServer {
                     core.persisted(now: Clock.monotonicMs())
                 case .sendPeer(let env):
                     transport?.send(env)
-                case .persistVote(let epoch):
+                case .persistVote(let voted, let promised):
                     do {
-                        try store.persistVote(epoch)
+                        try store.persistVote(voted: voted, promised: promised)
                     } catch {
                         // A vote that is not durable must not be sent.
                         onFatal?("vote write failed: \(error)")

@@ -32,10 +32,12 @@ public final class NodeStore {
         vote = VoteFile(directory: directory)
     }
 
-    /// The highest epoch this node voted in (0 if it never voted).
-    public func loadVote() throws -> UInt64 { try vote.load() }
+    /// The highest epoch this node voted in, and promised to another node.
+    public func loadVote() throws -> VoteFile.Vote { try vote.load() }
 
-    public func persistVote(_ epoch: UInt64) throws { try vote.store(epoch) }
+    public func persistVote(voted: UInt64, promised: UInt64) throws {
+        try vote.store(VoteFile.Vote(voted: voted, promised: promised))
+    }
 
     public func recover() throws -> Recovered {
         let r = try log.recover()

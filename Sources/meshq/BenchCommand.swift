@@ -20,6 +20,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of tables.") var json = false
     @Flag(help: "Print a progress line every second.") var progress = false
     @Option(help: "With --local: the meshqd binary.") var meshqd: String?
+    @Option(help: "With --local 3 or more: kill -9 the leader this many times and report how long each failover kept a client waiting, instead of the throughput phases.")
+    var failover: Int?
 
     func validate() throws {
         guard messages >= 1, connections >= 1, pipeline >= 1 else {
@@ -27,6 +29,10 @@ struct BenchCommand: ParsableCommand {
         }
         guard payloadBytes >= 1, payloadBytes <= 1 << 20 else { throw ValidationError("--payload-bytes must be from 1 to 1048576") }
         if let local, !(1...9).contains(local) { throw ValidationError("--local takes 1 to 9 nodes") }
+        if let failover {
+            guard failover >= 1 else { throw ValidationError("--failover must be at least 1") }
+            guard let local, local >= 3 else { throw ValidationError("--failover needs --local 3 or more (a majority must survive the kill)") }
+        }
     }
 
     func run() throws {
@@ -55,6 +61,21 @@ struct BenchCommand: ParsableCommand {
                 cluster.stop()
                 try? FileManager.default.removeItem(atPath: cluster.dir)
             }
+        }
+        if let failover, let cluster {
+            let samples: [FailoverProbe.Sample]
+            do {
+                samples = try FailoverProbe(cluster: cluster).run(rounds: failover) { FileOut.stderr($0) }
+            } catch {
+                throw fail("\(error)")
+            }
+            let ms = samples.map(\.ms).sorted()
+            let avg = ms.reduce(0, +) / Double(ms.count)
+            print("| Failover (kill -9 of the leader, first OK after it) | Samples | Avg (ms) | Min (ms) | p50 (ms) | Max (ms) |")
+            print("|---|---:|---:|---:|---:|---:|")
+            print(String(format: "| client writing through node 1, default timings | %d | %.0f | %.0f | %.0f | %.0f |",
+                         ms.count, avg, ms.first!, ms[ms.count / 2], ms.last!))
+            return
         }
 
         let runner = BenchRunner(nodes: nodes, connections: connections, pipeline: pipeline,

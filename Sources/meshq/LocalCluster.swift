@@ -72,26 +72,58 @@ final class LocalCluster: @unchecked Sendable {
 
     func start() throws {
         for id in 1...count {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: meshqd)
-            p.arguments = ["--config", configPath, "--id", "\(id)"]
-            let pipe = Pipe()
-            p.standardError = pipe
-            p.standardOutput = pipe
-            pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
-                self?.forward(id, h.availableData)
-            }
-            p.terminationHandler = { [weak self] proc in
-                self?.onChildExit?(id, proc.terminationStatus)
-            }
             do {
-                try p.run()
+                children.append(try launch(id))
             } catch {
                 stop()
-                throw Failure("cannot start \(meshqd): \(error)")
+                throw error
             }
-            children.append(p)
         }
+    }
+
+    private func launch(_ id: Int) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: meshqd)
+        p.arguments = ["--config", configPath, "--id", "\(id)"]
+        let pipe = Pipe()
+        p.standardError = pipe
+        p.standardOutput = pipe
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] h in
+            self?.forward(id, h.availableData)
+        }
+        p.terminationHandler = { [weak self] proc in
+            self?.onChildExit?(id, proc.terminationStatus)
+        }
+        do {
+            try p.run()
+        } catch {
+            throw Failure("cannot start \(meshqd): \(error)")
+        }
+        return p
+    }
+
+    /// SIGKILL node `id` (a crash: nothing flushed, nothing said).
+    func kill9(_ id: Int) {
+        let p = children[id - 1]
+        guard p.isRunning else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    /// Starts node `id` again on its data directory.
+    func restart(_ id: Int) throws {
+        children[id - 1] = try launch(id)
+    }
+
+    /// STATUS of node `id` as key -> value, nil when it does not answer.
+    func status(_ id: Int) -> [String: String]? {
+        guard let c = try? LineClient(host: "127.0.0.1", port: UInt16(clientPort(id)), timeoutMs: 1_000),
+              let line = try? c.request("STATUS"), line.hasPrefix("STATUS ") else { return nil }
+        var out: [String: String] = [:]
+        for w in line.split(separator: " ").dropFirst() {
+            if let eq = w.firstIndex(of: "=") { out[String(w[..<eq])] = String(w[w.index(after: eq)...]) }
+        }
+        return out
     }
 
     private func forward(_ id: Int, _ data: Data) {
@@ -113,10 +145,7 @@ final class LocalCluster: @unchecked Sendable {
         let end = Date().addingTimeInterval(timeoutSeconds)
         while Date() < end {
             for id in 1...count {
-                if let c = try? LineClient(host: "127.0.0.1", port: UInt16(clientPort(id)), timeoutMs: 1_000),
-                   let s = try? c.request("STATUS"), s.contains(" role=leader ") {
-                    return true
-                }
+                if status(id)?["role"] == "leader" { return true }
             }
             if children.allSatisfy({ !$0.isRunning }) { return false }
             usleep(50_000)

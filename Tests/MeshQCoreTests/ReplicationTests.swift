@@ -95,7 +95,7 @@ final class ReplicationCluster {
                 installedSnapshots[id, default: []].append(snap)
                 records[id] = []
                 n.persisted(now: now)
-            case .persistVote(let epoch):
+            case .persistVote(let epoch, _):
                 votes[id] = epoch
             case .log(let event):
                 events.append(event)
@@ -346,7 +346,7 @@ final class ReplicationCluster {
                                           body: .election(.election(epoch: old + 5, position: follower.log.position))),
                              now: c.now, wallMs: c.now)
         let voted = follower.takeEffects()
-        #expect(voted.contains { if case .persistVote(old + 5) = $0 { return true } else { return false } })
+        #expect(voted.contains { if case .persistVote(old + 5, promised: old + 5) = $0 { return true } else { return false } })
         #expect(voted.contains {
             if case .sendPeer(let env) = $0, case .election(.vote(old + 5, _)) = env.body { return env.to == 2 }
             return false
@@ -375,5 +375,25 @@ final class ReplicationCluster {
         #expect(!effects.contains { if case .persist = $0 { return true } else { return false } })
         #expect(follower.lastIndex == lastBefore)
         #expect(follower.queue.task(999) == nil)
+    }
+
+    @Test func aRestartedVoterStillRefusesTheEpochsItPromisedAway() {
+        // It voted for another node in epoch 7, then restarted: the leader of
+        // epoch 2 must not add to its log (that vote carried its position).
+        let n = NodeCore(nodeId: 1, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: nil, records: [],
+                         votedEpoch: 7, promisedEpoch: 7)
+        n.start(now: 0)
+        _ = n.takeEffects()
+        let entry = LogEntry(index: 1, epoch: 2, lamport: 1, op: .noop)
+        n.peerMessage(PeerEnvelope(from: 3, to: 1, lamport: 1, epoch: 2,
+                                   body: .replicate(.init(round: 1, prevIndex: 0, prevEpoch: 0, commit: 0, entries: [entry]))),
+                      now: 1, wallMs: 1)
+        let out = n.takeEffects()
+        #expect(!out.contains { if case .persist = $0 { return true } else { return false } })
+        #expect(out.contains {
+            if case .sendPeer(let env) = $0, case .replicateAck(_, false, _) = env.body { return env.epoch >= 7 }
+            return false
+        })
+        #expect(n.lastIndex == 0)
     }
 }

@@ -45,6 +45,7 @@ final class ClusterSimulator {
     /// What survives a crash: exactly what the node made durable.
     private struct Disk {
         var votedEpoch: UInt64 = 0
+        var promisedEpoch: UInt64 = 0
         var snapshot: QueueSnapshot?
         var records: [LogRecord] = []
     }
@@ -70,7 +71,8 @@ final class ClusterSimulator {
     /// Enqueues answered OK: task id -> payload.
     private var okTasks: [UInt64: String] = [:]
     private var ackSent: Set<UInt64> = []
-    private var ackedOK: Set<UInt64> = []
+    /// When each ACK's OK reached its client.
+    private var ackedOK: [UInt64: Int64] = [:]
     private var delivered: [UInt64] = []
     private var checkedLeaderships: Set<[UInt64]> = []
     private(set) var committedOps = 0
@@ -105,7 +107,8 @@ final class ClusterSimulator {
     private func boot(_ id: Int) {
         let d = disks[id]!
         let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
-                         votedEpoch: d.votedEpoch, relayIdBase: rng.next() >> 1)
+                         votedEpoch: d.votedEpoch,
+                         promisedEpoch: d.promisedEpoch, relayIdBase: rng.next() >> 1)
         n.plantedBugs = options.plantedBugs
         nodes[id] = n
         lastLamport[id] = n.clock.time
@@ -222,13 +225,18 @@ final class ClusterSimulator {
             committedOps += 1
             note("client: enqueue \(payload) at node \(p.node) -> OK \(id)")
         case ("OK", .ack(let id)):
-            ackedOK.insert(id)
+            ackedOK[id] = ackedOK[id] ?? now
             committedOps += 1
+            note("client: ack \(id) at node \(p.node) -> \(words.joined(separator: " "))")
         case ("TASK", _):
             let id = UInt64(words[1])!
-            // 3. An acknowledged ACK is final.
-            if ackedOK.contains(id) { throw fail("task \(id) delivered again after its ACK got OK") }
             let payload = words.count > 3 ? String(words[3]) : ""
+            // 3. An acknowledged ACK is final: a DEQUEUE sent after the OK
+            // never gets the task. (One sent before may: the task can be
+            // handed out while the ACK commits and the TASK is still on its way.)
+            if let okAt = ackedOK[id], p.at > okAt {
+                throw fail("task \(id) delivered again after its ACK got OK at t=\(okAt) (\(payload) at node \(p.node), asked at t=\(p.at))")
+            }
             if let known = okTasks[id], known != payload {
                 throw fail("task \(id) delivered with payload \(payload), enqueued as \(known)")
             }
@@ -312,11 +320,12 @@ final class ClusterSimulator {
                             throw fail("node \(id) answered node \(env.to)'s request while inside the critical section")
                         }
                         send(env)
-                    case .persistVote(let epoch):
+                    case .persistVote(let epoch, let promised):
                         guard epoch >= disks[id]!.votedEpoch else {
                             throw fail("node \(id) persisted vote \(epoch) below \(disks[id]!.votedEpoch)")
                         }
                         disks[id]!.votedEpoch = epoch
+                        disks[id]!.promisedEpoch = promised
                     case .persist(let records):
                         disks[id]!.records += records
                         n.persisted(now: now)

@@ -284,7 +284,11 @@ public final class BullyElection {
         leaderId = nodeId
         epoch = proposed
         lastAck = [:]
-        for (id, _) in votes where id != nodeId { lastAck[id] = now }
+        // Every peer reachable now gets a full leader timeout to acknowledge a
+        // heartbeat, not only this election's voters (a late voter or a
+        // follower of the coordinator message would otherwise not count, and
+        // losing one voter's link would depose a leader a majority follows).
+        for id in peersUp.union(votes.keys) where id != nodeId { lastAck[id] = now }
         nextHeartbeat = now + heartbeatIntervalMs
         var out: [Output] = [
             .log(LogEvent(.info, "leader_elected", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),

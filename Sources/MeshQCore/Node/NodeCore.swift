@@ -34,8 +34,9 @@ public final class NodeCore {
         case log(LogEvent)
         /// Send to a peer (over the cluster bus).
         case sendPeer(PeerEnvelope)
-        /// Make the vote epoch durable before any later effect is applied.
-        case persistVote(UInt64)
+        /// Make the vote (and the epoch promised by voting for another node)
+        /// durable before any later effect is applied.
+        case persistVote(UInt64, promised: UInt64)
     }
 
     private struct Proposal {
@@ -135,7 +136,7 @@ public final class NodeCore {
     /// Rebuilds the state from a snapshot and the records logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
                 snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64 = 0,
-                relayIdBase: UInt64 = 1) {
+                promisedEpoch: UInt64 = 0, relayIdBase: UInt64 = 1) {
         self.nodeId = nodeId
         // Relay ids must not repeat across restarts: the leader may still
         // answer a relay of our previous incarnation (the simulator found a
@@ -175,7 +176,8 @@ public final class NodeCore {
         self.epoch = log.lastEpoch
         self.nextTaskId = max(queue.highestTaskId, Self.highestTaskId(in: log)) + 1
         mutex = RicartAgrawalaMutex(nodeId: nodeId)
-        twoPC = TwoPhaseCommit(nodeId: nodeId, clusterSize: max(1, memberIds.count), promisedEpoch: log.lastEpoch)
+        twoPC = TwoPhaseCommit(nodeId: nodeId, clusterSize: max(1, memberIds.count),
+                               promisedEpoch: max(log.lastEpoch, promisedEpoch))
         if !single {
             let e = BullyElection(nodeId: nodeId, members: memberIds, epoch: log.lastEpoch, votedEpoch: votedEpoch,
                                   heartbeatIntervalMs: settings.heartbeatIntervalMs,
@@ -362,19 +364,18 @@ public final class NodeCore {
     private func applyElection(_ outputs: [BullyElection.Output], now: Int64) {
         guard let election else { return }
         var won: (epoch: UInt64, votes: [Int: LogPosition])?
+        // Having voted for another node in epoch e, no older leader may add to
+        // our log: the vote carries our log position, and that node's recovery
+        // relies on it. The promise is made (and persisted with the vote)
+        // before the vote leaves. Our own candidacy fences nothing: we know
+        // our own log.
+        for case .send(_, .vote(let e, _)) in outputs { twoPC.promise(epoch: e) }
         for o in outputs {
             switch o {
             case .send(let to, let m):
-                if case .vote(let e, _) = m {
-                    // Having voted for another node in epoch e, no older leader
-                    // may add to our log: the vote carried our log position,
-                    // and that node's recovery relies on it. (Our own
-                    // candidacy fences nothing: we know our own log.)
-                    twoPC.promise(epoch: e)
-                }
                 sendPeer(to: to, .election(m))
             case .persistVote(let e):
-                effects.append(.persistVote(e))
+                effects.append(.persistVote(e, promised: twoPC.promisedEpoch))
             case .becameLeader(let e, let votes):
                 won = (e, votes)
             case .following(_, let e):
@@ -610,8 +611,16 @@ public final class NodeCore {
                 effects.append(.log(e))
             case .committed(_, let through):
                 commit(through: through, now: now)
-                applyMutex(mutex.release(), now: now)
-                startRound(now: now)
+                // Work is waiting: the acquisition carries over to the next
+                // batch (it spares a round trip per round under load). A
+                // deferred requester waits at most until this node goes idle
+                // or stops leading.
+                if !proposals.isEmpty && role == .leader && mutex.state == .inside {
+                    beginRound(now: now)
+                } else {
+                    applyMutex(mutex.release(), now: now)
+                    startRound(now: now)
+                }
             case .aborted(_, let reason):
                 abortRound(reason: reason, now: now)
             }
@@ -633,7 +642,9 @@ public final class NodeCore {
             for a in awaiting where a.index > cut {
                 if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
                 if case .enqueue(let t)? = log.entry(at: a.index)?.op { pendingPayloadBytes -= t.payload.count }
-                reply(a.ref, .error(.noquorum, "no majority acknowledged within commit_timeout_ms (\(settings.commitTimeoutMs) ms); nothing was committed"))
+                reply(a.ref, .error(.noquorum, reason == "timeout"
+                    ? "no majority acknowledged within commit_timeout_ms (\(settings.commitTimeoutMs) ms); nothing was committed"
+                    : "a majority cannot be reached (too few peers up or willing); nothing was committed"))
             }
             awaiting.removeAll { $0.index > cut }
             log.truncate(after: cut)
@@ -674,7 +685,13 @@ public final class NodeCore {
     private func receiveAck(from: Int, epoch e: UInt64, round: UInt64, matched: Bool, index: UInt64, now: Int64) {
         guard role == .leader, var f = followers[from] else { return }
         guard e == epoch else {
-            if e > epoch { applyTwoPC(twoPC.refused(from: from, epoch: epoch), now: now) }
+            guard e > epoch else { return }
+            // It promised a newer epoch to another candidate: it will refuse
+            // us for as long as we lead in this one.
+            f.inflight = false
+            followers[from] = f
+            applyTwoPC(twoPC.refused(from: from, epoch: epoch), now: now)
+            if role == .leader { resign(now: now, reason: "newer_epoch") }
             return
         }
         f.inflight = false
