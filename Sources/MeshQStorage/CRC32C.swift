@@ -1,18 +1,53 @@
 // CRC32C (Castagnoli, reflected polynomial 0x82F63B78): the checksum on every
 // log frame and snapshot. It catches torn writes and bit rot; it is not a
-// defence against tampering.
+// defence against tampering. Slicing-by-8 (eight tables, eight bytes per
+// step) because every record of every node passes through it: the
+// byte-at-a-time loop was the largest single cost in a leader's profile.
 
 public enum CRC32C {
-    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
-        return c
+    /// tables[k][b]: the CRC of byte b followed by k zero bytes.
+    static let tables: [[UInt32]] = {
+        var t = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
+        for i in 0..<256 {
+            var c = UInt32(i)
+            for _ in 0..<8 { c = (c & 1) != 0 ? (c >> 1) ^ 0x82F6_3B78 : c >> 1 }
+            t[0][i] = c
+        }
+        for k in 1..<8 {
+            for i in 0..<256 { t[k][i] = (t[k - 1][i] >> 8) ^ t[0][Int(t[k - 1][i] & 0xFF)] }
+        }
+        return t
+    }()
+
+    public static func checksum(_ bytes: [UInt8], seed: UInt32 = 0) -> UInt32 {
+        checksum(span: bytes, seed: seed)
+    }
+
+    public static func checksum(_ bytes: ArraySlice<UInt8>, seed: UInt32 = 0) -> UInt32 {
+        checksum(span: bytes, seed: seed)
     }
 
     public static func checksum(_ bytes: some Collection<UInt8>, seed: UInt32 = 0) -> UInt32 {
+        checksum(span: Array(bytes), seed: seed)
+    }
+
+    private static func checksum<C: RandomAccessCollection<UInt8>>(span b: C, seed: UInt32) -> UInt32
+        where C.Index == Int {
+        let t0 = tables[0], t1 = tables[1], t2 = tables[2], t3 = tables[3]
+        let t4 = tables[4], t5 = tables[5], t6 = tables[6], t7 = tables[7]
         var c = ~seed
-        let t = table
-        for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+        var i = b.startIndex
+        let end = b.endIndex
+        while end - i >= 8 {
+            let lo = c ^ (UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
+            c = t7[Int(lo & 0xFF)] ^ t6[Int((lo >> 8) & 0xFF)] ^ t5[Int((lo >> 16) & 0xFF)] ^ t4[Int(lo >> 24)]
+                ^ t3[Int(b[i + 4])] ^ t2[Int(b[i + 5])] ^ t1[Int(b[i + 6])] ^ t0[Int(b[i + 7])]
+            i += 8
+        }
+        while i < end {
+            c = t0[Int((c ^ UInt32(b[i])) & 0xFF)] ^ (c >> 8)
+            i += 1
+        }
         return ~c
     }
 }
