@@ -41,8 +41,10 @@ struct BenchCommand: ParsableCommand {
         if let local {
             let dir = FileManager.default.temporaryDirectory
                 .appendingPathComponent("meshq-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-            // Ports away from a `meshq cluster` a user may be running.
-            let c = LocalCluster(dir: dir, count: local, basePort: 17_000 + Int(getpid() % 2_000) * 10,
+            // Ports away from a `meshq cluster` a user may be running, and
+            // below the kernel's ephemeral range (32768-), where an outbound
+            // connection could hold one when a killed node restarts.
+            let c = LocalCluster(dir: dir, count: local, basePort: 17_000 + Int(getpid() % 1_500) * 10,
                                  meshqd: meshqd ?? LocalCluster.defaultMeshqd())
             c.forwardLogs = false
             try c.writeConfig(fsync: noFsync ? "never" : "always")

@@ -77,6 +77,17 @@ import Testing
         #expect(try d.client().request("STATUS").contains(" ready=0 inflight=0 "))
     }
 
+    @Test func benchOnALocalThreeNodeClusterVerifiesItsOwnWork() throws {
+        // Connections spread over the three nodes: two thirds go through a
+        // follower's relay, and every payload must still drain exactly once.
+        let r = try meshq(["bench", "--local", "3", "--meshqd", Harness.meshqdPath, "--messages", "2000",
+                           "--connections", "6", "--pipeline", "8", "--payload-bytes", "64"], timeout: 120)
+        #expect(r.status == 0, "\(r.out)\(r.err)")
+        #expect(r.out.contains("| Enqueue | 2000 | 6x8 |"))
+        #expect(r.out.contains("local 3-node cluster"))
+        #expect(r.out.contains("verified: 2000 enqueued, 2000 drained exactly once"))
+    }
+
     @Test func workKeepsGoingThroughALeaderFailover() throws {
         let c = Cluster(name: "cli-failover")
         try c.start()
