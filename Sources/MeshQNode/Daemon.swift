@@ -141,10 +141,12 @@ public enum Daemon {
         let store: NodeStore
         let recovered: NodeStore.Recovered
         let vote: VoteFile.Vote
+        let mailbox: Mailbox
         do {
             store = try NodeStore(directory: me.dataDir, fsync: config.cluster.fsync == .always)
             recovered = try store.recover()
             vote = try store.loadVote()
+            mailbox = try store.recoverMailbox()
         } catch {
             return fail("recovery_failed", "\(error)")
         }
@@ -160,8 +162,8 @@ public enum Daemon {
         let fdLimit = EventLoop.raiseFileLimit()
         let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
                             snapshot: recovered.snapshot, records: recovered.records, votedEpoch: vote.voted,
-                            promisedEpoch: vote.promised,
-                            relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)))
+                            promisedEpoch: vote.promised, relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)),
+                            mailbox: mailbox)
         let server = NodeServer(loop: loop, core: core, store: store, settings: config.cluster, logger: logger)
         var exitCode: Int32 = 0
         server.onFatal = { reason in

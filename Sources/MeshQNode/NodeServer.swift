@@ -231,6 +231,16 @@ public final class NodeServer {
                     logger.emit(event)
                 case .persist(let records):
                     persist(records)
+                case .persistMailbox(let records):
+                    do {
+                        try store.persistMailbox(records)
+                        try store.compactMailboxIfEmpty(core.mailbox)
+                    } catch {
+                        // A parked task not durable must not be answered QUEUED.
+                        onFatal?("mailbox write failed: \(error)")
+                        return
+                    }
+                    core.mailboxPersisted(now: Clock.monotonicMs())
                 case .installSnapshot(let snap):
                     do {
                         try store.compact(snap)

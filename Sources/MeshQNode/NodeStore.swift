@@ -2,6 +2,7 @@
 // One record per entry; a batch is appended and synced with a single write and
 // fdatasync (group commit). The log is compacted into a snapshot when it has
 // grown well past the live state, so disk use follows the queue, not history.
+import Foundation
 import MeshQCore
 import MeshQStorage
 
@@ -20,6 +21,9 @@ public final class NodeStore {
 
     private let log: DurableLog
     private let vote: VoteFile
+    /// The mailbox keeps its own small log (data_dir/mailbox): compacting or
+    /// replacing the replicated log never touches a parked task.
+    private let mailboxLog: DurableLog
     public let directory: String
     /// Compact once the log is at least this big...
     public var compactMinBytes = 64 << 20
@@ -30,6 +34,44 @@ public final class NodeStore {
         self.directory = directory
         log = try DurableLog(directory: directory, fsync: fsync)
         vote = VoteFile(directory: directory)
+        let mdir = directory + "/mailbox"
+        do {
+            try FileManager.default.createDirectory(atPath: mdir, withIntermediateDirectories: true)
+        } catch {
+            throw CorruptData(description: "\(mdir): cannot create the mailbox directory: \(error)")
+        }
+        mailboxLog = try DurableLog(directory: mdir, fsync: fsync)
+    }
+
+    /// The parked ENQUEUEs not yet delivered, and the sequence counter.
+    public func recoverMailbox() throws -> Mailbox {
+        let r = try mailboxLog.recover()
+        var next: UInt64 = 1
+        if let s = r.snapshot {
+            guard let n = Mailbox.decodeSnapshot(s) else {
+                throw CorruptData(description: "\(directory)/mailbox: the snapshot cannot be decoded")
+            }
+            next = n
+        }
+        var records: [MailboxRecord] = []
+        for (i, rec) in r.records.enumerated() {
+            guard let m = MailboxRecord.decode(rec) else {
+                throw CorruptData(description: "\(directory)/mailbox: record \(i + 1) passed its checksum but cannot be decoded")
+            }
+            records.append(m)
+        }
+        return Mailbox(nextSeq: next, records: records)
+    }
+
+    public func persistMailbox(_ records: [MailboxRecord]) throws {
+        for r in records { mailboxLog.append(r.encoded()) }
+        try mailboxLog.sync()
+    }
+
+    /// Once everything parked is delivered, the mailbox log shrinks to its counter.
+    public func compactMailboxIfEmpty(_ m: Mailbox) throws {
+        guard m.isEmpty, mailboxLog.logBytes > 1 << 20 else { return }
+        try mailboxLog.compact(snapshot: Mailbox.encodeSnapshot(nextSeq: m.nextSeq))
     }
 
     /// The highest epoch this node voted in, and promised to another node.
@@ -76,5 +118,8 @@ public final class NodeStore {
         try log.compact(snapshot: snapshot.encoded())
     }
 
-    public func close() { log.close() }
+    public func close() {
+        log.close()
+        mailboxLog.close()
+    }
 }

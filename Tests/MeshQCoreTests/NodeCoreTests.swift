@@ -30,7 +30,7 @@ final class SingleNodeHarness {
                 case .persist(let records):
                     for case .entry(let e) in records { disk.append(e) }
                     core.persisted(now: now)
-                case .sendPeer, .persistVote, .installSnapshot:
+                case .sendPeer, .persistVote, .installSnapshot, .persistMailbox:
                     Issue.record("a cluster of one has no peers")
                 }
             }
@@ -265,22 +265,34 @@ final class SingleNodeHarness {
         #expect(line.contains(" ready=1 inflight=1 mailbox=0 peers_up=0 offset_ms=0.00"))
     }
 
-    @Test func withNoLeaderReachableACommandIsHeldThenAnsweredNoleader() {
+    @Test func withNoLeaderReachableACommandIsHeldThenAnEnqueueIsParked() {
         var settings = ClusterSettings()
         settings.commitTimeoutMs = 2_000
         let core = NodeCore(nodeId: 1, memberIds: [1, 2, 3], settings: settings, snapshot: nil, entries: [])
         core.start(now: 0)
         _ = core.takeEffects()
-        core.handle(.enqueue(payload: [1]), from: ClientRef(session: 1, seq: 0), owner: "x", now: 0, wallMs: 0)
+        core.handle(.enqueue(payload: [65]), from: ClientRef(session: 1, seq: 0), owner: "x", now: 0, wallMs: 0)
+        core.handle(.dequeue(waitMs: nil), from: ClientRef(session: 2, seq: 0), owner: "y", now: 0, wallMs: 0)
         // Held while an election may still bring a leader...
         #expect(!core.takeEffects().contains { if case .reply = $0 { return true } else { return false } })
         #expect(core.nextWakeup()! <= 2_000)
-        // ...and refused once the wait runs out with no majority in sight.
+        // ...then the ENQUEUE is parked durably, the DEQUEUE refused.
         core.tick(now: 2_000)
-        let replies = core.takeEffects().compactMap { e -> Reply? in if case .reply(_, let r) = e { return r } else { return nil } }
-        guard case .error(.noleader, _)? = replies.first else {
-            Issue.record("expected NOLEADER, got \(replies)")
+        var parked: [MailboxRecord] = []
+        var replies: [ClientRef: Reply] = [:]
+        for e in core.takeEffects() {
+            if case .persistMailbox(let r) = e { parked += r }
+            if case .reply(let ref, let r) = e { replies[ref] = r }
+        }
+        #expect(parked == [.park(MailboxEntry(seq: 1, payload: [65], enqueuedAtMs: 0))])
+        guard case .error(.noleader, _)? = replies[ClientRef(session: 2, seq: 0)] else {
+            Issue.record("expected NOLEADER for the DEQUEUE, got \(replies)")
             return
         }
+        #expect(replies[ClientRef(session: 1, seq: 0)] == nil)   // not before it is durable
+        core.mailboxPersisted(now: 2_000)
+        let after = core.takeEffects().compactMap { e -> Reply? in if case .reply(_, let r) = e { return r } else { return nil } }
+        #expect(after.contains { if case .queued(ref: "1-1", _) = $0 { return true } else { return false } })
+        #expect(core.status().line.contains(" mailbox=1 "))
     }
 }

@@ -95,6 +95,8 @@ final class ReplicationCluster {
                 installedSnapshots[id, default: []].append(snap)
                 records[id] = []
                 n.persisted(now: now)
+            case .persistMailbox:
+                n.mailboxPersisted(now: now)
             case .persistVote(let epoch, _):
                 votes[id] = epoch
             case .log(let event):

@@ -16,8 +16,8 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
         let m = RicartAgrawalaMutex(nodeId: 1)
         let out = m.request(ts: 5, livePeers: [2, 3])
         #expect(sends(out).map(\.0) == [2, 3])
-        #expect(m.receive(from: 2, .reply).isEmpty)
-        #expect(m.receive(from: 3, .reply).contains(.granted))
+        #expect(m.receive(from: 2, .reply(ts: 5)).isEmpty)
+        #expect(m.receive(from: 3, .reply(ts: 5)).contains(.granted))
     }
 
     @Test func concurrentRequestsAreOrderedByTimestampThenId() {
@@ -64,9 +64,28 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
     @Test func aPeerDyingWhileAskedIsDroppedFromTheWaitSet() {
         let m = RicartAgrawalaMutex(nodeId: 1)
         _ = m.request(ts: 3, livePeers: [2, 3])
-        _ = m.receive(from: 2, .reply)
+        _ = m.receive(from: 2, .reply(ts: 3))
         #expect(m.state == .requesting)
         #expect(m.peerDown(3).contains(.granted))
         #expect(m.state == .inside)
+    }
+
+    @Test func aStaleReplyDoesNotCountForALaterRequest() {
+        // A reply to request ts 3 arrives (late, or twice) during request ts 8.
+        let m = RicartAgrawalaMutex(nodeId: 1)
+        _ = m.request(ts: 3, livePeers: [2])
+        _ = m.receive(from: 2, .reply(ts: 3))
+        _ = m.release()
+        _ = m.request(ts: 8, livePeers: [2])
+        #expect(m.receive(from: 2, .reply(ts: 3)).isEmpty)
+        #expect(m.state == .requesting)
+        #expect(m.receive(from: 2, .reply(ts: 8)).contains(.granted))
+    }
+
+    @Test func aDeferredReplyEchoesTheRequestersTimestamp() {
+        let m = RicartAgrawalaMutex(nodeId: 1)
+        _ = m.request(ts: 1, livePeers: [])
+        _ = m.receive(from: 2, .request(ts: 6))
+        #expect(m.release().contains(.send(to: 2, .reply(ts: 6))))
     }
 }

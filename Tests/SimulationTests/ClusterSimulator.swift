@@ -48,6 +48,7 @@ final class ClusterSimulator {
         var promisedEpoch: UInt64 = 0
         var snapshot: QueueSnapshot?
         var records: [LogRecord] = []
+        var mailbox: [MailboxRecord] = []
     }
 
     let seed: UInt64
@@ -75,6 +76,9 @@ final class ClusterSimulator {
     private var ackedOK: [UInt64: Int64] = [:]
     private var delivered: [UInt64] = []
     private var checkedLeaderships: Set<[UInt64]> = []
+    /// Payloads answered QUEUED, and every payload ever handed out by a DEQUEUE.
+    private var parked: [String: String] = [:]
+    private var everDelivered: Set<String> = []
     private(set) var committedOps = 0
 
     init(seed: UInt64, options: Options = Options()) {
@@ -108,7 +112,8 @@ final class ClusterSimulator {
         let d = disks[id]!
         let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
                          votedEpoch: d.votedEpoch,
-                         promisedEpoch: d.promisedEpoch, relayIdBase: rng.next() >> 1)
+                         promisedEpoch: d.promisedEpoch, relayIdBase: rng.next() >> 1,
+                         mailbox: Mailbox(records: d.mailbox))
         n.plantedBugs = options.plantedBugs
         nodes[id] = n
         lastLamport[id] = n.clock.time
@@ -224,6 +229,9 @@ final class ClusterSimulator {
             okTasks[id] = payload
             committedOps += 1
             note("client: enqueue \(payload) at node \(p.node) -> OK \(id)")
+        case ("QUEUED", .enqueue(let payload)):
+            parked[payload] = String(words[1])
+            note("client: enqueue \(payload) at node \(p.node) -> QUEUED \(words[1])")
         case ("OK", .ack(let id)):
             ackedOK[id] = ackedOK[id] ?? now
             committedOps += 1
@@ -241,6 +249,7 @@ final class ClusterSimulator {
                 throw fail("task \(id) delivered with payload \(payload), enqueued as \(known)")
             }
             delivered.append(id)
+            everDelivered.insert(payload)
             note("client: dequeue at node \(p.node) -> TASK \(id) \(payload)")
             if delivered.count > 64 { delivered.removeFirst() }
         default:
@@ -329,6 +338,9 @@ final class ClusterSimulator {
                     case .persist(let records):
                         disks[id]!.records += records
                         n.persisted(now: now)
+                    case .persistMailbox(let recs):
+                        disks[id]!.mailbox += recs
+                        n.mailboxPersisted(now: now)
                     case .installSnapshot(let snap):
                         disks[id]!.snapshot = snap
                         disks[id]!.records = []
@@ -364,6 +376,21 @@ final class ClusterSimulator {
                 for (task, payload) in okTasks where !ackSent.contains(task) && n.queue.task(task) == nil {
                     throw fail("leader \(id) of epoch \(n.epoch) lost task \(task) (\(payload)), whose ENQUEUE got OK")
                 }
+                // 6. A parked entry is applied once: no payload is in the queue twice.
+                var seen: Set<[UInt8]> = []
+                for t in n.queue.allTasks() where !seen.insert(t.payload).inserted {
+                    let copies = n.queue.allTasks().filter { $0.payload == t.payload }.map { "task \($0.id)" }
+                    let entries = (n.log.firstIndex...max(n.log.firstIndex, n.log.lastIndex)).compactMap { i -> String? in
+                        guard let e = n.log.entry(at: i) else { return nil }
+                        switch e.op {
+                        case .enqueue(let x) where x.payload == t.payload: return "index \(i) epoch \(e.epoch) enqueue \(x.id)"
+                        case .enqueueParked(let x, let from, let seq) where x.payload == t.payload:
+                            return "index \(i) epoch \(e.epoch) parked \(x.id) from \(from)-\(seq)"
+                        default: return nil
+                        }
+                    }
+                    throw fail("leader \(id) of epoch \(n.epoch) holds \(String(decoding: t.payload, as: UTF8.self)) twice: \(copies) \(entries)")
+                }
             }
             // 5. Lamport clocks never go backwards (within an incarnation).
             guard n.clock.time >= lastLamport[id, default: 0] else {
@@ -383,6 +410,18 @@ final class ClusterSimulator {
     /// Once faults stop, the highest node leads, everyone follows it, and
     /// every client got its answer.
     private func checkLiveness() throws {
+        // 6. Every parked entry was delivered: the mailboxes are empty and
+        // each QUEUED payload is in the leader's queue or was handed out.
+        for (id, n) in nodes where !n.mailbox.isEmpty {
+            let states = ids.map { "node \($0): " + (nodes[$0]?.debugSummary ?? "down") }.joined(separator: "\n  ")
+            throw fail("liveness: node \(id) still holds \(n.mailbox.count) parked entries at t=\(now)\n  \(states)")
+        }
+        if let l = nodes[ids.max()!] {
+            let inQueue = Set(l.queue.allTasks().map { String(decoding: $0.payload, as: UTF8.self) })
+            for (payload, ref) in parked where !inQueue.contains(payload) && !everDelivered.contains(payload) {
+                throw fail("parked \(payload) (QUEUED \(ref)) was never applied")
+            }
+        }
         if let (ref, p) = pending.min(by: { $0.value.at < $1.value.at }) {
             let states = ids.map { "node \($0): " + (nodes[$0]?.debugSummary ?? "down") }.joined(separator: "\n  ")
             throw fail("liveness: client \(ref.session)'s \(p.op) sent to node \(p.node) at t=\(p.at) was never answered\n  \(states)")

@@ -53,6 +53,11 @@ import Testing
         #expect(report?.contains("while inside the critical section") == true, "\(report ?? "not caught")")
     }
 
+    @Test func aParkedTaskAppliedOnEveryDeliveryIsCaught() {
+        let report = firstFailure(.parkedAppliedTwice, expected: "twice")
+        #expect(report?.contains("twice") == true, "\(report ?? "not caught")")
+    }
+
     @Test func aSeedReplaysBitForBit() {
         var a = ClusterSimulator.Options()
         a.plantedBugs = [.voteTwicePerEpoch]

@@ -41,6 +41,10 @@ public struct PeerEnvelope: Equatable, Sendable {
         case forward(id: UInt64, owner: String, command: ClientCommand)
         /// ...and gets back the reply line to hand the client.
         case forwardReply(id: UInt64, reply: [UInt8])
+        /// A node hands the leader its parked ENQUEUEs, in sequence order...
+        case deliverParked([MailboxEntry])
+        /// ...and learns they are committed up to `through`.
+        case parkedDelivered(through: UInt64)
     }
 
     public struct Replicate: Equatable, Sendable {
@@ -82,7 +86,7 @@ public struct PeerEnvelope: Equatable, Sendable {
         case timeRequest = 20, timeReply
         case mutexRequest = 30, mutexReply
         case replicate = 40, replicateAck, commit, abort, snapshot, recoverRequest, recoverReply
-        case forward = 50, forwardReply
+        case forward = 50, forwardReply, deliverParked, parkedDelivered
     }
 
     /// The whole frame, length prefix included.
@@ -115,6 +119,8 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .recoverReply: w.u8(Kind.recoverReply.rawValue)
         case .forward: w.u8(Kind.forward.rawValue)
         case .forwardReply: w.u8(Kind.forwardReply.rawValue)
+        case .deliverParked: w.u8(Kind.deliverParked.rawValue)
+        case .parkedDelivered: w.u8(Kind.parkedDelivered.rawValue)
         }
         w.u32(UInt32(truncatingIfNeeded: from))
         w.u32(UInt32(truncatingIfNeeded: to))
@@ -142,8 +148,8 @@ public struct PeerEnvelope: Equatable, Sendable {
             w.i64(ms)
         case .mutex(.request(let ts)):
             w.u64(ts)
-        case .mutex(.reply):
-            break
+        case .mutex(.reply(let ts)):
+            w.u64(ts)
         case .replicate(let r):
             w.u64(r.round)
             w.u64(r.prevIndex)
@@ -174,6 +180,15 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .forwardReply(let id, let reply):
             w.u64(id)
             w.blob(reply)
+        case .deliverParked(let entries):
+            w.u32(UInt32(entries.count))
+            for e in entries {
+                w.u64(e.seq)
+                w.i64(e.enqueuedAtMs)
+                w.blob(e.payload)
+            }
+        case .parkedDelivered(let through):
+            w.u64(through)
         }
         var bytes = w.bytes
         let n = UInt32(bytes.count - 4)
@@ -225,7 +240,8 @@ public struct PeerEnvelope: Equatable, Sendable {
             guard let ts = r.u64() else { return .failure(.truncated) }
             body = .mutex(.request(ts: ts))
         case .mutexReply:
-            body = .mutex(.reply)
+            guard let ts = r.u64() else { return .failure(.truncated) }
+            body = .mutex(.reply(ts: ts))
         case .replicate:
             guard let round = r.u64(), let pi = r.u64(), let pe = r.u64(), let c = r.u64(),
                   let entries = decodeEntries(&r) else { return .failure(.truncated) }
@@ -260,6 +276,17 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .forwardReply:
             guard let id = r.u64(), let reply = r.blob() else { return .failure(.truncated) }
             body = .forwardReply(id: id, reply: reply)
+        case .deliverParked:
+            guard let n = r.u32(), Int(n) <= r.remaining else { return .failure(.truncated) }
+            var entries: [MailboxEntry] = []
+            for _ in 0..<n {
+                guard let seq = r.u64(), let at = r.i64(), let p = r.blob() else { return .failure(.truncated) }
+                entries.append(MailboxEntry(seq: seq, payload: p, enqueuedAtMs: at))
+            }
+            body = .deliverParked(entries)
+        case .parkedDelivered:
+            guard let t = r.u64() else { return .failure(.truncated) }
+            body = .parkedDelivered(through: t)
         }
         guard r.isAtEnd else { return .failure(.trailingBytes) }
         return .success(PeerEnvelope(from: Int(from), to: Int(to), lamport: lamport, epoch: epoch, body: body))

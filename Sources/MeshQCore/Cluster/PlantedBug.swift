@@ -15,4 +15,6 @@ enum PlantedBug: Hashable, Sendable {
     case ackNotApplied
     /// Ricart-Agrawala replies at once even from inside the section (invariant 4).
     case mutexNeverDefers
+    /// A parked task is applied on every delivery, duplicates included (invariant 6).
+    case parkedAppliedTwice
 }

@@ -12,7 +12,9 @@
 public final class RicartAgrawalaMutex {
     public enum Message: Equatable, Sendable {
         case request(ts: UInt64)
-        case reply
+        /// Echoes the request's timestamp: a late or duplicated reply to an
+        /// earlier request must not count for the current one.
+        case reply(ts: UInt64)
     }
 
     public enum Output: Equatable, Sendable {
@@ -31,7 +33,8 @@ public final class RicartAgrawalaMutex {
     public private(set) var asked: Set<Int> = []
     /// Test hooks (see PlantedBug); empty in production.
     var plantedBugs: Set<PlantedBug> = []
-    private var deferred: Set<Int> = []
+    /// Requesters we made wait, with the timestamp to echo.
+    private var deferred: [Int: UInt64] = [:]
 
     public init(nodeId: Int) { self.nodeId = nodeId }
 
@@ -56,12 +59,12 @@ public final class RicartAgrawalaMutex {
             let mineFirst = state == .inside
                 || (state == .requesting && (requestTs, nodeId) < (ts, from))
             if mineFirst && !plantedBugs.contains(.mutexNeverDefers) {
-                deferred.insert(from)
+                deferred[from] = ts
                 return []
             }
-            return [.send(to: from, .reply)]
-        case .reply:
-            guard state == .requesting else { return [] }
+            return [.send(to: from, .reply(ts: ts))]
+        case .reply(let ts):
+            guard state == .requesting, ts == requestTs else { return [] }
             waitingFor.remove(from)
             return enterIfDone()
         }
@@ -73,7 +76,7 @@ public final class RicartAgrawalaMutex {
         state = .idle
         let out: [Output] = [.log(LogEvent(.debug, "mutex_release", [("node", "\(nodeId)")]))]
         defer { deferred.removeAll() }
-        return out + deferred.sorted().map { .send(to: $0, .reply) }
+        return out + deferred.sorted { $0.key < $1.key }.map { .send(to: $0.key, .reply(ts: $0.value)) }
     }
 
     /// Gives up a request that is taking too long (a reply lost with a link):
@@ -83,12 +86,12 @@ public final class RicartAgrawalaMutex {
         state = .idle
         waitingFor.removeAll()
         defer { deferred.removeAll() }
-        return deferred.sorted().map { .send(to: $0, .reply) }
+        return deferred.sorted { $0.key < $1.key }.map { .send(to: $0.key, .reply(ts: $0.value)) }
     }
 
     /// A peer died: it will not reply, and needs no reply.
     public func peerDown(_ id: Int) -> [Output] {
-        deferred.remove(id)
+        deferred.removeValue(forKey: id)
         guard state == .requesting, waitingFor.remove(id) != nil else { return [] }
         return enterIfDone()
     }

@@ -9,6 +9,9 @@ public struct LogEntry: Equatable, Sendable {
         case noop
         case enqueue(QueuedTask)
         case ack(taskId: UInt64)
+        /// A task parked in node `from`'s mailbox as `<from>-<seq>`: applied
+        /// only if no entry of `from` at or above `seq` was applied before.
+        case enqueueParked(QueuedTask, from: Int, seq: UInt64)
     }
 
     public var index: UInt64
@@ -23,13 +26,14 @@ public struct LogEntry: Equatable, Sendable {
         self.op = op
     }
 
-    private enum Kind: UInt8 { case noop = 1, enqueue = 2, ack = 3 }
+    private enum Kind: UInt8 { case noop = 1, enqueue = 2, ack = 3, enqueueParked = 4 }
 
     public func encode(into w: inout ByteWriter) {
         switch op {
         case .noop: w.u8(Kind.noop.rawValue)
         case .enqueue: w.u8(Kind.enqueue.rawValue)
         case .ack: w.u8(Kind.ack.rawValue)
+        case .enqueueParked: w.u8(Kind.enqueueParked.rawValue)
         }
         w.u64(index)
         w.u64(epoch)
@@ -43,6 +47,13 @@ public struct LogEntry: Equatable, Sendable {
             w.blob(t.payload)
         case .ack(let id):
             w.u64(id)
+        case .enqueueParked(let t, let from, let seq):
+            w.u64(t.id)
+            w.u64(t.lamport)
+            w.i64(t.enqueuedAtMs)
+            w.blob(t.payload)
+            w.u32(UInt32(truncatingIfNeeded: from))
+            w.u64(seq)
         }
     }
 
@@ -53,8 +64,10 @@ public struct LogEntry: Equatable, Sendable {
     }
 
     var payloadSize: Int {
-        if case .enqueue(let t) = op { return t.payload.count }
-        return 0
+        switch op {
+        case .enqueue(let t), .enqueueParked(let t, _, _): return t.payload.count
+        default: return 0
+        }
     }
 
     public static func decode(_ r: inout ByteReader) -> LogEntry? {
@@ -70,6 +83,11 @@ public struct LogEntry: Equatable, Sendable {
         case .ack:
             guard let id = r.u64() else { return nil }
             return LogEntry(index: index, epoch: epoch, lamport: lamport, op: .ack(taskId: id))
+        case .enqueueParked:
+            guard let id = r.u64(), let tl = r.u64(), let at = r.i64(), let payload = r.blob(),
+                  let from = r.u32(), let seq = r.u64() else { return nil }
+            let t = QueuedTask(id: id, lamport: tl, enqueuedAtMs: at, payload: payload)
+            return LogEntry(index: index, epoch: epoch, lamport: lamport, op: .enqueueParked(t, from: Int(from), seq: seq))
         }
     }
 

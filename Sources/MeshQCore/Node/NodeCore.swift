@@ -34,6 +34,8 @@ public final class NodeCore {
         case log(LogEvent)
         /// Send to a peer (over the cluster bus).
         case sendPeer(PeerEnvelope)
+        /// Append to the mailbox's durable log and sync, then call `mailboxPersisted`.
+        case persistMailbox([MailboxRecord])
         /// Make the vote (and the epoch promised by voting for another node)
         /// durable before any later effect is applied.
         case persistVote(UInt64, promised: UInt64)
@@ -91,6 +93,14 @@ public final class NodeCore {
     public private(set) var entriesCommitted = 0
     /// Whether this leader has recovered and committed its first entry.
     public private(set) var serving = false
+    /// Replicated: the highest mailbox sequence applied from each node.
+    public private(set) var parkedApplied: [Int: UInt64] = [:]
+    /// ENQUEUEs parked here while no leader was reachable.
+    public private(set) var mailbox: Mailbox
+    private var parkReplies: [(ref: ClientRef, seq: UInt64)] = []
+    private var mailboxRetryAt: Int64?
+    /// Our own parked entries committed while we lead (settled after the commit).
+    private var localParkedCommitted: UInt64?
 
     private var proposals: [Proposal] = []
     /// Clients waiting for their entry (in the log, uncommitted) to commit.
@@ -124,6 +134,11 @@ public final class NodeCore {
     /// for the answer (a message or its reply lost with a link).
     private var forwards: [UInt64: (ref: ClientRef, leader: Int)] = [:]
     private var forwardDeadlines = Heap<ForwardDeadline>()
+    /// Leader side: relays already taken, so a duplicated message is not
+    /// applied twice (relay ids are unique per follower incarnation).
+    private var seenRelays: Set<RelayKey> = []
+    private var seenRelayOrder = Deque<RelayKey>()
+    private struct RelayKey: Hashable { var from: Int; var id: UInt64 }
     private var nextForwardId: UInt64
     /// Followers' estimate of the leader's clock (Cristian).
     public private(set) var cristian = CristianClock()
@@ -136,8 +151,9 @@ public final class NodeCore {
     /// Rebuilds the state from a snapshot and the records logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
                 snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64 = 0,
-                promisedEpoch: UInt64 = 0, relayIdBase: UInt64 = 1) {
+                promisedEpoch: UInt64 = 0, relayIdBase: UInt64 = 1, mailbox: Mailbox = Mailbox()) {
         self.nodeId = nodeId
+        self.mailbox = mailbox
         // Relay ids must not repeat across restarts: the leader may still
         // answer a relay of our previous incarnation (the simulator found a
         // client told OK for another client's entry), so the driver picks a
@@ -151,6 +167,7 @@ public final class NodeCore {
             for t in s.tasks { queue.apply(enqueue: t) }
             queue.observeTaskId(s.highestTaskId)
             clock.observe(s.lamport)
+            parkedApplied = s.parkedApplied
         }
         var commitMark = log.baseIndex
         for r in records {
@@ -170,7 +187,9 @@ public final class NodeCore {
         self.clock = clock
         // Alone, everything this node made durable was committed.
         let single = memberIds.count <= 1
-        for e in log.commit(through: single ? log.lastIndex : commitMark) { Self.apply(e.op, to: &queue) }
+        for e in log.commit(through: single ? log.lastIndex : commitMark) {
+            _ = Self.apply(e.op, to: &queue, parked: &parkedApplied)
+        }
         self.lastCommitMark = log.commitIndex
         self.log = log
         self.epoch = log.lastEpoch
@@ -198,18 +217,29 @@ public final class NodeCore {
                   records: entries.map { .entry($0) }, votedEpoch: votedEpoch, relayIdBase: 1)
     }
 
-    private static func apply(_ op: LogEntry.Operation, to queue: inout TaskQueue) {
+    /// Applies a committed operation; false when it was a duplicate
+    /// delivery of a parked task (skipped, the same on every node).
+    private static func apply(_ op: LogEntry.Operation, to queue: inout TaskQueue, parked: inout [Int: UInt64]) -> Bool {
         switch op {
         case .noop: break
         case .enqueue(let t): queue.apply(enqueue: t)
         case .ack(let id): queue.apply(ack: id)
+        case .enqueueParked(let t, let from, let seq):
+            queue.observeTaskId(t.id)
+            guard seq > parked[from, default: 0] else { return false }
+            parked[from] = seq
+            queue.apply(enqueue: t)
         }
+        return true
     }
 
     private static func highestTaskId(in log: ReplicatedLog) -> UInt64 {
         var top: UInt64 = 0
         for i in stride(from: log.lastIndex, to: log.commitIndex, by: -1) {
-            if case .enqueue(let t)? = log.entry(at: i)?.op { top = max(top, t.id) }
+            switch log.entry(at: i)?.op {
+            case .enqueue(let t)?, .enqueueParked(let t, _, _)?: top = max(top, t.id)
+            default: break
+            }
         }
         return top
     }
@@ -234,7 +264,7 @@ public final class NodeCore {
     /// The earliest time `tick` has work to do.
     public func nextWakeup() -> Int64? {
         let sync: Int64? = role == .follower && leaderId != nil ? (syncedLeader == leaderId ? nextTimeSync : 0) : nil
-        var times = [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync,
+        var times = [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync, mailboxRetryAt,
                      twoPC.deadline, mutexRetryAt, recovering?.deadline, held.first?.deadline,
                      forwardDeadlines.min?.at]
         if role == .leader {
@@ -311,11 +341,19 @@ public final class NodeCore {
         case .recoverReply(let snap, let entries):
             receiveRecovery(from: env.from, snapshot: snap, entries: entries, now: now)
         case .forward(let id, let owner, let command):
+            let key = RelayKey(from: env.from, id: id)
+            guard seenRelays.insert(key).inserted else { return }
+            seenRelayOrder.append(key)
+            if seenRelayOrder.count > 100_000 { seenRelays.remove(seenRelayOrder.removeFirst()) }
             let ref = ClientRef(session: Self.remoteSession | UInt64(env.from), seq: id)
             submit(command, ref: ref, owner: "\(env.from)/\(owner)", now: now, wallMs: wallMs)
         case .forwardReply(let id, let line):
             guard let f = forwards.removeValue(forKey: id), f.leader == env.from else { return }
             reply(f.ref, .relayed(line))
+        case .deliverParked(let entries):
+            receiveParked(entries, from: env.from, now: now)
+        case .parkedDelivered(let through):
+            parkedDelivered(through: through, now: now)
         }
     }
 
@@ -493,7 +531,10 @@ public final class NodeCore {
             guard e.index == log.lastIndex + 1 else { return false }
             log.append(e)
             records.append(.entry(e))
-            if case .enqueue(let t) = e.op { nextTaskId = max(nextTaskId, t.id + 1) }
+            switch e.op {
+            case .enqueue(let t), .enqueueParked(let t, _, _): nextTaskId = max(nextTaskId, t.id + 1)
+            default: break
+            }
         }
         return true
     }
@@ -503,6 +544,7 @@ public final class NodeCore {
         for t in snap.tasks { queue.apply(enqueue: t) }
         queue.observeTaskId(snap.highestTaskId)
         clock.observe(snap.lamport)
+        parkedApplied = snap.parkedApplied
         log.reset(toSnapshotAt: snap.lastIndex, epoch: snap.lastEpoch)
         lastCommitMark = snap.lastIndex
         nextTaskId = max(nextTaskId, snap.highestTaskId + 1)
@@ -515,7 +557,8 @@ public final class NodeCore {
     /// ever holds committed changes).
     private func committedSnapshot() -> QueueSnapshot {
         QueueSnapshot(lastIndex: commitIndex, lastEpoch: log.epoch(at: commitIndex) ?? log.baseEpoch,
-                      lamport: clock.time, highestTaskId: queue.highestTaskId, tasks: queue.allTasks())
+                      lamport: clock.time, highestTaskId: queue.highestTaskId, tasks: queue.allTasks(),
+                      parkedApplied: parkedApplied)
     }
 
     /// The whole leadership ends: what was in flight is answered, nothing is kept.
@@ -542,7 +585,7 @@ public final class NodeCore {
             switch p.op {
             case .ack(let id): queue.unmarkAcking(id)
             case .enqueue(let t): pendingPayloadBytes -= t.payload.count
-            case .noop: break
+            case .noop, .enqueueParked: break
             }
             if let c = p.client { reply(c, .error(code, text)) }
         }
@@ -819,15 +862,27 @@ public final class NodeCore {
             case .ack(let id):
                 if !plantedBugs.contains(.ackNotApplied) { queue.apply(ack: id) }
                 if let client { reply(client, .ok(taskId: id, lamport: e.lamport)) }
+            case .enqueueParked(let t, _, let seq):
+                if plantedBugs.contains(.parkedAppliedTwice) { queue.apply(enqueue: t) } else {
+                    _ = Self.apply(e.op, to: &queue, parked: &parkedApplied)
+                }
+                nextTaskId = max(nextTaskId, t.id + 1)
+                // A duplicate is acknowledged too: the entry is in the queue once.
+                if let client { reply(client, .ok(taskId: seq, lamport: e.lamport)) }
             }
         }
         if election == nil { emit(.debug, "repl_commit", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
                                                          ("commit", "\(commitIndex)"), ("entries", "\(entries.count)")]) }
         log.trim(keep: logWindow)
+        if let t = localParkedCommitted {
+            localParkedCommitted = nil
+            parkedDelivered(through: t, now: now)
+        }
         if role == .leader {
             if !serving && commitIndex >= readyIndex {
                 serving = true
                 dispatchHeld(now: now)
+                deliverMailbox(now: now)
             }
             serveWaiters(now: now)
         }
@@ -883,6 +938,7 @@ public final class NodeCore {
     }
 
     private func dispatchHeld(now: Int64) {
+        deliverMailbox(now: now)
         while let h = held.first {
             guard dispatch(h.command, ref: h.ref, owner: h.owner, now: now, wallMs: h.wallMs) else { return }
             held.removeFirst()
@@ -900,8 +956,81 @@ public final class NodeCore {
     private func expireHeld(now: Int64) {
         while let h = held.first, h.deadline <= now {
             held.removeFirst()
-            reply(h.ref, .error(.noleader, "no leader is reachable"))
+            if case .enqueue(let payload) = h.command, !Self.isRemote(h.ref), payload.count <= settings.maxPayloadBytes {
+                park(payload, ref: h.ref, wallMs: h.wallMs)
+            } else {
+                reply(h.ref, .error(.noleader, "no leader is reachable"))
+            }
         }
+    }
+
+    // MARK: the mailbox
+
+    /// No leader is reachable: the task is kept here durably, and the client
+    /// hears QUEUED once it is.
+    private func park(_ payload: [UInt8], ref: ClientRef, wallMs: Int64) {
+        let e = mailbox.park(payload: payload, at: wallMs + Int64(cristian.offsetMs))
+        parkReplies.append((ref, e.seq))
+        effects.append(.persistMailbox([.park(e)]))
+    }
+
+    /// Storage reports the mailbox records handed out so far durable.
+    public func mailboxPersisted(now: Int64) {
+        for p in parkReplies {
+            let ref = "\(nodeId)-\(p.seq)"
+            emit(.info, "mailbox_park", [("node", "\(nodeId)"), ("ref", ref), ("mailbox", "\(mailbox.count)"),
+                                        ("lamport", "\(clock.time)")])
+            reply(p.ref, .queued(ref: ref, lamport: clock.tick()))
+        }
+        parkReplies.removeAll()
+        deliverMailbox(now: now)
+    }
+
+    /// Hands the parked entries to a leader once one is reachable, in
+    /// sequence order; again after a while if no confirmation came.
+    private func deliverMailbox(now: Int64) {
+        guard !mailbox.isEmpty, mailboxRetryAt.map({ now >= $0 }) ?? true else { return }
+        let batch = Array(mailbox.pending.prefix(1_000))
+        if role == .leader {
+            guard serving else { return }
+            for e in batch {
+                let t = QueuedTask(id: nextTaskId, lamport: clock.tick(), enqueuedAtMs: e.enqueuedAtMs, payload: e.payload)
+                nextTaskId += 1
+                proposals.append(Proposal(op: .enqueueParked(t, from: nodeId, seq: e.seq), lamport: t.lamport,
+                                          client: ClientRef(session: Self.parkedSession | UInt64(nodeId), seq: e.seq)))
+            }
+            startRound(now: now)
+        } else {
+            guard role == .follower, let leader = leaderId, peersUp.contains(leader) else { return }
+            sendPeer(to: leader, .deliverParked(batch))
+        }
+        // A delivery commits in a round trip or two; one lost with a link is
+        // sent again (duplicates are skipped where they apply).
+        mailboxRetryAt = now + Int64(settings.leaderTimeoutMs)
+    }
+
+    /// The leader takes a node's parked entries like ENQUEUEs; duplicates of
+    /// an earlier delivery are skipped when they apply.
+    private func receiveParked(_ entries: [MailboxEntry], from: Int, now: Int64) {
+        guard role == .leader, serving else { return }
+        for e in entries {
+            let t = QueuedTask(id: nextTaskId, lamport: clock.tick(), enqueuedAtMs: e.enqueuedAtMs, payload: e.payload)
+            nextTaskId += 1
+            proposals.append(Proposal(op: .enqueueParked(t, from: from, seq: e.seq), lamport: t.lamport,
+                                      client: ClientRef(session: Self.parkedSession | UInt64(from), seq: e.seq)))
+        }
+        startRound(now: now)
+    }
+
+    /// A leader committed our parked entries up to `seq`.
+    private func parkedDelivered(through seq: UInt64, now: Int64) {
+        let n = mailbox.delivered(through: seq)
+        guard n > 0 else { return }
+        effects.append(.persistMailbox([.delivered(through: seq)]))
+        emit(.info, "mailbox_deliver", [("node", "\(nodeId)"), ("through", "\(nodeId)-\(seq)"), ("entries", "\(n)"),
+                                       ("mailbox", "\(mailbox.count)"), ("lamport", "\(clock.time)")])
+        mailboxRetryAt = nil
+        deliverMailbox(now: now)
     }
 
     /// Relayed commands whose leader went away: their outcome is unknown here.
@@ -1018,6 +1147,7 @@ public final class NodeCore {
         for w in waiters.expire(now: now) { reply(w.ref, .empty) }
         expireHeld(now: now)
         expireForwards(now: now)
+        deliverMailbox(now: now)
     }
 
     /// A client connection closed: drop its waits (its leases run their course).
@@ -1029,7 +1159,7 @@ public final class NodeCore {
     public func status(extra: [(String, String)] = []) -> StatusReport {
         StatusReport(id: nodeId, role: role.rawValue, leader: leaderId, epoch: epoch, lamport: clock.time,
                      commit: commitIndex, ready: queue.readyCount, inflight: queue.leasedCount,
-                     mailbox: 0, peersUp: election?.peersUp.count ?? 0,
+                     mailbox: mailbox.count, peersUp: election?.peersUp.count ?? 0,
                      offsetMs: role == .leader ? 0 : cristian.offsetMs,
                      extra: [("tasks", "\(queue.count)"), ("members", "\(memberIds.count)"),
                              ("last", "\(log.lastIndex)")] + extra)
@@ -1047,7 +1177,8 @@ public final class NodeCore {
         "role=\(role.rawValue) leader=\(leaderId.map(String.init) ?? "-") epoch=\(epoch) serving=\(serving) "
             + "commit=\(commitIndex) last=\(log.lastIndex) proposals=\(proposals.count) awaiting=\(awaiting.count) "
             + "held=\(held.count) forwards=\(forwards.count) mutex=\(mutex.state) round=\(twoPC.inRound) "
-            + "recovering=\(recovering.map { "\($0.from)" } ?? "-") peersUp=\(peersUp.sorted())"
+            + "recovering=\(recovering.map { "\($0.from)" } ?? "-") peersUp=\(peersUp.sorted()) "
+            + "mailbox=\(mailbox.pending.map(\.seq)) retry=\(mailboxRetryAt.map(String.init) ?? "-") parkedApplied=\(parkedApplied)"
     }
 
     /// For the simulator's mutual-exclusion check.
@@ -1057,9 +1188,17 @@ public final class NodeCore {
     /// Relayed commands are answered over the bus, not to a local session.
     static let remoteSession: UInt64 = 1 << 62
     static func isRemote(_ ref: ClientRef) -> Bool { ref.session & remoteSession != 0 }
+    /// A parked entry's delivery (node in the low bits, mailbox sequence as seq).
+    static let parkedSession: UInt64 = 1 << 61
 
     private func reply(_ ref: ClientRef, _ r: Reply) {
-        if Self.isRemote(ref) {
+        if ref.session & Self.parkedSession != 0 {
+            // Only a commit confirms a delivery; anything else, the node retries.
+            guard case .ok = r else { return }
+            let from = Int(ref.session & ~Self.parkedSession)
+            if from == nodeId { localParkedCommitted = max(localParkedCommitted ?? 0, ref.seq) }
+            else { sendPeer(to: from, .parkedDelivered(through: ref.seq)) }
+        } else if Self.isRemote(ref) {
             var line: [UInt8] = []
             r.render(into: &line)
             line.removeLast()
