@@ -50,12 +50,12 @@ run: release
 test: testdeps
 	$(SWIFT) build
 	$(SWIFT) test --skip 'SimulationTests|PlantedBugTests'
-	$(SWIFT) test --skip-build --filter 'SimulationTests|PlantedBugTests'
+	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test --skip-build --filter 'SimulationTests|PlantedBugTests'
 
 # The deterministic cluster simulator over many seeds (optimised build).
 # Replay one: make sim SEED=1234
 sim: deps
-	MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(SWIFT) test -c release -Xswiftc -enable-testing \
+	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(SWIFT) test -c release -Xswiftc -enable-testing \
 		--scratch-path .build-sim --filter 'SimulationTests|PlantedBugTests'
 
 bench: release

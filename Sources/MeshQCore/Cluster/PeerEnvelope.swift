@@ -45,6 +45,18 @@ public struct PeerEnvelope: Equatable, Sendable {
         case deliverParked([MailboxEntry])
         /// ...and learns they are committed up to `through`.
         case parkedDelivered(through: UInt64)
+        /// The sender's direct links (for routing around a cut one).
+        case links(Set<Int>)
+        /// A message for `dest` taking another way: (origin, id) names it
+        /// once, `ttl` counts the hops it may still take.
+        case relay(id: UInt64, origin: Int, dest: Int, ttl: Int, inner: Relayed)
+    }
+
+    /// The envelope inside a relay (boxed: an envelope holding an envelope).
+    public final class Relayed: Equatable, Sendable {
+        public let envelope: PeerEnvelope
+        public init(_ e: PeerEnvelope) { envelope = e }
+        public static func == (a: Relayed, b: Relayed) -> Bool { a.envelope == b.envelope }
     }
 
     public struct Replicate: Equatable, Sendable {
@@ -87,6 +99,7 @@ public struct PeerEnvelope: Equatable, Sendable {
         case mutexRequest = 30, mutexReply
         case replicate = 40, replicateAck, commit, abort, snapshot, recoverRequest, recoverReply
         case forward = 50, forwardReply, deliverParked, parkedDelivered
+        case links = 60, relay
     }
 
     /// The whole frame, length prefix included.
@@ -121,6 +134,8 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .forwardReply: w.u8(Kind.forwardReply.rawValue)
         case .deliverParked: w.u8(Kind.deliverParked.rawValue)
         case .parkedDelivered: w.u8(Kind.parkedDelivered.rawValue)
+        case .links: w.u8(Kind.links.rawValue)
+        case .relay: w.u8(Kind.relay.rawValue)
         }
         w.u32(UInt32(truncatingIfNeeded: from))
         w.u32(UInt32(truncatingIfNeeded: to))
@@ -189,6 +204,15 @@ public struct PeerEnvelope: Equatable, Sendable {
             }
         case .parkedDelivered(let through):
             w.u64(through)
+        case .links(let ids):
+            w.u32(UInt32(ids.count))
+            for id in ids.sorted() { w.u32(UInt32(truncatingIfNeeded: id)) }
+        case .relay(let id, let origin, let dest, let ttl, let inner):
+            w.u64(id)
+            w.u32(UInt32(truncatingIfNeeded: origin))
+            w.u32(UInt32(truncatingIfNeeded: dest))
+            w.u8(UInt8(clamping: ttl))
+            w.blob(inner.envelope.framed())
         }
         var bytes = w.bytes
         let n = UInt32(bytes.count - 4)
@@ -287,6 +311,22 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .parkedDelivered:
             guard let t = r.u64() else { return .failure(.truncated) }
             body = .parkedDelivered(through: t)
+        case .links:
+            guard let n = r.u32(), n <= 4096 else { return .failure(.truncated) }
+            var ids: Set<Int> = []
+            for _ in 0..<n {
+                guard let id = r.u32() else { return .failure(.truncated) }
+                ids.insert(Int(id))
+            }
+            body = .links(ids)
+        case .relay:
+            guard let id = r.u64(), let origin = r.u32(), let dest = r.u32(), let ttl = r.u8(),
+                  let framed = r.blob(), framed.count >= 4 else { return .failure(.truncated) }
+            let inner = decode(frame: Array(framed[4...]))
+            // One level only: a relay inside a relay is garbage.
+            guard case .success(let env) = inner else { return inner }
+            if case .relay = env.body { return .failure(.badType(Kind.relay.rawValue)) }
+            body = .relay(id: id, origin: Int(origin), dest: Int(dest), ttl: Int(ttl), inner: Relayed(env))
         }
         guard r.isAtEnd else { return .failure(.trailingBytes) }
         return .success(PeerEnvelope(from: Int(from), to: Int(to), lamport: lamport, epoch: epoch, body: body))

@@ -124,7 +124,9 @@ public final class NodeCore {
     private var followers: [Int: Follower] = [:]
     /// The new leader's first entry: serving starts when it commits.
     private var readyIndex: UInt64 = 0
-    private var recovering: (from: Int, deadline: Int64)?
+    /// Recovering from the best voter: ask again at `nextAsk` (a lost request
+    /// or reply), give the leadership up at `deadline`.
+    private var recovering: (from: Int, deadline: Int64, nextAsk: Int64)?
     /// Follower side: the epoch whose leader we replicate, and how far our
     /// log is known to match its log (only then may its commit apply).
     private var matchedEpoch: UInt64 = 0
@@ -147,6 +149,12 @@ public final class NodeCore {
     private var timeRequests: [UInt64: Int64] = [:]
     private var syncedLeader: Int?
     private var skippedRecords = 0
+    /// Routing around a cut link (direct when up, else through a neighbour).
+    private var router: Router
+    private var nextRoutedId: UInt64
+    private var nextLinkReport: Int64 = 0
+    /// The latest `now` an input brought (routing decisions need it).
+    private var lastNow: Int64 = 0
 
     /// Rebuilds the state from a snapshot and the records logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
@@ -159,6 +167,8 @@ public final class NodeCore {
         // client told OK for another client's entry), so the driver picks a
         // random base.
         self.nextForwardId = relayIdBase
+        self.nextRoutedId = relayIdBase
+        self.router = Router(nodeId: nodeId, staleMs: Int64(settings.leaderTimeoutMs) * 2)
         self.memberIds = memberIds.sorted()
         self.settings = settings
         var clock = LamportClock()
@@ -265,7 +275,8 @@ public final class NodeCore {
     public func nextWakeup() -> Int64? {
         let sync: Int64? = role == .follower && leaderId != nil ? (syncedLeader == leaderId ? nextTimeSync : 0) : nil
         var times = [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync, mailboxRetryAt,
-                     twoPC.deadline, mutexRetryAt, recovering?.deadline, held.first?.deadline,
+                     election == nil ? nil : nextLinkReport,
+                     twoPC.deadline, mutexRetryAt, recovering?.deadline, recovering?.nextAsk, held.first?.deadline,
                      forwardDeadlines.min?.at]
         if role == .leader {
             times += followers.values.filter(\.inflight).map { $0.sentAt + retransmitMs }
@@ -280,6 +291,7 @@ public final class NodeCore {
 
     /// Called once the node's storage is open and recovered.
     public func start(now: Int64) {
+        lastNow = now
         emit(.info, "tasks_recovered", [("node", "\(nodeId)"), ("count", "\(queue.count)"),
                                        ("commit", "\(commitIndex)"), ("uncommitted", "\(log.lastIndex - commitIndex)"),
                                        ("epoch", "\(epoch)"), ("lamport", "\(clock.time)")])
@@ -308,6 +320,7 @@ public final class NodeCore {
 
     /// An envelope from a peer (already checked to come from `env.from`).
     public func peerMessage(_ env: PeerEnvelope, now: Int64, wallMs: Int64) {
+        lastNow = now
         if plantedBugs.contains(.skipLamportMerge) { clock.tick() } else { clock.merge(env.lamport) }
         guard let election, memberIds.contains(env.from), env.from != nodeId else { return }
         switch env.body {
@@ -354,12 +367,52 @@ public final class NodeCore {
             receiveParked(entries, from: env.from, now: now)
         case .parkedDelivered(let through):
             parkedDelivered(through: through, now: now)
+        case .links(let ids):
+            router.report(from: env.from, links: ids, now: now)
+            dispatchHeld(now: now)
+        case .relay(let id, let origin, let dest, let ttl, let inner):
+            guard router.firstSight(origin: origin, id: id) else { return }
+            if dest == nodeId {
+                guard inner.envelope.from == origin, inner.envelope.to == nodeId else { return }
+                peerMessage(inner.envelope, now: now, wallMs: wallMs)
+                return
+            }
+            guard ttl > 1, memberIds.contains(dest),
+                  let hop = router.nextHop(to: dest, avoid: [env.from, origin], now: now) else {
+                emit(.debug, "route_drop", [("node", "\(nodeId)"), ("origin", "\(origin)"), ("dest", "\(dest)"), ("ttl", "\(ttl)")])
+                return
+            }
+            emit(.debug, "route_forward", [("node", "\(nodeId)"), ("origin", "\(origin)"), ("dest", "\(dest)"),
+                                           ("via", "\(hop)"), ("ttl", "\(ttl - 1)")])
+            effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: hop, lamport: clock.tick(), epoch: epoch,
+                                                  body: .relay(id: id, origin: origin, dest: dest, ttl: ttl - 1, inner: inner))))
         }
     }
 
     private func sendPeer(to: Int, _ body: PeerEnvelope.Body, epoch e: UInt64? = nil) {
-        effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: to, lamport: clock.tick(),
-                                              epoch: e ?? epoch, body: body)))
+        let env = PeerEnvelope(from: nodeId, to: to, lamport: clock.tick(), epoch: e ?? epoch, body: body)
+        // The direct link, or (when it is down) a neighbour that reaches `to`.
+        guard !router.direct.contains(to), let hop = router.nextHop(to: to, now: lastNow) else {
+            effects.append(.sendPeer(env))
+            return
+        }
+        nextRoutedId &+= 1
+        effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: hop, lamport: env.lamport, epoch: env.epoch,
+                                              body: .relay(id: nextRoutedId, origin: nodeId, dest: to,
+                                                           ttl: settings.routeTTL, inner: .init(env)))))
+    }
+
+    /// Peers a message can reach now, directly or through a neighbour.
+    private var reachablePeers: Set<Int> { Set(peers.filter { router.reachable($0, now: lastNow) }) }
+
+    /// Tells the neighbours which links this node has (they route through it).
+    private func reportLinks(now: Int64) {
+        guard election != nil else { return }
+        nextLinkReport = now + Int64(settings.heartbeatIntervalMs) * 2
+        for p in router.direct.sorted() {
+            effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: p, lamport: clock.tick(), epoch: epoch,
+                                                  body: .links(router.direct))))
+        }
     }
 
     /// Followers sample the leader's clock every time_sync_interval_ms, and at
@@ -381,12 +434,18 @@ public final class NodeCore {
     }
 
     public func peerUp(_ id: Int, now: Int64 = 0) {
+        lastNow = max(lastNow, now)
+        router.linkUp(id)
+        reportLinks(now: now)
         election?.peersUp.insert(id)
         if role == .leader { sendReplication(to: id, now: now) }
         dispatchHeld(now: now)
     }
 
     public func peerDown(_ id: Int, now: Int64 = 0) {
+        lastNow = max(lastNow, now)
+        router.linkDown(id)
+        reportLinks(now: now)
         election?.peerDown(id)
         applyMutex(mutex.peerDown(id), now: now)
         applyTwoPC(twoPC.peerDown(id), now: now)
@@ -461,7 +520,7 @@ public final class NodeCore {
         // Recovery: the voter with the best log holds every committed entry.
         let best = votes.filter { $0.key != nodeId }.max { ($0.value, -$0.key) < ($1.value, -$1.key) }
         if let best, best.value > log.position, !plantedBugs.contains(.skipRecovery) {
-            recovering = (best.key, now + Int64(settings.commitTimeoutMs))
+            recovering = (best.key, now + Int64(settings.commitTimeoutMs), now + retransmitMs)
             emit(.info, "leader_recovery", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(best.key)"),
                                            ("their_last", "\(best.value.index)"), ("our_last", "\(log.lastIndex)")])
             sendPeer(to: best.key, .recoverRequest(after: commitIndex))
@@ -598,7 +657,7 @@ public final class NodeCore {
         guard role == .leader, recovering == nil, !twoPC.inRound, mutex.state == .idle, !proposals.isEmpty else { return }
         mutexRetryAt = now + retransmitMs
         mutexGiveUpAt = now + Int64(settings.commitTimeoutMs)
-        applyMutex(mutex.request(ts: clock.tick(), livePeers: peersUp), now: now)
+        applyMutex(mutex.request(ts: clock.tick(), livePeers: reachablePeers), now: now)
     }
 
     private func applyMutex(_ outputs: [RicartAgrawalaMutex.Output], now: Int64) {
@@ -637,7 +696,7 @@ public final class NodeCore {
         roundSeq += 1
         // The followers' copies leave before our own fsync, so the two overlap.
         applyTwoPC(twoPC.begin(round: roundSeq, epoch: epoch, first: first, last: log.lastIndex,
-                               participants: Set(peersUp), now: now, timeoutMs: settings.commitTimeoutMs), now: now)
+                               participants: reachablePeers, now: now, timeoutMs: settings.commitTimeoutMs), now: now)
         persist(records)
     }
 
@@ -702,7 +761,7 @@ public final class NodeCore {
     /// Sends a follower what it lacks, one message at a time (the next goes
     /// when it acknowledges); past the in-memory window, a snapshot.
     private func sendReplication(to id: Int, now: Int64) {
-        guard role == .leader, var f = followers[id], !f.inflight, peersUp.contains(id) else { return }
+        guard role == .leader, var f = followers[id], !f.inflight, router.reachable(id, now: lastNow) else { return }
         let prev = f.next - 1
         if prev < log.baseIndex {
             f.inflight = true
@@ -892,6 +951,7 @@ public final class NodeCore {
 
     /// A client command that needs the queue (HELLO, ENQUEUE, DEQUEUE, ACK, NACK, STATUS).
     public func handle(_ command: ClientCommand, from ref: ClientRef, owner: String, now: Int64, wallMs: Int64) {
+        lastNow = now
         switch command {
         case .hello(_, let lamport):
             let l = lamport.map { clock.merge($0) } ?? clock.tick()
@@ -925,7 +985,7 @@ public final class NodeCore {
             reply(ref, .error(.noleader, "node \(nodeId) is not the leader"))
             return true
         }
-        guard role == .follower, let leader = leaderId, peersUp.contains(leader) else { return false }
+        guard role == .follower, let leader = leaderId, router.reachable(leader, now: lastNow) else { return false }
         let id = nextForwardId
         nextForwardId &+= 1
         forwards[id] = (ref, leader)
@@ -1001,7 +1061,7 @@ public final class NodeCore {
             }
             startRound(now: now)
         } else {
-            guard role == .follower, let leader = leaderId, peersUp.contains(leader) else { return }
+            guard role == .follower, let leader = leaderId, router.reachable(leader, now: lastNow) else { return }
             sendPeer(to: leader, .deliverParked(batch))
         }
         // A delivery commits in a round trip or two; one lost with a link is
@@ -1035,7 +1095,7 @@ public final class NodeCore {
 
     /// Relayed commands whose leader went away: their outcome is unknown here.
     private func failForwards(where lost: (Int) -> Bool) {
-        for (id, f) in forwards where lost(f.leader) {
+        for (id, f) in forwards.sorted(by: { $0.key < $1.key }) where lost(f.leader) {
             forwards.removeValue(forKey: id)
             reply(f.ref, .error(.noleader, "the leader was lost while the command was in flight; it may have been applied"))
         }
@@ -1115,6 +1175,8 @@ public final class NodeCore {
 
     /// Time passes: elections, retransmits, expired leases, waits and holds.
     public func tick(now: Int64, wallMs: Int64 = 0) {
+        lastNow = now
+        if election != nil && now >= nextLinkReport { reportLinks(now: now) }
         if let election {
             applyElection(election.tick(now: now), now: now)
             timeSync(now: now, wallMs: wallMs)
@@ -1128,12 +1190,17 @@ public final class NodeCore {
                 resign(now: now, reason: "mutex_timeout")
             } else {
                 mutexRetryAt = now + retransmitMs
-                applyMutex(mutex.request(ts: clock.tick(), livePeers: peersUp), now: now)
+                applyMutex(mutex.request(ts: clock.tick(), livePeers: reachablePeers), now: now)
             }
         }
-        if let r = recovering, now >= r.deadline { resign(now: now, reason: "recovery_timeout") }
+        if let r = recovering, now >= r.deadline {
+            resign(now: now, reason: "recovery_timeout")
+        } else if let r = recovering, now >= r.nextAsk {
+            recovering?.nextAsk = now + retransmitMs
+            sendPeer(to: r.from, .recoverRequest(after: commitIndex))
+        }
         if role == .leader {
-            for (id, f) in followers where f.inflight && now - f.sentAt >= retransmitMs {
+            for (id, f) in followers.sorted(by: { $0.key < $1.key }) where f.inflight && now - f.sentAt >= retransmitMs {
                 followers[id]!.inflight = false
                 followers[id]!.next = f.sentFrom
                 sendReplication(to: id, now: now)
@@ -1178,7 +1245,9 @@ public final class NodeCore {
             + "commit=\(commitIndex) last=\(log.lastIndex) proposals=\(proposals.count) awaiting=\(awaiting.count) "
             + "held=\(held.count) forwards=\(forwards.count) mutex=\(mutex.state) round=\(twoPC.inRound) "
             + "recovering=\(recovering.map { "\($0.from)" } ?? "-") peersUp=\(peersUp.sorted()) "
-            + "mailbox=\(mailbox.pending.map(\.seq)) retry=\(mailboxRetryAt.map(String.init) ?? "-") parkedApplied=\(parkedApplied)"
+            + "mailbox=\(mailbox.pending.map(\.seq)) retry=\(mailboxRetryAt.map(String.init) ?? "-") parkedApplied=\(parkedApplied) "
+            + "mutexWaits=\(mutex.pendingReplies.sorted()) mutexTs=\(mutex.requestTs) mutexRetry=\(mutexRetryAt.map(String.init) ?? "-") "
+            + "direct=\(router.direct.sorted())"
     }
 
     /// For the simulator's mutual-exclusion check.
