@@ -185,6 +185,10 @@ public enum Daemon {
             let peers = Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.peer) })
             let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, secret: config.cluster.clusterSecret, logger: logger)
             t.connectTimeoutMs = max(200, min(2_000, config.cluster.leaderTimeoutMs))
+            if let cut = environment["MESHQ_TEST_CUT_PEERS"] {
+                t.cutPeers = Set(cut.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
+                logger.log(.warn, "test_fault_cut_peers", [("node", node), ("peers", t.cutPeers.sorted().map(String.init).joined(separator: ","))])
+            }
             do {
                 let addr = try SocketAddress.resolve(host: me.listenPeer.host, port: me.listenPeer.port)
                 try t.listen(on: addr)

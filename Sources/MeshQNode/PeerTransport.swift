@@ -46,6 +46,9 @@ public final class PeerTransport {
     private var inbound: [ObjectIdentifier: Inbound] = [:]
     private var stopped = false
     public var connectTimeoutMs = 1_000
+    /// Test-only fault switch (MESHQ_TEST_CUT_PEERS): links to these peers
+    /// are neither dialled nor accepted, as if the cable were cut.
+    public var cutPeers: Set<Int> = []
     public static let maxBackoffMs = 2_000
     /// Output past this many bytes means the peer stopped reading: drop it.
     public static let maxPendingBytes = 64 << 20
@@ -106,7 +109,7 @@ public final class PeerTransport {
     // MARK: outbound
 
     private func dial(_ o: Outbound) {
-        guard !stopped, o.conn == nil, !o.connecting else { return }
+        guard !stopped, o.conn == nil, !o.connecting, !cutPeers.contains(o.id) else { return }
         o.connecting = true
         let addr: SocketAddress
         do {
@@ -225,6 +228,10 @@ public final class PeerTransport {
                 return
             case .success(let env):
                 if case .hello(let id, let proof) = env.body {
+                    if cutPeers.contains(id) {
+                        i.conn.close()
+                        return
+                    }
                     guard i.peer == nil, id != nodeId, outbound[id] != nil else {
                         protocolError(i, "hello from unknown node \(id)")
                         return
