@@ -1053,13 +1053,7 @@ public final class NodeCore {
         let batch = Array(mailbox.pending.prefix(1_000))
         if role == .leader {
             guard serving else { return }
-            for e in batch {
-                let t = QueuedTask(id: nextTaskId, lamport: clock.tick(), enqueuedAtMs: e.enqueuedAtMs, payload: e.payload)
-                nextTaskId += 1
-                proposals.append(Proposal(op: .enqueueParked(t, from: nodeId, seq: e.seq), lamport: t.lamport,
-                                          client: ClientRef(session: Self.parkedSession | UInt64(nodeId), seq: e.seq)))
-            }
-            startRound(now: now)
+            receiveParked(batch, from: nodeId, now: now)
         } else {
             guard role == .follower, let leader = leaderId, router.reachable(leader, now: lastNow) else { return }
             sendPeer(to: leader, .deliverParked(batch))
