@@ -52,4 +52,28 @@ import Testing
         let otherOrigin = r.firstSight(origin: 2, id: 7)
         #expect(first && !again && otherOrigin)
     }
+
+    @Test func aRelayWithNoHopsLeftIsDropped() {
+        // Node 2 is asked to pass a message from 1 on to 3 with TTL 1: it drops it.
+        let n = NodeCore(nodeId: 2, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: nil, records: [])
+        n.start(now: 0)
+        n.peerUp(1, now: 0)
+        n.peerUp(3, now: 0)
+        _ = n.takeEffects()
+        let inner = PeerEnvelope(from: 1, to: 3, lamport: 1, epoch: 0, body: .timeRequest(seq: 1))
+        func relay(id: UInt64, ttl: Int) -> PeerEnvelope {
+            PeerEnvelope(from: 1, to: 2, lamport: 2, epoch: 0,
+                         body: .relay(id: id, origin: 1, dest: 3, ttl: ttl, inner: .init(inner)))
+        }
+        func passedOn(_ out: [NodeCore.Effect]) -> Bool {
+            out.contains { if case .sendPeer(let e) = $0, case .relay = e.body, e.to == 3 { return true } else { return false } }
+        }
+        n.peerMessage(relay(id: 1, ttl: 1), now: 1, wallMs: 1)
+        #expect(!passedOn(n.takeEffects()))
+        n.peerMessage(relay(id: 2, ttl: 2), now: 1, wallMs: 1)
+        #expect(passedOn(n.takeEffects()))
+        // The same message again (a loop or a duplicate) goes nowhere.
+        n.peerMessage(relay(id: 2, ttl: 2), now: 2, wallMs: 2)
+        #expect(!passedOn(n.takeEffects()))
+    }
 }
