@@ -6,7 +6,8 @@ SWIFT    ?= swift
 PREFIX   ?= /usr/local
 DESTDIR  ?=
 SYSCONFDIR ?= /etc
-NODES    ?= 1
+NODES    ?= 3
+BENCH_NODES ?= 3
 SEEDS    ?= 500
 
 BIN_RELEASE = .build/release
@@ -39,7 +40,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release
 
-# A local cluster in the foreground (Ctrl-C stops it): client ports 7001..
+# A local cluster (3 nodes unless NODES=) in the foreground (Ctrl-C stops it): client ports 7001..
 run: release
 	$(BIN_RELEASE)/meshq cluster --nodes $(NODES) --meshqd $(BIN_RELEASE)/meshqd
 
@@ -59,7 +60,7 @@ sim: deps
 		--scratch-path .build-sim --filter 'SimulationTests|PlantedBugTests'
 
 bench: release
-	$(BIN_RELEASE)/meshq bench --local $(NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100
+	$(BIN_RELEASE)/meshq bench --local $(BENCH_NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100
 
 UNITDIR    ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
