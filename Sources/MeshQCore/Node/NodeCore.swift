@@ -770,6 +770,8 @@ public final class NodeCore {
             let snap = committedSnapshot()
             f.next = snap.lastIndex + 1
             followers[id] = f
+            emit(.debug, "sync", [("node", "\(nodeId)"), ("peer", "\(id)"), ("mode", "snapshot"),
+                                  ("index", "\(snap.lastIndex)"), ("tasks", "\(snap.tasks.count)")])
             sendPeer(to: id, .snapshot(snap))
             return
         }
@@ -805,6 +807,8 @@ public final class NodeCore {
             let known = min(index, log.lastIndex)
             f.match = max(f.match, known)
             f.next = known + 1
+            emit(.debug, "sync", [("node", "\(nodeId)"), ("peer", "\(from)"), ("mode", "entries"),
+                                  ("from", "\(known + 1)"), ("last", "\(log.lastIndex)")])
         }
         followers[from] = f
         if matched { applyTwoPC(twoPC.acknowledged(from: from, epoch: epoch, through: index), now: now) }
