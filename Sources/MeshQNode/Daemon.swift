@@ -183,7 +183,8 @@ public enum Daemon {
         var transport: PeerTransport?
         if config.nodes.count > 1 {
             let peers = Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.peer) })
-            let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, secret: config.cluster.clusterSecret, logger: logger)
+            let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, secret: config.cluster.clusterSecret, logger: logger,
+                                  leaderTimeoutMs: config.cluster.leaderTimeoutMs)
             t.connectTimeoutMs = max(200, min(2_000, config.cluster.leaderTimeoutMs))
             if let cut = environment["MESHQ_TEST_CUT_PEERS"] {
                 t.cutPeers = Set(cut.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
