@@ -2,6 +2,10 @@
 // exit status 0 acks, anything else nacks (the task is ready again at once).
 // SIGINT/SIGTERM end the loop only between tasks: a task in hand is always
 // finished and acked, or nacked, never dropped with its lease.
+// If the worker fails (no node reachable to ACK), the lease is left to expire
+// and the task is delivered again; it is never acked unless it was done.
+// ACK and NACK are safe to repeat, so one whose reply was lost is sent again:
+// NOTFOUND after such a lost reply means the first one took.
 import ArgumentParser
 import Foundation
 import Glibc
@@ -25,12 +29,15 @@ struct WorkCommand: ParsableCommand {
     func run() throws {
         let client = QueueClient(nodes: try nodes.parsed(), clientId: clientId)
         client.timeoutMs = waitMs + 10_000
+        if verbose { client.onRetry = { FileOut.stderr("meshq: \($0)") } }
         let stop = StopFlag(message: "meshq: stopping after the current task")
         var done = 0
         while !stop.requested, count.map({ done < $0 }) ?? true {
             let r: String
             do {
-                r = try client.request("DEQUEUE \(waitMs)")
+                // A DEQUEUE whose reply was lost may have leased us a task we
+                // never saw: that lease expires and the task comes back.
+                r = try client.request("DEQUEUE \(waitMs)", repeatable: true).reply
             } catch {
                 throw fail("\(error)")
             }
@@ -46,11 +53,35 @@ struct WorkCommand: ParsableCommand {
                 print("\(id) \(payload)")
                 ok = true
             }
-            let verdict = try client.request("\(ok ? "ACK" : "NACK") \(id)")
-            if verbose { FileOut.stderr("task=\(id) \(ok ? "acked" : "nacked") reply=\(verdict) lamport=\(client.lamport.clock.time)") }
+            try finish(id: id, ack: ok, client: client)
             done += 1
         }
         client.close()
+    }
+
+    private func finish(id: String, ack: Bool, client: QueueClient) throws {
+        let verb = ack ? "ACK" : "NACK"
+        let answer: QueueClient.Answer
+        do {
+            answer = try client.request("\(verb) \(id)", repeatable: true)
+        } catch {
+            throw fail("\(verb) \(id) failed (\(error)); its lease will expire and the task will be delivered again")
+        }
+        let r = answer.reply
+        if r.hasPrefix("OK ") {
+            if verbose {
+                FileOut.stderr("task=\(id) \(ack ? "acked" : "nacked") reply=\(r) lamport=\(client.lamport.clock.time)")
+            }
+        } else if answer.afterUnknown && r.hasPrefix("ERR NOTFOUND") {
+            // The first attempt's reply was lost; this NOTFOUND says it took.
+            if verbose {
+                FileOut.stderr("task=\(id) \(ack ? "acked" : "nacked") reply=\(r) (an earlier \(verb) took; its reply was lost)")
+            }
+        } else {
+            // The lease was lost meanwhile (expired, or a failover) and the
+            // task was acked elsewhere, or is ready again: say so, go on.
+            FileOut.stderr("meshq: \(verb) \(id): \(r)")
+        }
     }
 
     private func runCommand(_ cmd: String, input: String) -> Bool {
@@ -71,4 +102,3 @@ struct WorkCommand: ParsableCommand {
         return p.terminationStatus == 0
     }
 }
-
