@@ -58,6 +58,20 @@ import Testing
         #expect(st.status == 1 && st.out.contains("down"))
     }
 
+    @Test func busyIsAFinalRefusalNotAnUnknownOutcome() throws {
+        // 1 MiB of queued payload at most: the second 600 kB task is refused.
+        let d = try Daemon(name: "cli-busy", cluster: "max_memory_mb = 1\nmax_payload_bytes = 700000").start()
+        let nodes = "127.0.0.1:\(d.clientPort)"
+        let big = String(repeating: "p", count: 600_000)
+        let busy = try meshq(["enqueue", "--nodes", nodes, "-"], stdin: "\(big)\n\(big)\n")
+        #expect(busy.status == 1)
+        let out = busy.out.split(separator: "\n")
+        #expect(out.count == 2 && out[0].hasPrefix("OK 1 ") && out[1].hasPrefix("ERR BUSY "), "\(busy.out)")
+        #expect(!busy.err.contains("unknown"), "\(busy.err)")
+        let s = try d.client().request("STATUS")
+        #expect(s.contains(" ready=1 "), "\(s)")
+    }
+
     @Test func benchVerifiesEveryPayloadAgainstARealNode() throws {
         let d = try Daemon(name: "bench").start()
         let r = try meshq(["bench", "--nodes", "127.0.0.1:\(d.clientPort)", "--messages", "2000",
