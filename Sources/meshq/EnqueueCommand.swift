@@ -17,7 +17,7 @@ struct EnqueueCommand: ParsableCommand {
     @OptionGroup var nodes: NodeOptions
     @Option(name: .customLong("client-id"), help: "Name used in logs and as task owner.")
     var clientId: String = "meshq-\(ProcessInfo.processInfo.processIdentifier)"
-    @Flag(name: .short, help: "Show the Lamport clock.") var verbose = false
+    @Flag(name: .short, help: "Show the Lamport clock and every task sent again.") var verbose = false
     @Argument(help: "The payload (words are joined by single spaces), or - for stdin.")
     var payload: [String] = []
 
@@ -28,6 +28,7 @@ struct EnqueueCommand: ParsableCommand {
     func run() throws {
         let client = QueueClient(nodes: try nodes.parsed(), clientId: clientId)
         defer { client.close() }
+        if verbose { client.onRetry = { FileOut.stderr("meshq: \($0)") } }
         let ok = payload == ["-"] ? try enqueueStdin(client) : try enqueueOne(client, payload.joined(separator: " "))
         if verbose { FileOut.stderr("lamport=\(client.lamport.clock.time)") }
         if !ok { throw ExitCode(1) }

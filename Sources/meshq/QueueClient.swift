@@ -118,6 +118,7 @@ final class QueueClient {
                 try c.send(line + "\n")
             } catch {
                 last = "\(node): \(error)"
+                onRetry?("\(Self.shown(line)): not sent whole to \(node) (\(error)); trying the next node")
                 dropConnection()
                 continue
             }
@@ -130,7 +131,7 @@ final class QueueClient {
                 guard repeatable else { throw lost }
                 last = "\(lost)"
                 afterUnknown = true
-                onRetry?("\(line): \(lost); sending it again (repeating it is harmless)")
+                onRetry?("\(Self.shown(line)): \(lost); sending it again (repeating it is harmless)")
                 continue
             }
             lamport.observe(reply: r)
@@ -140,9 +141,9 @@ final class QueueClient {
             case .unknown:
                 guard repeatable else { throw UnknownOutcome(node: node, reason: r) }
                 afterUnknown = true
-                onRetry?("\(line): outcome unknown at \(node): \(r); sending it again (repeating it is harmless)")
+                onRetry?("\(Self.shown(line)): outcome unknown at \(node): \(r); sending it again (repeating it is harmless)")
             case .notApplied:
-                onRetry?("\(line): not applied at \(node): \(r); trying the next node")
+                onRetry?("\(Self.shown(line)): not applied at \(node): \(r); trying the next node")
             }
             last = r
             dropConnection()
@@ -180,6 +181,8 @@ final class QueueClient {
                     sent += 1
                 } catch {
                     refusal[i] = .notSent("\(node): \(error)")
+                    onRetry?("\(Self.shown(lines[i])) and the \(pending.count - sent - 1) lines after it: not sent whole to "
+                        + "\(node) (\(error)); trying the next node")
                     break
                 }
             }
@@ -199,6 +202,7 @@ final class QueueClient {
                     case .notApplied:
                         refusal[i] = .reply(r)
                         again.append(i)
+                        onRetry?("\(Self.shown(lines[i])): not applied at \(node): \(r); trying the next node")
                     }
                 } catch {
                     lost = UnknownOutcome(node: node, reason: "no reply before the connection failed (\(error))")
@@ -211,6 +215,11 @@ final class QueueClient {
         // Out of time: what is left was refused every time, the last refusal stands.
         for i in pending { results[i] = refusal[i] ?? .notSent("no node took it") }
         return results.map { $0! }
+    }
+
+    /// A command as it appears in a message: cut after 60 characters.
+    static func shown(_ line: String) -> String {
+        line.count <= 60 ? line : "\(line.prefix(60))... (\(line.utf8.count) bytes)"
     }
 
     func close() {
