@@ -52,6 +52,12 @@ final class Cluster {
         p.waitUntilExit()
     }
 
+    /// Sends a signal to a running node (SIGSTOP freezes it with its sockets
+    /// open, SIGCONT thaws it).
+    func sendSignal(_ sig: Int32, to id: Int) {
+        if let p = processes[id] { kill(p.processIdentifier, sig) }
+    }
+
     /// STATUS of a node as key -> value, nil when it does not answer.
     func status(_ id: Int) -> [String: String]? {
         guard let c = try? LineClient(host: "127.0.0.1", port: clientPorts[id]!, timeoutMs: 2_000),
