@@ -327,9 +327,13 @@ public final class DurableLog {
 
     // MARK: compaction
 
+    private struct SnapshotDidNotFit: Error { let error: StorageError }
+
     /// Replaces the snapshot and the log by `snapshot` and an empty log.
     /// Any failure is final for this process, like a failed sync: after the
-    /// rename it is unknown which generation the disk holds.
+    /// rename it is unknown which generation the disk holds. The exception:
+    /// no room to write the snapshot (ENOSPC) is thrown `recoverable`, with
+    /// nothing changed; the log stays as it was and usable.
     public func compact(snapshot: [UInt8]) throws {
         // A failed log answers every call with its failure, even with records left pending.
         if let failed { throw failed }
@@ -351,7 +355,16 @@ public final class DurableLog {
                 throw StorageError("cannot create", tmp, error, op: "open")
             }
             try sfd.closeAfter {
-                do { _ = try sfd.writeAll(framed) } catch { throw StorageError("write failed on", tmp, error, op: "write") }
+                do {
+                    if let e = faults?.fail(.write) { throw Errno(rawValue: e) }
+                    _ = try sfd.writeAll(framed)
+                } catch {
+                    let err = StorageError("write failed on", tmp, error, op: "write")
+                    // No room for the snapshot: nothing changed yet, the log
+                    // goes on as it is. Its space comes back with the file.
+                    if err.isDiskFull && unlink(tmp) == 0 { throw SnapshotDidNotFit(error: err.rolledBack()) }
+                    throw err
+                }
                 try syncFile(sfd, tmp)
             }
             let newLog = try openLog(logPath)
@@ -371,6 +384,8 @@ public final class DurableLog {
             }
             close()
             fd = newLog
+        } catch let e as SnapshotDidNotFit {
+            throw e.error
         } catch {
             throw poison(error as? StorageError ?? StorageError("compaction failed in", directory, error))
         }

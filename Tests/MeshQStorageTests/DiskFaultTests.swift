@@ -77,6 +77,31 @@ private func size(_ path: String) -> Int {
         #expect(r.records == [rec(0), rec(21)] && r.corruption == nil && r.droppedTailBytes == 0)
     }
 
+    @Test func aSnapshotWithoutRoomChangesNothing() throws {
+        let dir = makeTempDir("snapfull")
+        defer { removeTempDir(dir) }
+        let log = try DurableLog(directory: dir, fsync: true)
+        _ = try log.recover()
+        log.append(rec(0))
+        try log.sync()
+        log.faults = DiskFaults(op: .write, errno: ENOSPC)
+        do {
+            try log.compact(snapshot: Array("state".utf8))
+            Issue.record("the snapshot write must fail")
+        } catch let e as StorageError {
+            #expect(e.isDiskFull && e.recoverable, "\(e)")
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        #expect(!names.contains { $0.hasPrefix("snapshot") }, "\(names)")
+        log.faults = nil
+        log.append(rec(1))
+        try log.sync()
+        try log.compact(snapshot: Array("later".utf8))
+        log.close()
+        let r = try DurableLog(directory: dir, fsync: true).recover()
+        #expect(r.snapshot == Array("later".utf8) && r.records.isEmpty)
+    }
+
     @Test func otherWriteErrorsAreFinal() throws {
         let dir = makeTempDir("werr")
         defer { removeTempDir(dir) }
