@@ -11,7 +11,11 @@
 // - is a torn tail when it lies in the last write: a crash before that write's
 //   fdatasync returned may leave any of its pages unwritten (zeros) or the file
 //   short, even with later frames of the same write intact. None of it was
-//   acknowledged, so recovery cuts the file at X.
+//   acknowledged, so recovery drops that whole write (cuts the file at its
+//   marker): a write is all or nothing, and the file always ends where the
+//   last marker said, so the next write's marker can never sit inside an
+//   earlier write's declared extent. A file that ends before its last
+//   marker's extent, even at a frame boundary, is torn the same way.
 // - is corruption when a later write follows: a valid batch marker at or after
 //   the end the damaged batch declared (or, for a log without markers, any
 //   valid frame after X). Those later writes were made after the damaged one
@@ -43,13 +47,15 @@ public enum LogFrames {
     static func parse(_ bytes: [UInt8]) -> Parsed {
         var records: [[UInt8]] = []
         var offset = 0
+        var batchStart = 0
         var batchEnd: Int?
+        var recordsBeforeBatch = 0
         var sawMarker = false
         while offset < bytes.count {
-            // A marker may also start before the end its predecessor declared:
-            // that batch was torn at a frame boundary and recovery kept it.
             if let n = markerLength(bytes, at: offset) {
                 sawMarker = true
+                batchStart = offset
+                recordsBeforeBatch = records.count
                 batchEnd = offset + markerBytes + n
                 offset += markerBytes
                 continue
@@ -58,11 +64,20 @@ public enum LogFrames {
             records.append(Array(bytes[(offset + 8)..<end]))
             offset = end
         }
-        guard offset < bytes.count else { return Parsed(records: records, end: offset, damage: nil) }
-        // Where the next write would have started, were the damaged one not the last.
-        let from = max(offset + 1, batchEnd ?? 0)
-        let later = sawMarker ? nextMarker(bytes, from: from) : nextFrameOrMarker(bytes, from: from)
-        return Parsed(records: records, end: offset, damage: later == nil ? .tornTail : .corrupt(offset: offset))
+        let insideBatch = batchEnd.map { offset < $0 } ?? false
+        if offset == bytes.count && !insideBatch { return Parsed(records: records, end: offset, damage: nil) }
+        if offset < bytes.count {
+            // Where the next write would have started, were the damaged one not the last.
+            let from = max(offset + 1, batchEnd ?? 0)
+            let later = sawMarker ? nextMarker(bytes, from: from) : nextFrameOrMarker(bytes, from: from)
+            if later != nil { return Parsed(records: records, end: offset, damage: .corrupt(offset: offset)) }
+        }
+        // Torn: inside a write, the whole write goes.
+        if insideBatch {
+            records.removeLast(records.count - recordsBeforeBatch)
+            offset = batchStart
+        }
+        return Parsed(records: records, end: offset, damage: .tornTail)
     }
 
     /// The batch length a valid marker at `offset` declares.

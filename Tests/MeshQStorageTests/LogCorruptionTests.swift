@@ -1,7 +1,8 @@
 // Corruption is not a torn tail: damage with a later write after it is
 // reported (file and offset) and never cut; damage in the last write, at any
-// byte, is a torn tail and cut; a hole in the last write (pages lost in a
-// crash) is still torn; repair sets the damaged bytes aside and goes on.
+// byte, is a torn tail and that whole write is cut; a hole in the last write
+// (pages lost in a crash) is still torn; repair sets the damaged bytes aside
+// and goes on.
 import Foundation
 import Glibc
 import Testing
@@ -69,10 +70,8 @@ private func logFile(_ dir: String) -> String { dir + "/" + DurableLog.name("log
             let r = try DurableLog(directory: dir, fsync: false).recover()
             #expect(r.corruption == nil, "flip at \(pos)")
             #expect(r.records == (0..<3).map(rec), "flip at \(pos)")
-            // Cut at the first bad frame: the marker, or the record after it.
-            let cut = pos < last + 16 ? last : last + 16
-            #expect(r.droppedTailBytes == original.count - cut, "flip at \(pos)")
-            #expect(try read(file).count == cut)
+            #expect(r.droppedTailBytes == original.count - last, "flip at \(pos)")
+            #expect(try read(file).count == last, "the whole last write is cut")
         }
     }
 
@@ -81,14 +80,14 @@ private func logFile(_ dir: String) -> String { dir + "/" + DurableLog.name("log
         defer { removeTempDir(dir) }
         let file = logFile(dir)
         let original = try read(file)
-        let firstFrameEnd = starts[2] + 16 + 8 + rec(4).count
         for cut in starts[2]..<original.count {
             try write(Array(original[0..<cut]), file)
             let log = try DurableLog(directory: dir, fsync: false)
             let r = try log.recover()
             #expect(r.corruption == nil, "cut at \(cut)")
-            // The whole first frame of the last write may survive a cut after it.
-            let kept = cut >= firstFrameEnd ? 5 : 4
+            // The last write goes whole, even when its first record survived the cut.
+            let kept = 4
+            #expect(r.droppedTailBytes == cut - starts[2], "cut at \(cut)")
             #expect(r.records == (0..<kept).map(rec), "cut at \(cut)")
             log.append(rec(50))
             try log.sync()
@@ -110,8 +109,36 @@ private func logFile(_ dir: String) -> String { dir + "/" + DurableLog.name("log
         try write(bytes, file)
         let r = try DurableLog(directory: dir, fsync: false).recover()
         #expect(r.corruption == nil)
-        #expect(r.records == (0..<4).map(rec))
-        #expect(r.droppedTailBytes == bytes.count - secondFrame)
+        #expect(r.records == (0..<3).map(rec), "the whole unacknowledged write goes")
+        #expect(r.droppedTailBytes == bytes.count - starts[1])
+    }
+
+    /// After a torn write was cut, later writes start where it started, so
+    /// damage before or after that point is still seen as corruption.
+    @Test func writesAfterACutTornTailAreStillProtected() throws {
+        let (dir, starts) = try batchedLog(batches: 3, perBatch: 2)
+        defer { removeTempDir(dir) }
+        let file = logFile(dir)
+        let full = try read(file)
+        try write(Array(full[0..<(starts[2] + 30)]), file)      // the last write torn mid-record
+        let log = try DurableLog(directory: dir, fsync: false)
+        #expect(try log.recover().records == (0..<4).map(rec))
+        var next: [Int] = []
+        for i in 10..<13 {
+            next.append(log.logBytes)
+            log.append(rec(i))
+            try log.sync()
+        }
+        log.close()
+        let good = try read(file)
+        for (pos, expected) in [(starts[1] + 20, 2), (next[0] + 20, 4), (next[1] + 20, 5)] {
+            var b = good
+            b[pos] ^= 0x01
+            try write(b, file)
+            let r = try DurableLog(directory: dir, fsync: false).recover()
+            #expect(r.corruption != nil, "flip at \(pos)")
+            #expect(r.records.count == expected, "flip at \(pos)")
+        }
     }
 
     /// Logs written before batch markers: any valid frame after the damage makes it corruption.
