@@ -165,6 +165,13 @@ public enum Daemon {
             }
             vote = try store.loadVote()
             lamportFloor = try store.loadLamportFloor()
+            // In a cluster the vote file is created with the data_dir (before
+            // the Lamport floor is first written), so a floor without a vote
+            // file means the vote was lost, and "never voted" could be a lie.
+            if config.nodes.count > 1 && !store.voteFileExists {
+                guard lamportFloor == 0 else { return DiskErrorReport.voteMissing(logger: logger, node: node, dataDir: me.dataDir) }
+                try store.persistVote(voted: 0, promised: 0)
+            }
             let wallMicros = UInt64(max(0, Date().timeIntervalSince1970 * 1_000_000))
             let m = try store.recoverMailbox(wallMicros: wallMicros)
             if let c = m.corruption {

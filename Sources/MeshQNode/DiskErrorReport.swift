@@ -36,6 +36,17 @@ enum DiskErrorReport {
         return 1
     }
 
+    static func voteMissing(logger: Logger, node: String, dataDir: String) -> Int32 {
+        logger.log(.error, "recovery_failed", [
+            ("node", node),
+            ("error", "\(dataDir)/vote is missing but \(dataDir)/lamport shows this data_dir was initialised with one: "
+                + "the node may have voted, and starting as if it never had could let it vote twice in one epoch; refusing to start"),
+            ("recover", "read the cluster's current epoch E (STATUS epoch= on the leader) and write "
+                + "'<E+1> <E>' into \(dataDir)/vote (no checksum needed; the next vote rewrites it with one)"),
+        ])
+        return 1
+    }
+
     static func repaired(_ c: DurableLog.Corruption, aside: String, logger: Logger, node: String) {
         logger.log(.error, "log_corrupt", [("node", node), ("file", c.file), ("offset", "\(c.offset)"),
                                            ("unreadable_bytes", "\(c.bytesAfter)"), ("moved_to", aside),

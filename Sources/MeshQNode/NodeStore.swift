@@ -121,6 +121,8 @@ public final class NodeStore {
     /// The highest epoch this node voted in, and promised to another node.
     public func loadVote() throws -> VoteFile.Vote { try vote.load() }
 
+    public var voteFileExists: Bool { vote.exists }
+
     public func persistVote(voted: UInt64, promised: UInt64) throws {
         try reported { try vote.store(VoteFile.Vote(voted: voted, promised: promised)) }
     }

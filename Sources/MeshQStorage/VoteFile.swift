@@ -28,6 +28,10 @@ public struct VoteFile {
         file = ChecksummedFile(directory: directory, name: "vote")
     }
 
+    /// Whether the file is there at all (a data_dir that meshqd initialised
+    /// always has one in a cluster; see Daemon).
+    public var exists: Bool { FileManager.default.fileExists(atPath: path) }
+
     public func load() throws -> Vote {
         switch try file.read() {
         case .missing:

@@ -118,4 +118,25 @@ import Testing
         let got = try drain(c, at: 3)
         #expect(got.sorted() == ["after-wipe", "before-wipe"], "got \(got)")
     }
+
+    /// A lost vote file is not "never voted": a node whose data_dir shows it
+    /// had one refuses to start until the operator writes a safe vote back.
+    @Test func aLostVoteFileIsRefusedUntilAVoteIsWrittenBack() throws {
+        let c = Cluster(name: "lost-vote")
+        try c.start()
+        let epoch = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        let vote = c.dir + "/1/vote"
+        #expect(FileManager.default.fileExists(atPath: vote), "every cluster node has a vote file from its first start")
+        c.kill9(1)
+        try FileManager.default.removeItem(atPath: vote)
+        let refused = try Daemon.launch(config: c.configPath, id: 1, log: c.logPath(1))
+        #expect(Harness.eventually(timeout: 30) { !refused.isRunning })
+        refused.waitUntilExit()
+        #expect(refused.terminationStatus == 1)
+        #expect(c.log(1).contains("event=recovery_failed node=1 error=\"\(vote) is missing"), "\(c.log(1).suffix(1200))")
+        // The operator's way back, as the log line says.
+        try "\(epoch + 1) \(epoch)\n".write(toFile: vote, atomically: true, encoding: .utf8)
+        try c.start([1])
+        #expect(Harness.eventually(timeout: 30) { c.status(1)?["leader"] == "3" }, "\(c.status(1) ?? [:])")
+    }
 }
