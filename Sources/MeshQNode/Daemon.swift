@@ -16,7 +16,7 @@ public enum Daemon {
           --id N         which [node.N] of the file this process runs
           --check        validate the file, print a summary, exit 0 (or 2)
           --repair       start even if the log is corrupt: keep the records before
-                         the damage, move the rest aside (<log>.corrupt-at-<offset>)
+                         the damaged write, move the rest aside (<log>.corrupt-at-<offset>)
         """
 
     struct Arguments {

@@ -29,7 +29,8 @@ enum DiskErrorReport {
             ("node", node), ("file", c.file), ("offset", "\(c.offset)"), ("unreadable_bytes", "\(c.bytesAfter)"),
             ("error", "\(c.file) is damaged at byte \(c.offset) and valid records follow: this is not a torn write, "
                 + "and records this node acknowledged may be unreadable; refusing to start"),
-            ("recover", "restart with 'meshqd --repair' to keep the records before byte \(c.offset) and move the rest to "
+            ("recover", "restart with 'meshqd --repair' to keep the records before byte \(c.writeStart) (where the damaged "
+                + "write starts) and move the rest to "
                 + "\(c.file).corrupt-at-\(c.offset) (in a cluster, only while the other nodes have a leader, "
                 + "which holds the lost entries, and take no other node down until this one has caught up), or move \(dataDir) aside and restore it from a backup"),
         ])

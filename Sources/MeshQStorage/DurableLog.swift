@@ -5,8 +5,8 @@
 // leave with one write and one fdatasync per `sync` (group commit), each write
 // opened by a marker giving its length. Recovery reads frames until the first
 // bad one. If it lies in the last write, it is a torn tail (a crash before
-// that write was durable; nothing in it was acknowledged): the file is cut
-// there and new records follow good data. If a later write follows, it is
+// that write was durable; nothing in it was acknowledged): that whole write is
+// cut and new records follow good data. If a later write follows, it is
 // corruption of data that was durable: recovery reports where
 // (`Recovery.corruption`) and leaves the file untouched; the caller refuses to
 // start, or calls `repairCorruption()` to set the damaged bytes aside.
@@ -51,6 +51,9 @@ public final class DurableLog {
         public var offset: Int
         /// Bytes from there to the end of the file (records that cannot be read).
         public var bytesAfter: Int
+        /// Where the write holding the bad frame starts: the records before
+        /// it are the ones recovered, and repair cuts the file here.
+        public var writeStart: Int
     }
 
     public static let maxRecordBytes = 256 << 20
@@ -203,8 +206,8 @@ public final class DurableLog {
         pendingRecords = 0
         logBytes = parsed.end
         recordCount = parsed.records.count
-        if case .corrupt(let offset) = parsed.damage {
-            let c = Corruption(file: logPath, offset: offset, bytesAfter: bytes.count - offset)
+        if case .corrupt(let offset, let writeStart) = parsed.damage {
+            let c = Corruption(file: logPath, offset: offset, bytesAfter: bytes.count - offset, writeStart: writeStart)
             unrepaired = c
             return Recovery(snapshot: snapshot, records: parsed.records, droppedTailBytes: 0,
                             discardedSnapshot: discarded, corruption: c)
@@ -230,10 +233,11 @@ public final class DurableLog {
                         discardedSnapshot: discarded)
     }
 
-    /// After a recovery that found corruption: copies the damaged bytes to
-    /// `<log>.corrupt-at-<offset>` (durably, for forensics), cuts the log at
-    /// the offset and opens it for appending. Returns the copy's path. The
-    /// records after the offset are gone from this node's state.
+    /// After a recovery that found corruption: copies the bytes from the
+    /// damaged write on to `<log>.corrupt-at-<offset>` (durably, for
+    /// forensics), cuts the log where that write starts and opens it for
+    /// appending. Returns the copy's path. The records from the damaged write
+    /// on are gone from this node's state (recovery did not return them).
     public func repairCorruption() throws -> String {
         guard let c = unrepaired else { throw StorageError("no corruption to repair in \(directory)") }
         let bytes = try readFile(c.file)
@@ -246,13 +250,13 @@ public final class DurableLog {
             throw StorageError("cannot create", aside, error, op: "open")
         }
         try afd.closeAfter {
-            do { _ = try afd.writeAll(bytes[c.offset...]) } catch { throw StorageError("write failed on", aside, error, op: "write") }
+            do { _ = try afd.writeAll(bytes[c.writeStart...]) } catch { throw StorageError("write failed on", aside, error, op: "write") }
             try syncFile(afd, aside)
         }
         try syncDirectory()
         let fd = try openLog(c.file)
         do {
-            do { try fd.resize(to: Int64(c.offset)) } catch { throw StorageError("cannot cut", c.file, error, op: "ftruncate") }
+            do { try fd.resize(to: Int64(c.writeStart)) } catch { throw StorageError("cannot cut", c.file, error, op: "ftruncate") }
             try syncFile(fd, c.file)
         } catch {
             try? fd.close()
@@ -260,7 +264,7 @@ public final class DurableLog {
         }
         self.fd = fd
         unrepaired = nil
-        logBytes = c.offset
+        logBytes = c.writeStart
         return aside
     }
 

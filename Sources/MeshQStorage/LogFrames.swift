@@ -31,13 +31,17 @@ public enum LogFrames {
     public enum Damage: Equatable, Sendable {
         /// Nothing valid follows the bad bytes: a crash mid-write.
         case tornTail
-        /// Valid writes follow the bad frame at this offset.
-        case corrupt(offset: Int)
+        /// Valid writes follow the bad frame at `offset`; the write holding
+        /// it starts at `writeStart` (its marker; `offset` itself in a log
+        /// without markers). Repair cuts there, so the damaged write goes
+        /// whole, like a torn one, and the file still ends at a write boundary.
+        case corrupt(offset: Int, writeStart: Int)
     }
 
     public struct Parsed {
+        /// The records before the damage (before the damaged write, if any).
         public var records: [[UInt8]]
-        /// Where the intact prefix ends (the bad frame's offset when damaged).
+        /// Where those end: the file's size, or where a cut would leave it.
         public var end: Int
         public var damage: Damage?
     }
@@ -66,18 +70,19 @@ public enum LogFrames {
         }
         let insideBatch = batchEnd.map { offset < $0 } ?? false
         if offset == bytes.count && !insideBatch { return Parsed(records: records, end: offset, damage: nil) }
+        var damage = Damage.tornTail
         if offset < bytes.count {
             // Where the next write would have started, were the damaged one not the last.
             let from = max(offset + 1, batchEnd ?? 0)
             let later = sawMarker ? nextMarker(bytes, from: from) : nextFrameOrMarker(bytes, from: from)
-            if later != nil { return Parsed(records: records, end: offset, damage: .corrupt(offset: offset)) }
+            if later != nil { damage = .corrupt(offset: offset, writeStart: insideBatch ? batchStart : offset) }
         }
-        // Torn: inside a write, the whole write goes.
+        // Inside a write, the whole write goes.
         if insideBatch {
             records.removeLast(records.count - recordsBeforeBatch)
             offset = batchStart
         }
-        return Parsed(records: records, end: offset, damage: .tornTail)
+        return Parsed(records: records, end: offset, damage: damage)
     }
 
     /// The batch length a valid marker at `offset` declares.

@@ -46,8 +46,8 @@ private func logFile(_ dir: String) -> String { dir + "/" + DurableLog.name("log
             let r = try log.recover()
             // The first bad frame: the marker itself, or the record after it.
             let bad = pos < starts[1] + 16 ? starts[1] : starts[1] + 16
-            #expect(r.corruption == DurableLog.Corruption(file: file, offset: bad, bytesAfter: bytes.count - bad),
-                    "flip at \(pos)")
+            #expect(r.corruption == DurableLog.Corruption(file: file, offset: bad, bytesAfter: bytes.count - bad,
+                                                          writeStart: starts[1]), "flip at \(pos)")
             #expect(r.records == [rec(0)], "flip at \(pos)")
             #expect(r.droppedTailBytes == 0)
             #expect(try read(file) == bytes, "corruption is never cut (flip at \(pos))")
@@ -184,8 +184,9 @@ private func logFile(_ dir: String) -> String { dir + "/" + DurableLog.name("log
         #expect(r.corruption?.offset == bad)
         let aside = try log.repairCorruption()
         #expect(aside == file + ".corrupt-at-\(bad)")
-        #expect(try read(aside) == Array(bytes[bad...]), "the damaged bytes are kept for forensics")
-        #expect(try read(file) == Array(bytes[0..<bad]))
+        #expect(r.corruption?.writeStart == starts[2])
+        #expect(try read(aside) == Array(bytes[starts[2]...]), "the damaged write on is kept for forensics")
+        #expect(try read(file) == Array(bytes[0..<starts[2]]), "cut where the damaged write starts")
         log.append(rec(42))
         try log.sync()
         log.close()
