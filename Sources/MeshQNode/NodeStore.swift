@@ -82,7 +82,8 @@ public final class NodeStore {
     }
 
     /// The parked ENQUEUEs not yet delivered, and the sequence counter. A
-    /// mailbox that never held anything (a new or wiped data_dir) starts its
+    /// mailbox that never held anything (a new or wiped data_dir), or a
+    /// damaged one, starts its
     /// sequence at the wall clock in microseconds: above any sequence an
     /// earlier incarnation of this node handed out (one per microsecond at
     /// most, since its own start), so the replicated state's record of what
@@ -103,7 +104,8 @@ public final class NodeStore {
             }
             records.append(m)
         }
-        if r.snapshot == nil && records.isEmpty && r.corruption == nil { next = max(1, wallMicros) }
+        // A damaged mailbox may have lost the highest sequences it handed out: the same.
+        if (r.snapshot == nil && records.isEmpty) || r.corruption != nil { next = max(next, wallMicros) }
         return RecoveredMailbox(mailbox: Mailbox(nextSeq: next, records: records), corruption: r.corruption)
     }
 
