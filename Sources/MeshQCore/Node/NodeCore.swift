@@ -216,6 +216,8 @@ public final class NodeCore {
         for e in log.commit(through: single ? log.lastIndex : commitMark) {
             _ = Self.apply(e.op, to: &queue, parked: &parkedApplied)
         }
+        // A wiped or damaged mailbox must not reuse sequences already applied.
+        self.mailbox.continueAbove(parkedApplied[nodeId] ?? 0)
         self.lastCommitMark = log.commitIndex
         self.log = log
         self.epoch = log.lastEpoch
