@@ -14,7 +14,7 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test bench install install-files uninstall sim clean
+.PHONY: all deps testdeps build release run test bench install install-files uninstall sim sim-planted clean
 
 all: build
 
@@ -58,6 +58,11 @@ test: testdeps
 sim: deps
 	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(SWIFT) test -c release -Xswiftc -enable-testing \
 		--scratch-path .build-sim --filter 'SimulationTests|PlantedBugTests'
+
+# How many of 200 seeds catch each planted bug (the figures in the README).
+sim-planted: deps
+	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_PLANTED_RATE_SEEDS=$(or $(PLANTED_SEEDS),200) $(SWIFT) test -c release -Xswiftc -enable-testing \
+		--scratch-path .build-sim --filter 'PlantedBugTests/detectionRates'
 
 bench: release
 	$(BIN_RELEASE)/meshq bench --local $(BENCH_NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100

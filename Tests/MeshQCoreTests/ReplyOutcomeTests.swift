@@ -6,8 +6,8 @@ import MeshQCore
 @Suite struct ReplyOutcomeTests {
     @Test func noquorumAndMaybeAppliedNoleaderAreUnknown() {
         for r in [
-            "ERR NOQUORUM no majority acknowledged within commit_timeout_ms (2000 ms); nothing was committed",
-            "ERR NOQUORUM a majority cannot be reached (too few peers up or willing); nothing was committed",
+            "ERR NOQUORUM no majority acknowledged within commit_timeout_ms (2000 ms); the outcome is unknown: a later leader may still apply it",
+            "ERR NOQUORUM a majority cannot be reached (too few peers up or willing); the outcome is unknown: a later leader may still apply it",
             "ERR NOLEADER leadership was lost before this change committed; the next leader may still apply it",
             "ERR NOLEADER no answer from leader 3 in time; the command may have been applied",
             "ERR NOLEADER the leader was lost while the command was in flight; it may have been applied",

@@ -875,7 +875,8 @@ public final class NodeCore {
         }
     }
 
-    /// No majority in time: the clients learn nothing was committed, our own
+    /// No majority in time: the clients learn the outcome is unknown (a
+    /// follower may hold the entry, and a later leader may commit it), our own
     /// uncommitted entries of this epoch are cut (so we never commit them
     /// later), and we resign. Entries adopted from older epochs stay: they
     /// may have committed under an earlier leader.
@@ -891,8 +892,8 @@ public final class NodeCore {
                 if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
                 if case .enqueue(let t)? = log.entry(at: a.index)?.op { pendingPayloadBytes -= t.payload.count }
                 reply(a.ref, .error(.noquorum, reason == "timeout"
-                    ? "no majority acknowledged within commit_timeout_ms (\(settings.commitTimeoutMs) ms); nothing was committed"
-                    : "a majority cannot be reached (too few peers up or willing); nothing was committed"))
+                    ? "no majority acknowledged within commit_timeout_ms (\(settings.commitTimeoutMs) ms); the outcome is unknown: a later leader may still apply it"
+                    : "a majority cannot be reached (too few peers up or willing); the outcome is unknown: a later leader may still apply it"))
             }
             awaiting.removeAll { $0.index > cut }
             log.truncate(after: cut)
@@ -900,7 +901,7 @@ public final class NodeCore {
             election?.position = log.position
         }
         applyMutex(mutex.release(), now: now)
-        failProposals(.noquorum, "no majority acknowledged within commit_timeout_ms; nothing was committed")
+        failProposals(.noquorum, "no majority acknowledged within commit_timeout_ms; this change was not replicated")
         resign(now: now, reason: "no_quorum_\(reason)")
     }
 
@@ -1363,7 +1364,7 @@ public final class NodeCore {
             applyMutex(mutex.cancel(), now: now)
             if now >= mutexGiveUpAt {
                 mutexRetryAt = nil
-                failProposals(.noquorum, "the replication section was not granted within commit_timeout_ms; nothing was committed")
+                failProposals(.noquorum, "the replication section was not granted within commit_timeout_ms; this change was not replicated")
                 resign(now: now, reason: "mutex_timeout")
             } else {
                 mutexRetryAt = now + retransmitMs
