@@ -10,6 +10,10 @@ NODES    ?= 3
 BENCH_NODES ?= 3
 SEEDS    ?= 500
 
+# Test builds compile the test-only hooks (planted bugs, fault switches);
+# release builds (run, bench, install) never contain them.
+TESTFLAGS = -Xswiftc -DMESHQ_TESTING
+
 BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
@@ -49,19 +53,19 @@ run: release
 # simulator runs after them, so its load never shares the two cores with
 # real clusters whose timings are fast.
 test: testdeps
-	$(SWIFT) build
-	$(SWIFT) test --skip 'SimulationTests|PlantedBugTests'
-	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test --skip-build --filter 'SimulationTests|PlantedBugTests'
+	$(SWIFT) build $(TESTFLAGS)
+	$(SWIFT) test $(TESTFLAGS) --skip 'SimulationTests|PlantedBugTests'
+	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test $(TESTFLAGS) --skip-build --filter 'SimulationTests|PlantedBugTests'
 
 # The deterministic cluster simulator over many seeds (optimised build).
 # Replay one: make sim SEED=1234
 sim: deps
-	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(SWIFT) test -c release -Xswiftc -enable-testing \
+	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(SWIFT) test -c release -Xswiftc -enable-testing $(TESTFLAGS) \
 		--scratch-path .build-sim --filter 'SimulationTests|PlantedBugTests'
 
 # How many of 200 seeds catch each planted bug (the figures in the README).
 sim-planted: deps
-	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_PLANTED_RATE_SEEDS=$(or $(PLANTED_SEEDS),200) $(SWIFT) test -c release -Xswiftc -enable-testing \
+	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_PLANTED_RATE_SEEDS=$(or $(PLANTED_SEEDS),200) $(SWIFT) test -c release -Xswiftc -enable-testing $(TESTFLAGS) \
 		--scratch-path .build-sim --filter 'PlantedBugTests/detectionRates'
 
 bench: release

@@ -152,11 +152,14 @@ public enum Daemon {
         do {
             store = try NodeStore(directory: me.dataDir, fsync: config.cluster.fsync == .always)
             store.onDiskError = { DiskErrorReport.log($0, logger: logger, node: node) }
+            #if MESHQ_TESTING
+            // Test-only fault switch, compiled only with -D MESHQ_TESTING (`make test`).
             if let spec = environment["MESHQ_TEST_DISK_FAULT"] {
                 guard let f = DiskFaults.parse(spec) else { return fail("recovery_failed", "MESHQ_TEST_DISK_FAULT: bad spec '\(spec)'") }
                 store.faults = f
                 logger.log(.warn, "test_fault_disk", [("node", node), ("fault", spec)])
             }
+            #endif
             recovered = try store.recover()
             if let c = recovered.corruption {
                 guard repair else { return DiskErrorReport.refuse(c, logger: logger, node: node, dataDir: me.dataDir) }
@@ -244,10 +247,13 @@ public enum Daemon {
             let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, secret: config.cluster.clusterSecret, logger: logger,
                                   leaderTimeoutMs: config.cluster.leaderTimeoutMs)
             t.connectTimeoutMs = max(200, min(2_000, config.cluster.leaderTimeoutMs))
+            #if MESHQ_TESTING
+            // Test-only fault switch, compiled only with -D MESHQ_TESTING (`make test`).
             if let cut = environment["MESHQ_TEST_CUT_PEERS"] {
                 t.cutPeers = Set(cut.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
                 logger.log(.warn, "test_fault_cut_peers", [("node", node), ("peers", t.cutPeers.sorted().map(String.init).joined(separator: ","))])
             }
+            #endif
             do {
                 let addr = try SocketAddress.resolve(host: me.listenPeer.host, port: me.listenPeer.port)
                 try t.listen(on: addr)

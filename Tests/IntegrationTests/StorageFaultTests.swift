@@ -97,7 +97,8 @@ import Testing
         #expect(d.log.contains("\(d.dataDir)/vote is damaged"), "\(d.log.suffix(800))")
     }
 
-    @Test func anFsyncErrorStopsTheNodeAndNothingUnpersistedGotOK() throws {
+    @Test(.enabled(if: testHooksCompiled, Comment(rawValue: needsTestHooks)))
+    func anFsyncErrorStopsTheNodeAndNothingUnpersistedGotOK() throws {
         let d = Daemon(name: "eio")
         try d.start(environment: ["MESHQ_TEST_DISK_FAULT": "fdatasync:EIO:after=20"])
         #expect(d.log.contains("event=test_fault_disk"))

@@ -148,7 +148,9 @@ final class ClusterSimulator {
                          votedEpoch: d.votedEpoch,
                          promisedEpoch: d.promisedEpoch, relayIdBase: rng.next() >> 1,
                          mailbox: Mailbox(records: d.mailbox))
+        #if MESHQ_TESTING
         n.plantedBugs = options.plantedBugs
+        #endif
         n.logWindow = options.logWindow
         nodes[id] = n
         lastLamport[id] = n.clock.time

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 @testable import MeshQCore
 
+#if MESHQ_TESTING
 @Suite struct PlantedBugTests {
     /// Runs seeds until one fails (with `expected` in its report, when given:
     /// a planted bug may first break something else); returns that report.
@@ -143,3 +144,4 @@ import Testing
         #expect(first != nil)
     }
 }
+#endif

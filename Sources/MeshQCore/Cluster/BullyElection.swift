@@ -80,7 +80,12 @@ public final class BullyElection {
     public private(set) var peersUp: Set<Int> = []
 
     /// Test hooks (see PlantedBug); empty in production.
+    #if MESHQ_TESTING
     var plantedBugs: Set<PlantedBug> = []
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { plantedBugs.contains(bug) }
+    #else
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { false }
+    #endif
     /// Highest epoch in any message seen: proposals start above it.
     private var seenEpoch: UInt64 = 0
     private var lastHeardFromLeader: Int64 = 0
@@ -148,7 +153,7 @@ public final class BullyElection {
     /// majority (itself included) acknowledge heartbeats it sent.
     public func quorumFresh(now: Int64) -> Bool {
         guard role == .leader else { return false }
-        if plantedBugs.contains(.leaseNeverExpires) { return true }
+        if planted(.leaseNeverExpires) { return true }
         var alive = 1
         for at in lastAck.values where now - at < leaderTimeoutMs { alive += 1 }
         return alive >= majority
@@ -199,7 +204,7 @@ public final class BullyElection {
                 var out: [Output] = [.send(to: from, .answer(epoch: e))]
                 if role == .leader {
                     out.append(.send(to: from, .coordinator(epoch: epoch)))
-                } else if plantedBugs.contains(.noBullyTakeover) && role == .follower && leaderId != nil {
+                } else if planted(.noBullyTakeover) && role == .follower && leaderId != nil {
                     // planted: leave a lower leader alone
                 } else if role == .candidate ? e >= proposed : (leaderId ?? 0) < nodeId {
                     out += startElection(now: now, reason: "bully")
@@ -207,7 +212,7 @@ public final class BullyElection {
                 return out
             }
             let ownCandidacy = role == .candidate && proposed == e && votedEpoch == e
-            guard e > votedEpoch || ownCandidacy || (plantedBugs.contains(.voteTwicePerEpoch) && e == votedEpoch) else { return [] }
+            guard e > votedEpoch || ownCandidacy || (planted(.voteTwicePerEpoch) && e == votedEpoch) else { return [] }
             var out: [Output] = []
             if role == .leader { out += stepDown(now: now, reason: "higher_candidate") }
             if role == .candidate {
@@ -268,7 +273,7 @@ public final class BullyElection {
             return [.log(LogEvent(.error, "two_leaders", [("node", "\(nodeId)"), ("other", "\(from)"), ("epoch", "\(e)")]))]
         }
         var out: [Output] = []
-        if from < nodeId && role != .candidate && !plantedBugs.contains(.noBullyTakeover) {
+        if from < nodeId && role != .candidate && !planted(.noBullyTakeover) {
             // A lower node leads while we are alive: bully it (after following,
             // so clients are served meanwhile).
             out += follow(from, epoch: e, now: now)

@@ -36,8 +36,12 @@ public struct FailureDetector: Sendable {
     public private(set) var timeoutMs: Int64
     public private(set) var alive: Set<Int> = []
     public private(set) var direct: Set<Int> = []
+    #if MESHQ_TESTING
     /// Planted bug: a peer, once heard, stays alive until its connection closes.
     var trustTransport = false
+    #else
+    private let trustTransport = false
+    #endif
 
     private var lastRelayed: [Int: Int64] = [:]
     private var lastDirect: [Int: Int64] = [:]

@@ -1,6 +1,8 @@
 // PlantedBug: deliberate faults the simulator's tests switch on (through
-// @testable import only) to prove that each invariant check can fail. Never set
-// in meshqd: nothing outside the tests can reach these hooks.
+// @testable import only) to prove that each invariant check can fail. The
+// switches exist only in builds with -D MESHQ_TESTING (`make test`, `make
+// sim`); elsewhere every check of them is the constant `false`, so release
+// binaries carry no way to plant anything.
 
 enum PlantedBug: Hashable, Sendable {
     /// BullyElection votes for every candidate of an epoch (invariant 1).

@@ -38,7 +38,12 @@ public final class RicartAgrawalaMutex {
     /// The peers whose reply let the current request in.
     public private(set) var repliedBy: Set<Int> = []
     /// Test hooks (see PlantedBug); empty in production.
+    #if MESHQ_TESTING
     var plantedBugs: Set<PlantedBug> = []
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { plantedBugs.contains(bug) }
+    #else
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { false }
+    #endif
     /// Requesters we made wait, with the timestamp to echo.
     private var deferred: [Int: UInt64] = [:]
 
@@ -65,7 +70,7 @@ public final class RicartAgrawalaMutex {
         case .request(let ts):
             let mineFirst = state == .inside
                 || (state == .requesting && (requestTs, nodeId) < (ts, from))
-            if mineFirst && !plantedBugs.contains(.mutexNeverDefers) {
+            if mineFirst && !planted(.mutexNeverDefers) {
                 deferred[from] = ts
                 return []
             }

@@ -329,7 +329,8 @@ public final class NodeCore {
         }
     }
 
-    /// Test hooks (see PlantedBug); empty in production.
+    #if MESHQ_TESTING
+    /// Test hooks (see PlantedBug): compiled only with -D MESHQ_TESTING.
     var plantedBugs: Set<PlantedBug> = [] {
         didSet {
             election?.plantedBugs = plantedBugs
@@ -337,6 +338,10 @@ public final class NodeCore {
             detector.trustTransport = plantedBugs.contains(.trustTransport)
         }
     }
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { plantedBugs.contains(bug) }
+    #else
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { false }
+    #endif
 
     /// New settings (SIGHUP): the timings apply from the next timer.
     public func reload(_ new: ClusterSettings) {
@@ -358,7 +363,7 @@ public final class NodeCore {
     }
 
     private func receive(_ env: PeerEnvelope, now: Int64, wallMs: Int64) {
-        if plantedBugs.contains(.skipLamportMerge) { clock.tick() } else { clock.merge(env.lamport) }
+        if planted(.skipLamportMerge) { clock.tick() } else { clock.merge(env.lamport) }
         guard let election, memberIds.contains(env.from), env.from != nodeId else { return }
         // Fencing: a message stamped with a newer epoch than ours means a
         // newer leader was accepted; a leader of an older epoch steps down.
@@ -603,7 +608,7 @@ public final class NodeCore {
         if oldLeader != leaderId { failForwards { $0 == oldLeader } }
         if let won {
             elections += 1
-            servingNotBefore = now + (plantedBugs.contains(.leaseNeverExpires) ? 0 : won.leaseWaitMs)
+            servingNotBefore = now + (planted(.leaseNeverExpires) ? 0 : won.leaseWaitMs)
             becomeLeader(epoch: won.epoch, votes: won.votes, now: now, tookMs: nil)
         }
         dispatchHeld(now: now)
@@ -630,12 +635,12 @@ public final class NodeCore {
         }
         // Recovery: the voter with the best log holds every committed entry.
         var best = votes.filter { $0.key != nodeId }.max { ($0.value, -$0.key) < ($1.value, -$1.key) }
-        if plantedBugs.contains(.recoveryByIndexOnly) {
+        if planted(.recoveryByIndexOnly) {
             best = votes.filter { $0.key != nodeId }.max { ($0.value.index, -$0.key) < ($1.value.index, -$1.key) }
             if let b = best, b.value.index <= log.lastIndex { best = nil }
         }
-        if let best, best.value > log.position || plantedBugs.contains(.recoveryByIndexOnly),
-           !plantedBugs.contains(.skipRecovery) {
+        if let best, best.value > log.position || planted(.recoveryByIndexOnly),
+           !planted(.skipRecovery) {
             recoveryRequests += 1
             recovering = (best.key, now + Int64(settings.commitTimeoutMs), now + retransmitMs, recoveryRequests, best.value)
             emit(.info, "leader_recovery", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(best.key)"),
@@ -681,7 +686,7 @@ public final class NodeCore {
         // has promised this epoch since, so its answer must reach that far.
         let replyLast = entries.last.map { LogPosition(epoch: $0.epoch, index: $0.index) }
             ?? snapshot.map { LogPosition(epoch: $0.lastEpoch, index: $0.lastIndex) }
-        if !plantedBugs.contains(.recoveryByIndexOnly) {
+        if !planted(.recoveryByIndexOnly) {
             guard let replyLast, replyLast >= r.position else {
                 emit(.warn, "recovery_reply_refused", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(from)"),
                                                       ("voted_last", "\(r.position.index)"),
@@ -743,7 +748,7 @@ public final class NodeCore {
         clock.observe(snap.lamport)
         parkedApplied = snap.parkedApplied
         let kept: [LogEntry]
-        if plantedBugs.contains(.snapshotDropsSuffix) {
+        if planted(.snapshotDropsSuffix) {
             log.reset(toSnapshotAt: snap.lastIndex, epoch: snap.lastEpoch)
             kept = []
         } else {
@@ -968,7 +973,7 @@ public final class NodeCore {
         // A leader meeting a newer one steps down through the election first;
         // until then its own rounds own the log.
         guard role != .leader else { return }
-        guard twoPC.acceptPrepare(epoch: e) || plantedBugs.contains(.prepareWithoutPromise) else {
+        guard twoPC.acceptPrepare(epoch: e) || planted(.prepareWithoutPromise) else {
             // A deposed leader: the newer epoch we promised tells it so.
             sendPeer(to: from, .replicateAck(round: m.round, matched: false, index: commitIndex),
                      epoch: twoPC.promisedEpoch)
@@ -1030,7 +1035,7 @@ public final class NodeCore {
     private func receiveAbort(epoch e: UInt64, round: UInt64, keep: UInt64, now: Int64) {
         guard role != .leader else { return }
         var i = max(keep, commitIndex) + 1
-        if plantedBugs.contains(.abortIgnoresEpoch) {
+        if planted(.abortIgnoresEpoch) {
             while i <= log.lastIndex, log.entry(at: i)?.epoch != e { i += 1 }
         } else {
             guard e == matchedEpoch, e >= twoPC.promisedEpoch, round >= matchedRound else { return }
@@ -1085,10 +1090,10 @@ public final class NodeCore {
                     reply(client, .ok(taskId: t.id, lamport: e.lamport))
                 }
             case .ack(let id):
-                if !plantedBugs.contains(.ackNotApplied) { queue.apply(ack: id) }
+                if !planted(.ackNotApplied) { queue.apply(ack: id) }
                 if let client { reply(client, .ok(taskId: id, lamport: e.lamport)) }
             case .enqueueParked(let t, _, let seq):
-                if plantedBugs.contains(.parkedAppliedTwice) { queue.apply(enqueue: t) } else {
+                if planted(.parkedAppliedTwice) { queue.apply(enqueue: t) } else {
                     _ = Self.apply(e.op, to: &queue, parked: &parkedApplied)
                 }
                 nextTaskId = max(nextTaskId, t.id + 1)
