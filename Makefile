@@ -14,7 +14,7 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test bench install install-files uninstall sim clean
+.PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim clean
 
 all: build
 
@@ -52,6 +52,12 @@ test: testdeps
 	$(SWIFT) build
 	$(SWIFT) test --skip 'SimulationTests|PlantedBugTests'
 	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test --skip-build --filter 'SimulationTests|PlantedBugTests'
+
+# Zero compiler warnings in our own targets, in debug (tests included) and in
+# release; CI runs it before `make test` (whose build it leaves ready).
+warnings: deps
+	SWIFT=$(SWIFT) .ci/check-warnings --build-tests
+	SWIFT=$(SWIFT) .ci/check-warnings -c release
 
 # The deterministic cluster simulator over many seeds (optimised build).
 # Replay one: make sim SEED=1234

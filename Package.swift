@@ -47,7 +47,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "meshqd",
-            dependencies: ["MeshQNode", "MeshQCore", "MeshQStorage", "Reactor"]
+            dependencies: ["MeshQNode"]
         ),
         .executableTarget(
             name: "meshq",
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore"]),
         .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["MeshQCore", "Reactor"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Reactor"]),
         .testTarget(
             name: "SimulationTests",
             dependencies: ["MeshQCore", .product(name: "HeapModule", package: "swift-collections")]

@@ -99,7 +99,7 @@ import Testing
 
         // A worker whose tasks take a moment, so the leader dies mid-run.
         let out = c.dir + "/done.txt"
-        FileManager.default.createFile(atPath: out, contents: nil)
+        try #require(FileManager.default.createFile(atPath: out, contents: nil), "cannot create \(out)")
         let worker = Process()
         worker.executableURL = URL(fileURLWithPath: Self.meshqPath)
         worker.arguments = ["work", "--nodes", nodes, "--wait-ms", "200",

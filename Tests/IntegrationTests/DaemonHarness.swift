@@ -121,8 +121,10 @@ final class Daemon {
         p.executableURL = URL(fileURLWithPath: Harness.meshqdPath)
         p.arguments = ["--config", config, "--id", "\(id)"] + extraArgs
         // Keep an existing log's inode: a test may have named it in JOURNAL_STREAM.
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
-        let fh = FileHandle(forWritingAtPath: log)!
+        if !FileManager.default.fileExists(atPath: log), !FileManager.default.createFile(atPath: log, contents: nil) {
+            throw HarnessError("cannot create the log file \(log)")
+        }
+        guard let fh = FileHandle(forWritingAtPath: log) else { throw HarnessError("cannot open the log file \(log)") }
         fh.seekToEndOfFile()
         p.standardError = fh
         p.standardOutput = fh

@@ -16,7 +16,7 @@ import Testing
 
     @Test func journaldPrefixesMatchTheLevel() throws {
         let d = Daemon(name: "journal")
-        FileManager.default.createFile(atPath: d.logPath, contents: nil)
+        try #require(FileManager.default.createFile(atPath: d.logPath, contents: nil), "cannot create \(d.logPath)")
         try d.start(environment: ["JOURNAL_STREAM": journalStream(of: d.logPath)])
         // A warn line: a reload with a broken file.
         try "[cluster\n".write(toFile: d.configPath, atomically: false, encoding: .utf8)
