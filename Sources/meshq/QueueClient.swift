@@ -3,6 +3,7 @@
 // connection (or a reply meaning "not here, try elsewhere") moves to the next
 // node and retries the command there.
 import Glibc
+import MeshQClient
 import MeshQCore
 import Reactor
 

@@ -1,5 +1,7 @@
 // The meshq command line against a real meshqd.
 import Foundation
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct CLITests {
