@@ -1,15 +1,19 @@
 // DeadlineSet: keys, each with one deadline, earliest first. An indexed binary
-// min-heap, as beanstalkd keeps each job's heap index: `position` maps every
-// key to its slot in `heap`, so moving or removing a key by name is one sift
-// from that slot, O(log n), and nothing stale is ever left behind (no lazy
-// deletion, no compaction pass: memory follows the live keys).
+// min-heap, as beanstalkd keeps each job's heap index: every key has a
+// handle, `slotOf[handle]` is its slot in `heap`, so moving or removing a key
+// by name is one sift from that slot, O(log n), and nothing stale is ever
+// left behind (no lazy deletion, no compaction pass: memory follows the most
+// keys ever held at once). The key -> handle dictionary is touched only when a
+// key arrives or leaves; a sift rewrites plain array slots, so the heap costs
+// about what a lazy-deletion heap does.
 //
 // Order: (deadline, key). Ties go to the smaller key, so the order is total
 // and independent of the history of inserts and removals: the same set
 // always expires in the same order (the simulator replays identically).
 //
 // Invariant: for every slot i, heap[i] <= its children heap[2i+1], heap[2i+2];
-// position[heap[i].key] == i; heap and position hold the same keys.
+// slotOf[heap[i].handle] == i and handles[heap[i].key] == heap[i].handle;
+// every other handle is in `freeHandles` with slotOf == -1.
 
 public struct DeadlineSet<Key: Hashable & Comparable> {
     public struct Entry: Equatable {
@@ -17,8 +21,16 @@ public struct DeadlineSet<Key: Hashable & Comparable> {
         public let key: Key
     }
 
-    private var heap: [Entry] = []
-    private var position: [Key: Int] = [:]
+    fileprivate struct Item {
+        var deadline: Int64
+        var key: Key
+        var handle: Int
+    }
+
+    private var heap: [Item] = []
+    private var slotOf: [Int] = []
+    private var freeHandles: [Int] = []
+    private var handles: [Key: Int] = [:]
 
     public init() {}
 
@@ -26,36 +38,47 @@ public struct DeadlineSet<Key: Hashable & Comparable> {
     public var isEmpty: Bool { heap.isEmpty }
 
     /// The earliest (deadline, key), left in place.
-    public var first: Entry? { heap.first }
+    public var first: Entry? { heap.first.map { Entry(deadline: $0.deadline, key: $0.key) } }
 
-    public func contains(_ key: Key) -> Bool { position[key] != nil }
+    public func contains(_ key: Key) -> Bool { handles[key] != nil }
 
-    public func deadline(of key: Key) -> Int64? { position[key].map { heap[$0].deadline } }
+    public func deadline(of key: Key) -> Int64? { handles[key].map { heap[slotOf[$0]].deadline } }
 
     /// Gives `key` this deadline: adds it, or moves it if it is already here.
     public mutating func schedule(_ key: Key, at deadline: Int64) {
-        let e = Entry(deadline: deadline, key: key)
-        if let i = position[key] {
-            let earlier = Self.less(e, heap[i])
-            heap[i] = e
+        if let h = handles[key] {
+            let i = slotOf[h]
+            let earlier = deadline < heap[i].deadline
+            heap[i].deadline = deadline
             if earlier { siftUp(i) } else { siftDown(i) }
-        } else {
-            heap.append(e)
-            position[key] = heap.count - 1
-            siftUp(heap.count - 1)
+            return
         }
+        let h: Int
+        if let reused = freeHandles.popLast() {
+            h = reused
+        } else {
+            h = slotOf.count
+            slotOf.append(-1)
+        }
+        handles[key] = h
+        heap.append(Item(deadline: deadline, key: key, handle: h))
+        slotOf[h] = heap.count - 1
+        siftUp(heap.count - 1)
     }
 
     /// Takes `key` out; returns its deadline, nil when it was not here.
     @discardableResult
     public mutating func remove(_ key: Key) -> Int64? {
-        guard let i = position.removeValue(forKey: key) else { return nil }
+        guard let h = handles.removeValue(forKey: key) else { return nil }
+        let i = slotOf[h]
+        slotOf[h] = -1
+        freeHandles.append(h)
         let removed = heap[i]
         let last = heap.removeLast()
         if i < heap.count {
             // The last entry fills the hole and moves whichever way it must.
             heap[i] = last
-            position[last.key] = i
+            slotOf[last.handle] = i
             if Self.less(last, removed) { siftUp(i) } else { siftDown(i) }
         }
         return removed.deadline
@@ -65,7 +88,7 @@ public struct DeadlineSet<Key: Hashable & Comparable> {
     public mutating func popFirst() -> Entry? {
         guard let top = heap.first else { return nil }
         remove(top.key)
-        return top
+        return Entry(deadline: top.deadline, key: top.key)
     }
 
     /// Takes out the keys whose deadline is at or before `now`, earliest first.
@@ -80,28 +103,37 @@ public struct DeadlineSet<Key: Hashable & Comparable> {
 
     public mutating func removeAll() {
         heap.removeAll()
-        position.removeAll()
+        slotOf.removeAll()
+        freeHandles.removeAll()
+        handles.removeAll()
     }
 
     /// Every entry, earliest first (for tests and reports; O(n log n)).
-    public var sorted: [Entry] { heap.sorted { Self.less($0, $1) } }
+    public var sorted: [Entry] {
+        heap.sorted { Self.less($0, $1) }.map { Entry(deadline: $0.deadline, key: $0.key) }
+    }
 
     /// The first broken invariant, or nil (for tests; O(n)).
     func invariantViolation() -> String? {
-        guard heap.count == position.count else { return "heap holds \(heap.count), index \(position.count)" }
+        guard heap.count == handles.count else { return "heap holds \(heap.count), index \(handles.count)" }
+        guard heap.count + freeHandles.count == slotOf.count else {
+            return "\(heap.count) live + \(freeHandles.count) free handles, \(slotOf.count) allocated"
+        }
         for (i, e) in heap.enumerated() {
-            if position[e.key] != i { return "key \(e.key) at slot \(i) indexed at \(String(describing: position[e.key]))" }
+            if slotOf[e.handle] != i { return "key \(e.key) at slot \(i) recorded at \(slotOf[e.handle])" }
+            if handles[e.key] != e.handle { return "key \(e.key) has handle \(e.handle), index says \(String(describing: handles[e.key]))" }
             if i > 0, Self.less(e, heap[(i - 1) / 2]) { return "slot \(i) sorts before its parent" }
         }
+        for h in freeHandles where slotOf[h] != -1 { return "free handle \(h) still has slot \(slotOf[h])" }
         return nil
     }
 
-    private static func less(_ a: Entry, _ b: Entry) -> Bool {
+    private static func less(_ a: Item, _ b: Item) -> Bool {
         a.deadline != b.deadline ? a.deadline < b.deadline : a.key < b.key
     }
 
     // Sifts move a hole rather than swapping: each displaced entry is written
-    // once, with its new position, and the moving entry lands at the end.
+    // once, with its new slot, and the moving entry lands at the end.
     private mutating func siftUp(_ start: Int) {
         let e = heap[start]
         var i = start
@@ -109,12 +141,12 @@ public struct DeadlineSet<Key: Hashable & Comparable> {
             let parent = (i - 1) / 2
             guard Self.less(e, heap[parent]) else { break }
             heap[i] = heap[parent]
-            position[heap[i].key] = i
+            slotOf[heap[i].handle] = i
             i = parent
         }
         if i != start {
             heap[i] = e
-            position[e.key] = i
+            slotOf[e.handle] = i
         }
     }
 
@@ -129,15 +161,16 @@ public struct DeadlineSet<Key: Hashable & Comparable> {
             let child = right < n && Self.less(heap[right], heap[left]) ? right : left
             guard Self.less(heap[child], e) else { break }
             heap[i] = heap[child]
-            position[heap[i].key] = i
+            slotOf[heap[i].handle] = i
             i = child
         }
         if i != start {
             heap[i] = e
-            position[e.key] = i
+            slotOf[e.handle] = i
         }
     }
 }
 
 extension DeadlineSet: Sendable where Key: Sendable {}
 extension DeadlineSet.Entry: Sendable where Key: Sendable {}
+extension DeadlineSet.Item: Sendable where Key: Sendable {}
