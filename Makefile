@@ -18,7 +18,7 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test bench install install-files uninstall sim sim-planted clean
+.PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim sim-planted clean
 
 all: build
 
@@ -56,6 +56,12 @@ test: testdeps
 	$(SWIFT) build $(TESTFLAGS)
 	$(SWIFT) test $(TESTFLAGS) --skip 'SimulationTests|PlantedBugTests'
 	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test $(TESTFLAGS) --skip-build --filter 'SimulationTests|PlantedBugTests'
+
+# Zero compiler warnings in our own targets, in debug (tests included) and in
+# release; CI runs it before `make test` (whose build it leaves ready).
+warnings: deps
+	SWIFT=$(SWIFT) .ci/check-warnings --build-tests $(TESTFLAGS)
+	SWIFT=$(SWIFT) .ci/check-warnings -c release
 
 # The deterministic cluster simulator over many seeds (optimised build).
 # Replay one: make sim SEED=1234

@@ -205,7 +205,7 @@ public enum Daemon {
         }
 
         let loop = EventLoop()
-        let fdLimit = EventLoop.raiseFileLimit()
+        let fdLimit = FileLimit.raise()
         let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
                             snapshot: recovered.snapshot, records: recovered.records, votedEpoch: vote.voted,
                             promisedEpoch: vote.promised, relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)),

@@ -15,6 +15,7 @@
 // before a command that must not be repeated, so a node that died while we
 // were idle is found before the command is sent, not mistaken for a lost reply.
 import Glibc
+import MeshQClient
 import MeshQCore
 import Reactor
 

@@ -3,6 +3,7 @@
 // on a full pipe), either to completion or in the background.
 import Foundation
 import Glibc
+import MeshQTestSupport
 
 enum CLI {
     static var meshqPath: String {

@@ -1,5 +1,7 @@
 // The meshq command line against a real meshqd.
 import Foundation
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct CLITests {
@@ -105,7 +107,7 @@ import Testing
 
         // A worker whose tasks take a moment, so the leader dies mid-run.
         let out = c.dir + "/done.txt"
-        _ = FileManager.default.createFile(atPath: out, contents: nil)
+        try #require(FileManager.default.createFile(atPath: out, contents: nil), "cannot create \(out)")
         let worker = Process()
         worker.executableURL = URL(fileURLWithPath: Self.meshqPath)
         worker.arguments = ["work", "--nodes", nodes, "--wait-ms", "200",

@@ -1,6 +1,8 @@
 // Three real meshqd processes: Bully election with epochs over the peer bus.
 import Foundation
 import Reactor
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct ClusterElectionTests {

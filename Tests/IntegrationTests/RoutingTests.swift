@@ -3,6 +3,8 @@
 // follows leader 3 and serves clients, over node 2.
 import Foundation
 import Reactor
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct RoutingTests {

@@ -8,6 +8,8 @@
 import Foundation
 import Glibc
 import Reactor
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct StorageClusterTests {

@@ -8,6 +8,8 @@
 // the leader runs its round and gives up after commit_timeout_ms first.
 import Foundation
 import Glibc
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct UnknownOutcomeTests {

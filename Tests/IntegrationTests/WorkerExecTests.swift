@@ -6,6 +6,8 @@
 // instead of acking work nobody saw.
 import Foundation
 import Glibc
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct WorkerExecTests {
