@@ -31,6 +31,10 @@ final class ClusterSimulator {
         var lateRate = 0.01
         /// Faults include pauses of 0.3-5 s (a frozen process).
         var pauses = true
+        /// Instead of random faults: one node frozen for a while (the leader
+        /// when `node` is nil) on an otherwise healthy network, and the
+        /// availability check that comes with it (`FrozenNode`).
+        var frozen: FrozenNode?
         /// Mean time between client operations.
         var clientOpEveryMs = 20
         var plantedBugs: Set<PlantedBug> = []
@@ -39,7 +43,29 @@ final class ClusterSimulator {
         var logWindow = 64
     }
 
+    /// A scripted freeze: availability must survive it. Every client command
+    /// sent to a node that is not frozen, from `settleMs` after the freeze
+    /// until the thaw, gets an answer that is not an error within `answerMs`.
+    struct FrozenNode {
+        var node: Int?
+        var from: Int64 = 1_500
+        var forMs: Int64 = 6_000
+        var settleMs: Int64 = 1_000
+        var answerMs: Int64 = 1_500
+    }
+
     private enum ClientOp { case enqueue(String), dequeue, ack(UInt64), nack(UInt64) }
+
+    /// Freeze `node` (nil: the leader) on a network that loses nothing.
+    static func frozenOptions(_ node: Int?) -> Options {
+        var o = Options()
+        o.frozen = FrozenNode(node: node)
+        o.dropRate = 0
+        o.duplicateRate = 0
+        o.lateRate = 0
+        o.faultPhaseMs = 8_000
+        return o
+    }
 
     struct Violation: Error, CustomStringConvertible {
         let seed: UInt64
@@ -221,7 +247,13 @@ final class ClusterSimulator {
         let clientsStop = end - options.settleMs / 2
         while now < end {
             now += options.stepMs
-            if now < options.faultPhaseMs, now >= nextFault {
+            if let f = options.frozen {
+                if now == f.from {
+                    let victim = f.node ?? nodes.first { $0.value.role == .leader }?.key ?? ids.max()!
+                    pause(victim, forMs: f.forMs)
+                    frozenVictim = victim
+                }
+            } else if now < options.faultPhaseMs, now >= nextFault {
                 injectFault()
                 nextFault = now + Int64(rng.int(100...800))
             } else if now >= options.faultPhaseMs, now - options.stepMs < options.faultPhaseMs {
@@ -241,6 +273,7 @@ final class ClusterSimulator {
             for id in ids where pausedUntil[id] == nil { nodes[id]?.flush(now: now) }
             try drainEffects()
             try checkSafety()
+            try checkAvailability()
         }
         try checkLiveness()
     }
@@ -287,6 +320,10 @@ final class ClusterSimulator {
     /// A reply reached a client: check it against what was promised before.
     private func clientReply(_ ref: ClientRef, _ reply: Reply) throws {
         guard let p = pending.removeValue(forKey: ref) else { return }
+        if let f = options.frozen, let victim = frozenVictim, p.node != victim {
+            let lo: Int64 = f.from + f.settleMs, hi: Int64 = f.from + f.forMs - f.answerMs
+            if p.at >= lo && p.at <= hi { answered[ref] = (now, reply.line.hasPrefix("ERR NOLEADER") || reply.line.hasPrefix("ERR NOQUORUM")) }
+        }
         let words = reply.line.dropLast().split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
         guard let verb = words.first else { return }
         switch (verb, p.op) {
@@ -447,6 +484,25 @@ final class ClusterSimulator {
     }
 
     // MARK: invariants
+
+    private var frozenVictim: Int?
+    /// When each client command's reply came, and what it was (scripted freezes).
+    private var answered: [ClientRef: (at: Int64, error: Bool)] = [:]
+
+    /// 9 (scripted freezes). A frozen node must not stop the others: every
+    /// command sent to another node once the cluster had time to notice is
+    /// answered, without an error, within `answerMs`.
+    private func checkAvailability() throws {
+        guard let f = options.frozen, let victim = frozenVictim else { return }
+        let lo: Int64 = f.from + f.settleMs, hi: Int64 = f.from + f.forMs - f.answerMs
+        for (ref, p) in pending where p.node != victim && p.at >= lo && p.at <= hi && now - p.at > f.answerMs {
+            throw fail("availability: \(p.op) sent to node \(p.node) at t=\(p.at) unanswered after \(now - p.at) ms while node \(victim) is frozen (client \(ref.session))")
+        }
+        for (ref, a) in answered where a.error {
+            throw fail("availability: client \(ref.session) was refused (NOLEADER or NOQUORUM) at t=\(a.at) while node \(victim) is frozen")
+        }
+        answered.removeAll()
+    }
 
     /// 3'. Once an ACK got OK, no node ever sends TASK for that task again
     /// (a TASK sent before, still on its way, is not a new delivery).
