@@ -29,6 +29,8 @@ final class ClusterSimulator {
         var maxDelayMs = 25
         /// A share of messages arrive 1-3 s late.
         var lateRate = 0.01
+        /// Time between two faults.
+        var faultEveryMs = 100...800
         /// Faults include pauses of 0.3-5 s (a frozen process).
         var pauses = true
         /// Instead of random faults: one node frozen for a while (the leader
@@ -55,6 +57,17 @@ final class ClusterSimulator {
     }
 
     private enum ClientOp { case enqueue(String), dequeue, ack(UInt64), nack(UInt64) }
+
+    /// More of everything: late messages, drops, faults twice as often.
+    static func hostileOptions() -> Options {
+        var o = Options()
+        o.lateRate = 0.05
+        o.dropRate = 0.1
+        o.duplicateRate = 0.05
+        o.maxDelayMs = 60
+        o.faultEveryMs = 50...400
+        return o
+    }
 
     /// Freeze `node` (nil: the leader) on a network that loses nothing.
     static func frozenOptions(_ node: Int?) -> Options {
@@ -255,7 +268,7 @@ final class ClusterSimulator {
                 }
             } else if now < options.faultPhaseMs, now >= nextFault {
                 injectFault()
-                nextFault = now + Int64(rng.int(100...800))
+                nextFault = now + Int64(rng.int(options.faultEveryMs))
             } else if now >= options.faultPhaseMs, now - options.stepMs < options.faultPhaseMs {
                 try heal()
             }
