@@ -12,8 +12,8 @@
 //
 // An open connection is not proof of life (PROTOCOL.md §1): NodeCore's
 // failure detector judges peers by the frames that arrive and asks for a
-// silent link to be reset (`reset`), which closes both directions and dials
-// again. Keepalive and TCP_USER_TIMEOUT on every peer socket are a backstop
+// link whose frames no longer get through to be reset (`reset`), which
+// closes the connection we send on and dials again. Keepalive and TCP_USER_TIMEOUT on every peer socket are a backstop
 // that turns a link dropping packets into a close even when nothing else
 // notices.
 import MeshQCore
@@ -119,14 +119,15 @@ public final class PeerTransport {
         userTimeoutMs = Self.userTimeout(leaderTimeoutMs)
     }
 
-    /// The failure detector found the link to `id` silent: close both
-    /// directions (what they hold is stale) and dial again. The peer, when it
-    /// is alive, dials us again too.
+    /// The failure detector found that our frames no longer reach `id`
+    /// (it fell silent, or reports not hearing us): close the connection we
+    /// send on (what it holds is stale) and dial again. The connection the
+    /// peer sends on is its own to reset: under a one-way cut it may be the
+    /// direction that still works.
     public func reset(_ id: Int) {
-        guard let o = outbound[id] else { return }
+        guard let o = outbound[id], o.conn != nil else { return }
         logger.log(.info, "peer_link_reset", [("node", "\(nodeId)"), ("peer", "\(id)"), ("reason", "silent")])
         o.conn?.close()
-        for i in inbound.values where i.peer == id { i.conn.close() }
     }
 
     /// Sends what is queued to every peer now (see Connection.flushNow).

@@ -16,7 +16,8 @@ import Testing
         // Lamport stamps cross the bus: followers' clocks moved past their own few events.
         #expect(UInt64(c.status(1)?["lamport"] ?? "0")! > 3)
         // A follower serves the queue by relaying to the leader.
-        #expect(try c.client(1).request("ENQUEUE x").hasPrefix("OK "))
+        let reply = try c.client(1).request("ENQUEUE x")
+        #expect(reply.hasPrefix("OK "), "\(reply)\n\(c.log(1).suffix(3_000))\n\(c.log(3).suffix(3_000))")
     }
 
     @Test func leaderCrashFailsOverAndTheReturningHigherNodeTakesBack() throws {
