@@ -59,12 +59,6 @@ import Testing
         #expect(report?.contains("after its ACK got OK") == true, "\(report ?? "not caught")")
     }
 
-    @Test func aPrepareAcceptedWithoutThePromiseCheckIsCaughtAsLogDisagreement() {
-        let report = firstFailure(.prepareWithoutPromise, seeds: 100, expected: "log agreement",
-                                  options: ClusterSimulator.frozenOptions(nil))
-        #expect(report?.contains("log agreement") == true, "\(report ?? "not caught")")
-    }
-
     @Test func aFailureDetectorThatTrustsTheTransportIsCaught() {
         // A frozen leader keeps its sockets open: trusting them stalls the rest.
         var options = ClusterSimulator.frozenOptions(nil)

@@ -184,7 +184,8 @@ public final class NodeCore {
         self.nextForwardId = relayIdBase
         self.nextRoutedId = relayIdBase
         self.router = Router(nodeId: nodeId, staleMs: Int64(settings.leaderTimeoutMs) * 2)
-        self.detector = FailureDetector(nodeId: nodeId, peers: memberIds, timeoutMs: settings.leaderTimeoutMs)
+        self.detector = FailureDetector(nodeId: nodeId, peers: memberIds, timeoutMs: settings.leaderTimeoutMs,
+                                        directTimeoutMs: Self.directLinkTimeoutMs(settings))
         self.memberIds = memberIds.sorted()
         self.settings = settings
         var clock = LamportClock()
@@ -343,12 +344,20 @@ public final class NodeCore {
     @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { false }
     #endif
 
+    /// A direct link with no frame for this long carries nothing more: half
+    /// the leader timeout (at least 2.5 heartbeat intervals), so a follower
+    /// cut off from the leader hears it over a relay before its own leader
+    /// timeout runs out.
+    static func directLinkTimeoutMs(_ s: ClusterSettings) -> Int {
+        max(s.heartbeatIntervalMs * 5 / 2, s.leaderTimeoutMs / 2)
+    }
+
     /// New settings (SIGHUP): the timings apply from the next timer.
     public func reload(_ new: ClusterSettings) {
         settings = new
         election?.reload(heartbeatIntervalMs: new.heartbeatIntervalMs, leaderTimeoutMs: new.leaderTimeoutMs,
                          electionTimeoutMs: new.electionTimeoutMs)
-        detector.reload(timeoutMs: new.leaderTimeoutMs)
+        detector.reload(timeoutMs: new.leaderTimeoutMs, directTimeoutMs: Self.directLinkTimeoutMs(new))
         router.staleMs = Int64(new.leaderTimeoutMs) * 2
     }
 
@@ -420,6 +429,14 @@ public final class NodeCore {
             if seenRelayOrder.count > 100_000 { seenRelays.remove(seenRelayOrder.removeFirst()) }
             let ref = ClientRef(session: Self.remoteSession | UInt64(env.from), seq: id)
             checkLease(now: now)
+            // Relayed to an earlier leadership (a late or repeated message,
+            // perhaps across our restart, which forgets the relay ids seen):
+            // its relaying node has already told its client the outcome is
+            // unknown, so it must not apply now.
+            if role == .leader && env.epoch < epoch {
+                reply(ref, .error(.noleader, "relayed to an earlier leadership (epoch \(env.epoch)); not applied"))
+                return
+            }
             submit(command, ref: ref, owner: "\(env.from)/\(owner)", now: now, wallMs: wallMs)
         case .forwardReply(let id, let line):
             guard let f = forwards.removeValue(forKey: id), f.leader == env.from else { return }
@@ -530,10 +547,11 @@ public final class NodeCore {
             case .directUp(let id):
                 router.linkUp(id)
                 reportLinks(now: now)
-            case .directDown(let id, let silent):
+            case .directDown(let id):
                 router.linkDown(id)
-                if silent { effects.append(.resetPeerLink(id)) }
                 reportLinks(now: now)
+            case .resetLink(let id):
+                effects.append(.resetPeerLink(id))
             case .alive(let id):
                 emit(.info, "peer_alive", [("node", "\(nodeId)"), ("peer", "\(id)")])
                 // Tell it at once that we hear it (its direct link needs that).
