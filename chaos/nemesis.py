@@ -74,6 +74,7 @@ class Nemesis(threading.Thread):
         self.stop_event = stop_event
         self.lock = threading.Lock()       # held while a fault changes the cluster
         self.error = None
+        self.active = None                 # the fault under way, if any
 
     def _wait_until(self, t):
         while not self.stop_event.is_set() and self.rec.now() < t:
@@ -101,6 +102,7 @@ class Nemesis(threading.Thread):
     def _one(self, f):
         kind, end = f["kind"], f["at"] + f["dur"]
         with self.lock:
+            self.active = f
             detail = self._begin_fault(f)
         self.rec.nemesis("start", kind, detail)
         if kind == "flap":
@@ -115,6 +117,7 @@ class Nemesis(threading.Thread):
         with self.lock:
             self._end_fault(f)
             self.restart_dead()
+            self.active = None
         self.rec.nemesis("stop", kind, detail)
 
     def _begin_fault(self, f):
@@ -158,6 +161,15 @@ class Nemesis(threading.Thread):
         else:
             for node in self.nodes.values():
                 node.start()
+
+    def supervise(self):
+        """Called every second: notes unexpected exits; restarts them unless a fault is on."""
+        with self.lock:
+            if self.active is None:
+                self.restart_dead()
+            else:
+                for node in self.nodes.values():
+                    node.reap(self.rec.now())
 
     def restart_dead(self):
         """Starts any node that died without being asked to (noted in node.deaths)."""

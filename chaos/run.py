@@ -186,6 +186,7 @@ def main():
         end = time.monotonic() + args.duration
         while time.monotonic() < end:
             time.sleep(1)
+            nemesis.supervise()         # notes deaths as they happen; restarts between faults
             if int(end - time.monotonic()) % 10 == 0:
                 done = sum(1 for e in rec.events if e.get("phase") == "complete"
                            and e["result"] == "ok")
