@@ -63,7 +63,7 @@ endif
 
 # The chaos checker's own unit tests (a violating history per property): fast, no root.
 test-chaos-checker:
-	python3 -m unittest discover -s chaos -p 'test_*.py'
+	python3 -m unittest discover -s chaos -p 'test_checker.py'
 
 # Real meshqd processes in network namespaces under a seeded nemesis, judged by
 # chaos/checker.py (README, "Chaos testing"). Needs root. Replay: make chaos SEED=n
@@ -78,9 +78,11 @@ chaosdeps:
 		echo "installing nftables (needs root)"; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nftables; }
 
-# A 60-second chaos run when root (CI is), otherwise a note saying why it is skipped.
-test-chaos:
-	@if [ "$$(id -u)" = 0 ]; then $(MAKE) chaos DURATION=60; \
+# A 60-second chaos run when root (CI is), otherwise a note saying why it is
+# skipped; first a check that the nftables faults drop exactly what they should.
+test-chaos: chaosdeps
+	@if [ "$$(id -u)" = 0 ]; then python3 -m unittest discover -s chaos -p 'test_net.py' && \
+		$(MAKE) chaos DURATION=60; \
 	else echo "test-chaos: skipped, needs root (network namespaces, nftables, tmpfs)"; fi
 
 # The deterministic cluster simulator over many seeds (optimised build).

@@ -10,6 +10,7 @@ one of ENQUEUE OKs, and each fault window as a shaded band coloured by kind.
 """
 
 from collections import Counter, defaultdict
+from xml.sax.saxutils import escape
 
 COLOURS = {"partition": "#f4a6a6", "oneway": "#f9d29d", "linkcut": "#f7e38f",
            "flap": "#c9e6a3", "kill": "#a8d0f0", "pause": "#c8b8ec", "disk": "#d9d9d9",
@@ -123,7 +124,7 @@ def svg(events, width=900, height=300):
     ops, enq = av["ops_per_sec"], av["enq_ok_per_sec"]
     n = max(len(ops), 1)
     top = max(max(ops, default=1), 1)
-    left, right, up, down = 50, 10, 20, 40
+    left, right, up, down = 50, 10, 30, 40
     pw, ph = width - left - right, height - up - down
 
     def x(sec):
@@ -139,7 +140,7 @@ def svg(events, width=900, height=300):
         xs, xt = x(s - av["start"]), x(t - av["start"])
         out.append(f'<rect x="{xs:.1f}" y="{up}" width="{max(xt - xs, 1):.1f}" height="{ph}" '
                    f'fill="{COLOURS.get(kind, "#ddd")}" opacity="0.7"><title>{kind}: '
-                   f'{detail}</title></rect>')
+                   f'{escape(detail)}</title></rect>')
     for series, colour in ((ops, "#1f4e9c"), (enq, "#2e8b57")):
         pts = " ".join(f"{x(i + 0.5):.1f},{y(v):.1f}" for i, v in enumerate(series))
         out.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
