@@ -118,11 +118,13 @@ def check(events):
         if not done:
             continue
         first = min(done, key=lambda a: a["complete"]["t"])
-        for dtid, _, d in deliveries:
-            if dtid == tid and d["t"] > first["complete"]["t"]:
-                violations.append(_violation(
-                    2, f"task {tid} was acked OK at t={first['complete']['t']} and "
-                       f"delivered again by a DEQUEUE invoked at t={d['t']}", first, d))
+        later = sorted((d for dtid, _, d in deliveries
+                        if dtid == tid and d["t"] > first["complete"]["t"]), key=lambda d: d["t"])
+        if later:
+            violations.append(_violation(
+                2, f"task {tid} was acked OK at t={first['complete']['t']} and delivered "
+                   f"again {len(later)} time(s), first by a DEQUEUE invoked at "
+                   f"t={later[0]['t']} on node {later[0]['node']}", first, later[0]))
 
     # 3. one payload per task id, and only payloads someone sent
     for tid, payloads in sorted(id_payloads.items()):
