@@ -112,6 +112,10 @@ def summary(events, violations, meta):
     lines.append(f"violations: {len(violations)}" + (
         " (" + ", ".join(f"property {p}: {n}" for p, n in sorted(by_prop.items(), key=str)) + ")"
         if violations else ""))
+    done_at = {e["op"]: e["t"] for e in events if e.get("phase") == "complete"}
+    seen = [max(done_at.get(o, 0.0) for o in v["ops"]) for v in violations if v["ops"]]
+    if seen:
+        lines.append(f"  first observable at t={min(seen):.2f}s (its last operation completed)")
     for v in violations[:20]:
         lines.append(f"  [{v['property']}] {v['message']} (ops {v['ops']})")
     if len(violations) > 20:
