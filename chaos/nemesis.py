@@ -7,8 +7,9 @@ time, with a quiet gap of 2-6 s between faults; the first starts after 5 s of
 warm-up. Targets named "leader" are resolved when the fault starts (the
 node that STATUS says leads), the rest are fixed by the seed.
 
-Kinds: partition (random sides, both directions dropped), oneway (one
-direction between two nodes), linkcut (both directions of one pair: a
+Kinds: partition (random sides, or the leader alone, both directions
+dropped), oneway (one direction between two nodes, or from the leader to
+all others), linkcut (both directions of one pair: a
 bridge partition where the others still see both ends), flap (a link cut or
 partition switched on and off every 200-500 ms), kill (kill -9 of the leader
 or a random node, restarted after 1-6 s), pause (SIGSTOP of the leader or a
@@ -43,9 +44,11 @@ def schedule(seed, duration, n):
         if kind == "partition":
             shuffled = rng.sample(ids, n)
             cut = rng.randint(1, n // 2)
-            f.update(a=sorted(shuffled[:cut]), b=sorted(shuffled[cut:]), dur=rng.uniform(4, 12))
+            f.update(a=sorted(shuffled[:cut]), b=sorted(shuffled[cut:]), dur=rng.uniform(4, 12),
+                     leader=rng.random() < 0.4)
         elif kind in ("oneway", "linkcut"):
-            f.update(a=rng.sample(ids, 2), dur=rng.uniform(4, 10))
+            f.update(a=rng.sample(ids, 2), dur=rng.uniform(4, 10),
+                     leader=kind == "oneway" and rng.random() < 0.4)
         elif kind == "flap":
             pair = rng.sample(ids, 2)
             f.update(a=[pair[0]], b=[pair[1]] if rng.random() < 0.5 else
@@ -81,7 +84,7 @@ class Nemesis(threading.Thread):
             self.stop_event.wait(min(0.1, max(0.0, t - self.rec.now())))
 
     def _resolve_target(self, f):
-        if f["target"] == "leader":
+        if f.get("target", "leader") == "leader":
             leader = find_leader(self.nodes.values())
             return leader if leader else random.Random(f["at"]).choice(list(self.nodes))
         return f["target"]
@@ -123,9 +126,16 @@ class Nemesis(threading.Thread):
     def _begin_fault(self, f):
         kind = f["kind"]
         if kind == "partition":
+            if f["leader"]:
+                leader = self._resolve_target(f)
+                f["a"], f["b"] = [leader], [i for i in self.nodes if i != leader]
             self.net.apply(partition(f["a"], f["b"]))
-            return f"{f['a']} | {f['b']}"
+            return f"{f['a']} | {f['b']}" + (" (leader alone)" if f["leader"] else "")
         if kind == "oneway":
+            if f["leader"]:
+                leader = self._resolve_target(f)
+                self.net.apply({(leader, i) for i in self.nodes if i != leader})
+                return f"{leader} (leader) -> all others dropped"
             self.net.apply({(f["a"][0], f["a"][1])})
             return f"{f['a'][0]} -> {f['a'][1]} dropped"
         if kind == "linkcut":
