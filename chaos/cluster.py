@@ -63,6 +63,11 @@ def clean_stale():
             path = f"{ROOT}/{name}"
             if os.path.ismount(path):
                 subprocess.run(["umount", "-l", path], check=False)
+            if name.startswith("node"):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
     os.makedirs(ROOT, exist_ok=True)
 
 
@@ -107,6 +112,10 @@ class Node:
     def unmount(self):
         if os.path.ismount(self.disk):
             subprocess.run(["umount", "-l", self.disk], check=False)
+        try:
+            os.rmdir(self.disk)
+        except OSError:
+            pass
 
     def start(self):
         if self.proc and self.proc.poll() is None:

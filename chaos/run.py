@@ -11,7 +11,7 @@ reports nothing ready, nothing leased and every mailbox is empty); run the
 checker (checker.py) and write the output folder. Everything built is torn
 down on exit, on Ctrl-C and on SIGTERM. Exit status: 0 clean, 1 a violation
 (or the cluster never recovered for the drain, or a node crashed), 2 the
-harness itself failed.
+harness itself failed, 130 interrupted (Ctrl-C, SIGTERM).
 
 Runs are serialised by a lock on /run/meshq-chaos.lock.
 """
