@@ -223,8 +223,13 @@ def main():
         text = report.summary(rec.events, violations, meta)
         with open(f"{out}/summary.txt", "w") as f:
             f.write(text + "\n")
-        with open(f"{out}/violations.json", "w") as f:
-            json.dump(violations, f, indent=1)
+        by_op = {}
+        for e in rec.events:
+            if "op" in e:
+                by_op.setdefault(e["op"], []).append(e)
+        with open(f"{out}/violations.json", "w") as f:   # each with its operations' events
+            json.dump([dict(v, events=[e for o in v["ops"] for e in by_op.get(o, [])])
+                       for v in violations], f, indent=1)
         with open(f"{out}/throughput.svg", "w") as f:
             f.write(report.svg(rec.events))
         print(text, flush=True)
