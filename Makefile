@@ -61,9 +61,10 @@ ifeq ($(CHAOS_IN_TEST),1)
 	$(MAKE) test-chaos
 endif
 
-# The chaos checker's own unit tests (a violating history per property): fast, no root.
+# The chaos checker's unit tests (a violating history per property), the report's and
+# the nemesis schedule's: fast, no root.
 test-chaos-checker:
-	cd chaos && python3 -m unittest test_checker test_report
+	cd chaos && python3 -m unittest test_checker test_report test_nemesis
 
 # Real meshqd processes in network namespaces under a seeded nemesis, judged by
 # chaos/checker.py (README, "Chaos testing"). Needs root. Replay: make chaos SEED=n
