@@ -14,11 +14,15 @@ RATE     ?= 40
 # 1: `make test` also runs a 60-second `make chaos` (as root; otherwise it says why not).
 CHAOS_IN_TEST ?= 0
 
+# Test builds compile the test-only hooks (planted bugs, fault switches);
+# release builds (run, bench, install) never contain them.
+TESTFLAGS = -Xswiftc -DMESHQ_TESTING
+
 BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test bench install install-files uninstall sim clean \
+.PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim sim-planted clean \
 	chaos chaosdeps test-chaos test-chaos-checker
 
 all: build
@@ -54,12 +58,18 @@ run: release
 # simulator runs after them, so its load never shares the two cores with
 # real clusters whose timings are fast.
 test: testdeps test-chaos-checker
-	$(SWIFT) build
-	$(SWIFT) test --skip 'SimulationTests|PlantedBugTests'
-	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test --skip-build --filter 'SimulationTests|PlantedBugTests'
+	$(SWIFT) build $(TESTFLAGS)
+	$(SWIFT) test $(TESTFLAGS) --skip 'SimulationTests|PlantedBugTests'
+	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test $(TESTFLAGS) --skip-build --filter 'SimulationTests|PlantedBugTests'
 ifeq ($(CHAOS_IN_TEST),1)
 	$(MAKE) test-chaos
 endif
+
+# Zero compiler warnings in our own targets, in debug (tests included) and in
+# release; CI runs it before `make test` (whose build it leaves ready).
+warnings: deps
+	SWIFT=$(SWIFT) .ci/check-warnings --build-tests $(TESTFLAGS)
+	SWIFT=$(SWIFT) .ci/check-warnings -c release
 
 # The chaos checker's unit tests (a violating history per property), the report's and
 # the nemesis schedule's: fast, no root.
@@ -89,8 +99,13 @@ test-chaos: chaosdeps
 # The deterministic cluster simulator over many seeds (optimised build).
 # Replay one: make sim SEED=1234
 sim: deps
-	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(SWIFT) test -c release -Xswiftc -enable-testing \
+	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(SWIFT) test -c release -Xswiftc -enable-testing $(TESTFLAGS) \
 		--scratch-path .build-sim --filter 'SimulationTests|PlantedBugTests'
+
+# How many of 200 seeds catch each planted bug (the figures in the README).
+sim-planted: deps
+	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_PLANTED_RATE_SEEDS=$(or $(PLANTED_SEEDS),200) $(SWIFT) test -c release -Xswiftc -enable-testing $(TESTFLAGS) \
+		--scratch-path .build-sim --filter 'PlantedBugTests/detectionRates'
 
 bench: release
 	$(BIN_RELEASE)/meshq bench --local $(BENCH_NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100

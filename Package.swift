@@ -3,6 +3,9 @@ import PackageDescription
 
 // Layering (DESIGN.md): CLibevent <- Reactor; MeshQCore is pure (no I/O);
 // MeshQStorage does files; MeshQNode composes them; meshqd and meshq are mains.
+// MeshQClient is the blocking client side (LineClient, STATUS reader, config
+// writer) shared by the CLI and the tests; MeshQTestSupport holds the tests'
+// harnesses for real meshqd processes.
 let package = Package(
     name: "meshq",
     platforms: [.macOS(.v13)],
@@ -23,6 +26,7 @@ let package = Package(
             providers: [.apt(["libevent-dev"])]
         ),
         .target(name: "Reactor", dependencies: ["CLibevent"]),
+        .target(name: "MeshQClient", dependencies: ["Reactor"]),
         .target(
             name: "MeshQCore",
             dependencies: [
@@ -47,12 +51,12 @@ let package = Package(
         ),
         .executableTarget(
             name: "meshqd",
-            dependencies: ["MeshQNode", "MeshQCore", "MeshQStorage", "Reactor"]
+            dependencies: ["MeshQNode"]
         ),
         .executableTarget(
             name: "meshq",
             dependencies: [
-                "Reactor", "MeshQCore",
+                "Reactor", "MeshQCore", "MeshQClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -60,7 +64,10 @@ let package = Package(
         .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore"]),
         .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["MeshQCore", "Reactor"]),
+        .testTarget(name: "MeshQNodeTests", dependencies: ["MeshQNode", "MeshQCore", "Reactor", "MeshQTestSupport"]),
+        .testTarget(name: "MeshQClientTests", dependencies: ["MeshQClient", "MeshQCore"]),
+        .target(name: "MeshQTestSupport", dependencies: ["MeshQClient", "Reactor"], path: "Tests/MeshQTestSupport"),
+        .testTarget(name: "IntegrationTests", dependencies: ["MeshQTestSupport", "MeshQClient", "Reactor"]),
         .testTarget(
             name: "SimulationTests",
             dependencies: ["MeshQCore", .product(name: "HeapModule", package: "swift-collections")]

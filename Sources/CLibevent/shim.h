@@ -28,13 +28,6 @@ static inline int meshq_ev_persist(void) { return EV_PERSIST; }
 static inline int meshq_ev_signal(void) { return EV_SIGNAL; }
 static inline int meshq_ev_timeout(void) { return EV_TIMEOUT; }
 
-// sun_path offset for abstract-namespace sd_notify addresses.
-static inline socklen_t meshq_sockaddr_un_len(size_t path_len) {
-    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
-}
-
-#include <sys/resource.h>
-
 // SIG_IGN is a cast macro Swift cannot import.
 static inline void meshq_ignore_sigpipe(void) { signal(SIGPIPE, SIG_IGN); }
 
@@ -47,19 +40,6 @@ static inline void meshq_unblock_all_signals(void) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-}
-
-// Many thousands of client connections need more than the usual 1024 fds:
-// raise the soft limit to the hard one and report what we got.
-static inline long meshq_raise_nofile_limit(void) {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        getrlimit(RLIMIT_NOFILE, &rl);
-    }
-    return (long)rl.rlim_cur;
 }
 
 #endif

@@ -8,9 +8,11 @@
 // earlier ENQUEUEs and ACKs have committed (so `ENQUEUE x` then `DEQUEUE` on
 // one connection sees x). A DEQUEUE with a wait blocks the connection until it
 // answers, as a blocking pop does in Redis or a reserve in beanstalkd.
+//
+// It sees its connection and its server only through ClientConnection and
+// SessionHost (ClientSessionPorts.swift), so MeshQNodeTests drive it directly.
 import DequeModule
 import MeshQCore
-import Reactor
 
 final class ClientSession {
     private enum Kind: UInt8 { case local, write, blockingRead, read, quit }
@@ -21,8 +23,8 @@ final class ClientSession {
     }
 
     let id: UInt64
-    let connection: Connection
-    unowned let server: NodeServer
+    let connection: any ClientConnection
+    unowned let server: any SessionHost
     var clientId: String?
     private var framer: LineFramer
     private var authenticated: Bool
@@ -45,7 +47,7 @@ final class ClientSession {
     /// Bytes of unprocessed input or unsent output past which we stop reading.
     static let backpressureBytes = 4 << 20
 
-    init(id: UInt64, connection: Connection, server: NodeServer, maxLineBytes: Int, needsAuth: Bool) {
+    init(id: UInt64, connection: any ClientConnection, server: any SessionHost, maxLineBytes: Int, needsAuth: Bool) {
         self.id = id
         self.connection = connection
         self.server = server

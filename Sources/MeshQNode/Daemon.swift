@@ -11,16 +11,19 @@ import Reactor
 
 public enum Daemon {
     public static let usage = """
-        usage: meshqd [--config FILE] --id N [--check]
+        usage: meshqd [--config FILE] --id N [--check] [--repair]
           --config FILE  cluster configuration (default /etc/meshq/meshq.conf)
           --id N         which [node.N] of the file this process runs
           --check        validate the file, print a summary, exit 0 (or 2)
+          --repair       start even if the log is corrupt: keep the records before
+                         the damaged write, move the rest aside (<log>.corrupt-at-<offset>)
         """
 
     struct Arguments {
         var config = "/etc/meshq/meshq.conf"
         var id: Int?
         var check = false
+        var repair = false
     }
 
     static func parse(_ args: [String]) -> Result<Arguments?, UsageError> {
@@ -54,6 +57,8 @@ public enum Daemon {
                 a.id = n
             case "--check":
                 a.check = true
+            case "--repair":
+                a.repair = true
             case "--help", "-h":
                 return .success(nil)
             default:
@@ -119,10 +124,11 @@ public enum Daemon {
             print(config.summary(for: id))
             return 0
         }
-        return serve(config: config, me: me, configPath: args.config, environment: environment)
+        return serve(config: config, me: me, configPath: args.config, repair: args.repair, environment: environment)
     }
 
-    static func serve(config: MeshQConfig, me: NodeConfig, configPath: String, environment: [String: String]) -> Int32 {
+    static func serve(config: MeshQConfig, me: NodeConfig, configPath: String, repair: Bool,
+                      environment: [String: String]) -> Int32 {
         let logger = Logger(level: config.cluster.logLevel, environment: environment)
         let node = "\(me.id)"
         func fail(_ event: String, _ error: String) -> Int32 {
@@ -139,14 +145,44 @@ public enum Daemon {
         defer { lock.release() }
 
         let store: NodeStore
-        let recovered: NodeStore.Recovered
+        var recovered: NodeStore.Recovered
         let vote: VoteFile.Vote
         let mailbox: Mailbox
+        let lamportFloor: UInt64
         do {
             store = try NodeStore(directory: me.dataDir, fsync: config.cluster.fsync == .always)
+            store.onDiskError = { DiskErrorReport.log($0, logger: logger, node: node) }
+            #if MESHQ_TESTING
+            // Test-only fault switch, compiled only with -D MESHQ_TESTING (`make test`).
+            if let spec = environment["MESHQ_TEST_DISK_FAULT"] {
+                guard let f = DiskFaults.parse(spec) else { return fail("recovery_failed", "MESHQ_TEST_DISK_FAULT: bad spec '\(spec)'") }
+                store.faults = f
+                logger.log(.warn, "test_fault_disk", [("node", node), ("fault", spec)])
+            }
+            #endif
             recovered = try store.recover()
+            if let c = recovered.corruption {
+                guard repair else { return DiskErrorReport.refuse(c, logger: logger, node: node, dataDir: me.dataDir) }
+                let aside = try store.repairLog()
+                DiskErrorReport.repaired(c, aside: aside, logger: logger, node: node)
+            }
             vote = try store.loadVote()
-            mailbox = try store.recoverMailbox()
+            lamportFloor = try store.loadLamportFloor()
+            // In a cluster the vote file is created with the data_dir (before
+            // the Lamport floor is first written), so a floor without a vote
+            // file means the vote was lost, and "never voted" could be a lie.
+            if config.nodes.count > 1 && !store.voteFileExists {
+                guard lamportFloor == 0 else { return DiskErrorReport.voteMissing(logger: logger, node: node, dataDir: me.dataDir) }
+                try store.persistVote(voted: 0, promised: 0)
+            }
+            let wallMicros = UInt64(max(0, Date().timeIntervalSince1970 * 1_000_000))
+            let m = try store.recoverMailbox(wallMicros: wallMicros)
+            if let c = m.corruption {
+                guard repair else { return DiskErrorReport.refuse(c, logger: logger, node: node, dataDir: me.dataDir) }
+                let aside = try store.repairMailbox()
+                DiskErrorReport.repaired(c, aside: aside, logger: logger, node: node)
+            }
+            mailbox = m.mailbox
         } catch {
             return fail("recovery_failed", "\(error)")
         }
@@ -157,9 +193,19 @@ public enum Daemon {
         if recovered.droppedTailBytes > 0 {
             logger.log(.warn, "log_torn_tail", [("node", node), ("dropped_bytes", "\(recovered.droppedTailBytes)")])
         }
+        // The clock starts at the stored floor: above every stamp handed out
+        // before, even those the log does not hold. A snapshot at index 0
+        // with no tasks is the empty state, so one stands in when there is none.
+        if lamportFloor > 0 {
+            if recovered.snapshot != nil {
+                recovered.snapshot!.lamport = max(recovered.snapshot!.lamport, lamportFloor)
+            } else {
+                recovered.snapshot = QueueSnapshot(lastIndex: 0, lastEpoch: 0, lamport: lamportFloor, highestTaskId: 0, tasks: [])
+            }
+        }
 
         let loop = EventLoop()
-        let fdLimit = EventLoop.raiseFileLimit()
+        let fdLimit = FileLimit.raise()
         let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
                             snapshot: recovered.snapshot, records: recovered.records, votedEpoch: vote.voted,
                             promisedEpoch: vote.promised, relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)),
@@ -171,6 +217,21 @@ public enum Daemon {
             exitCode = 1
             loop.stop()
         }
+        // The Lamport floor: written now (before any stamp leaves) and kept
+        // ahead of the clock by a check every 100 ms.
+        do {
+            try store.advanceLamportFloor(clock: core.clock.time)
+        } catch {
+            return fail("recovery_failed", "\(error)")
+        }
+        let floorTimer = Reactor.Timer(loop: loop, repeating: true) {
+            do {
+                try store.advanceLamportFloor(clock: core.clock.time)
+            } catch {
+                server.onFatal?("lamport floor write failed: \(error)")
+            }
+        }
+        floorTimer.schedule(afterMs: 100)
 
         let bound: UInt16
         do {
@@ -183,12 +244,16 @@ public enum Daemon {
         var transport: PeerTransport?
         if config.nodes.count > 1 {
             let peers = Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.peer) })
-            let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, secret: config.cluster.clusterSecret, logger: logger)
+            let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, secret: config.cluster.clusterSecret, logger: logger,
+                                  leaderTimeoutMs: config.cluster.leaderTimeoutMs)
             t.connectTimeoutMs = max(200, min(2_000, config.cluster.leaderTimeoutMs))
+            #if MESHQ_TESTING
+            // Test-only fault switch, compiled only with -D MESHQ_TESTING (`make test`).
             if let cut = environment["MESHQ_TEST_CUT_PEERS"] {
                 t.cutPeers = Set(cut.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) })
                 logger.log(.warn, "test_fault_cut_peers", [("node", node), ("peers", t.cutPeers.sorted().map(String.init).joined(separator: ","))])
             }
+            #endif
             do {
                 let addr = try SocketAddress.resolve(host: me.listenPeer.host, port: me.listenPeer.port)
                 try t.listen(on: addr)
@@ -266,7 +331,7 @@ public enum Daemon {
         loop.run()
 
         notifier?.notify("STOPPING=1")
-        withExtendedLifetime((term, int, hup, watchdog)) {}
+        withExtendedLifetime((term, int, hup, watchdog, floorTimer)) {}
         store.close()
         logger.log(.info, "node_stopped", [("node", node), ("epoch", "\(core.epoch)"),
                                            ("commit", "\(core.commitIndex)"), ("lamport", "\(core.clock.time)")])

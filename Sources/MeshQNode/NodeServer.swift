@@ -114,12 +114,8 @@ public final class NodeServer {
 
     public func reload(_ new: ClusterSettings) {
         settings = new
-        core.settings = new
-        if let e = core.election {
-            e.heartbeatIntervalMs = Int64(new.heartbeatIntervalMs)
-            e.leaderTimeoutMs = Int64(new.leaderTimeoutMs)
-            e.electionTimeoutMs = Int64(new.electionTimeoutMs)
-        }
+        core.reload(new)
+        transport?.reload(leaderTimeoutMs: new.leaderTimeoutMs)
         logger.level = new.logLevel
     }
 
@@ -251,6 +247,8 @@ public final class NodeServer {
                     core.persisted(now: Clock.monotonicMs())
                 case .sendPeer(let env):
                     transport?.send(env)
+                case .resetPeerLink(let id):
+                    transport?.reset(id)
                 case .persistVote(let voted, let promised):
                     do {
                         try store.persistVote(voted: voted, promised: promised)

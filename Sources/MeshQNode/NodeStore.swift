@@ -2,6 +2,13 @@
 // One record per entry; a batch is appended and synced with a single write and
 // fdatasync (group commit). The log is compacted into a snapshot when it has
 // grown well past the live state, so disk use follows the queue, not history.
+//
+// Every write path (log, mailbox, vote, Lamport floor, compaction) reports a
+// failure to `onDiskError` before throwing it, so the daemon logs one
+// `disk_full` or `disk_error` line naming the call and errno whichever path
+// hit it. Recovery reports corruption (valid writes after a bad record) in
+// `Recovered.corruption` / `RecoveredMailbox.corruption` and leaves the file
+// as found; `repairLog()` / `repairMailbox()` set the damaged bytes aside.
 import Foundation
 import MeshQCore
 import MeshQStorage
@@ -9,10 +16,21 @@ import MeshQStorage
 public final class NodeStore {
     public struct Recovered {
         public var snapshot: QueueSnapshot?
+        /// With `corruption`, only the records before the damage.
         public var records: [LogRecord]
         public var droppedTailBytes: Int
         /// A corrupt newest snapshot set aside (nothing was lost by it).
         public var discardedSnapshot: String?
+        /// The log is damaged with valid writes after the damage: records
+        /// this node wrote (and may have acknowledged) cannot be read. The log
+        /// is not open for appending until `repairLog()`.
+        public var corruption: DurableLog.Corruption?
+    }
+
+    public struct RecoveredMailbox {
+        public var mailbox: Mailbox
+        /// As for the log: parked tasks after this point cannot be read.
+        public var corruption: DurableLog.Corruption?
     }
 
     public struct CorruptData: Error, CustomStringConvertible {
@@ -21,6 +39,7 @@ public final class NodeStore {
 
     private let log: DurableLog
     private let vote: VoteFile
+    private var floor: LamportFloorFile
     /// The mailbox keeps its own small log (data_dir/mailbox): compacting or
     /// replacing the replicated log never touches a parked task.
     private let mailboxLog: DurableLog
@@ -29,11 +48,21 @@ public final class NodeStore {
     public var compactMinBytes = 64 << 20
     /// ...and this many times the size of the live state.
     public var compactRatio = 2
+    /// Told of every failed write before it is thrown.
+    public var onDiskError: ((StorageError) -> Void)?
+    /// Injected disk failures (MESHQ_TEST_DISK_FAULT), shared by both logs.
+    public var faults: DiskFaults? {
+        didSet {
+            log.faults = faults
+            mailboxLog.faults = faults
+        }
+    }
 
     public init(directory: String, fsync: Bool) throws {
         self.directory = directory
         log = try DurableLog(directory: directory, fsync: fsync)
         vote = VoteFile(directory: directory)
+        floor = LamportFloorFile(directory: directory)
         let mdir = directory + "/mailbox"
         do {
             try FileManager.default.createDirectory(atPath: mdir, withIntermediateDirectories: true)
@@ -43,8 +72,23 @@ public final class NodeStore {
         mailboxLog = try DurableLog(directory: mdir, fsync: fsync)
     }
 
-    /// The parked ENQUEUEs not yet delivered, and the sequence counter.
-    public func recoverMailbox() throws -> Mailbox {
+    private func reported<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let e as StorageError {
+            onDiskError?(e)
+            throw e
+        }
+    }
+
+    /// The parked ENQUEUEs not yet delivered, and the sequence counter. A
+    /// mailbox that never held anything (a new or wiped data_dir), or a
+    /// damaged one, starts its
+    /// sequence at the wall clock in microseconds: above any sequence an
+    /// earlier incarnation of this node handed out (one per microsecond at
+    /// most, since its own start), so the replicated state's record of what
+    /// it applied from this node never takes a new task for a duplicate.
+    public func recoverMailbox(wallMicros: UInt64) throws -> RecoveredMailbox {
         let r = try mailboxLog.recover()
         var next: UInt64 = 1
         if let s = r.snapshot {
@@ -60,25 +104,39 @@ public final class NodeStore {
             }
             records.append(m)
         }
-        return Mailbox(nextSeq: next, records: records)
+        // A damaged mailbox may have lost the highest sequences it handed out: the same.
+        if (r.snapshot == nil && records.isEmpty) || r.corruption != nil { next = max(next, wallMicros) }
+        return RecoveredMailbox(mailbox: Mailbox(nextSeq: next, records: records), corruption: r.corruption)
     }
 
     public func persistMailbox(_ records: [MailboxRecord]) throws {
         for r in records { mailboxLog.append(r.encoded()) }
-        try mailboxLog.sync()
+        try reported { try mailboxLog.sync() }
     }
 
     /// Once everything parked is delivered, the mailbox log shrinks to its counter.
     public func compactMailboxIfEmpty(_ m: Mailbox) throws {
         guard m.isEmpty, mailboxLog.logBytes > 1 << 20 else { return }
-        try mailboxLog.compact(snapshot: Mailbox.encodeSnapshot(nextSeq: m.nextSeq))
+        try reported { try mailboxLog.compact(snapshot: Mailbox.encodeSnapshot(nextSeq: m.nextSeq)) }
     }
 
     /// The highest epoch this node voted in, and promised to another node.
     public func loadVote() throws -> VoteFile.Vote { try vote.load() }
 
+    public var voteFileExists: Bool { vote.exists }
+
     public func persistVote(voted: UInt64, promised: UInt64) throws {
-        try vote.store(VoteFile.Vote(voted: voted, promised: promised))
+        try reported { try vote.store(VoteFile.Vote(voted: voted, promised: promised)) }
+    }
+
+    /// The stored Lamport floor: the clock starts there (0 if never written).
+    public func loadLamportFloor() throws -> UInt64 { try floor.load() }
+
+    /// Keeps the stored floor ahead of `clock` (a write every few hundred
+    /// thousand ticks); call it often enough that the clock cannot pass the
+    /// floor's margin in between.
+    public func advanceLamportFloor(clock: UInt64) throws {
+        try reported { _ = try floor.advance(clock: clock) }
     }
 
     public func recover() throws -> Recovered {
@@ -99,13 +157,22 @@ public final class NodeStore {
             records.append(e)
         }
         return Recovered(snapshot: snapshot, records: records, droppedTailBytes: r.droppedTailBytes,
-                         discardedSnapshot: r.discardedSnapshot)
+                         discardedSnapshot: r.discardedSnapshot, corruption: r.corruption)
     }
 
+    /// After `recover()` reported corruption: the damaged bytes go to a
+    /// `.corrupt-at-<offset>` file beside the log, the log is cut there and
+    /// opened. Returns the path of the set-aside bytes.
+    public func repairLog() throws -> String { try reported { try log.repairCorruption() } }
+
+    public func repairMailbox() throws -> String { try reported { try mailboxLog.repairCorruption() } }
+
     /// Appends and makes durable (per the fsync setting) a batch of records.
+    /// A thrown error with `recoverable` (a full disk) means none of the batch
+    /// is on disk and the store can take the next batch; any other is final.
     public func persist(_ records: [LogRecord]) throws {
         for r in records { log.append(r.encoded()) }
-        try log.sync()
+        try reported { try log.sync() }
     }
 
     public var logBytes: Int { log.logBytes }
@@ -115,7 +182,7 @@ public final class NodeStore {
     }
 
     public func compact(_ snapshot: QueueSnapshot) throws {
-        try log.compact(snapshot: snapshot.encoded())
+        try reported { try log.compact(snapshot: snapshot.encoded()) }
     }
 
     public func close() {

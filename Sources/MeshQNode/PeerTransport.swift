@@ -9,6 +9,13 @@
 // accepting side first sends a random challenge and the dialer's hello must
 // carry HMAC-SHA256(secret, challenge, direction): the secret never crosses
 // the wire, and a recorded proof is useless on any other connection.
+//
+// An open connection is not proof of life (PROTOCOL.md §1): NodeCore's
+// failure detector judges peers by the frames that arrive and asks for a
+// silent link to be reset (`reset`), which closes both directions and dials
+// again. Keepalive and TCP_USER_TIMEOUT on every peer socket are a backstop
+// that turns a link dropping packets into a close even when nothing else
+// notices.
 import MeshQCore
 import Reactor
 
@@ -46,6 +53,8 @@ public final class PeerTransport {
     private var inbound: [ObjectIdentifier: Inbound] = [:]
     private var stopped = false
     public var connectTimeoutMs = 1_000
+    /// TCP_USER_TIMEOUT and keepalive period for peer sockets.
+    private var userTimeoutMs: Int
     /// Test-only fault switch (MESHQ_TEST_CUT_PEERS): links to these peers
     /// are neither dialled nor accepted, as if the cable were cut.
     public var cutPeers: Set<Int> = []
@@ -58,8 +67,10 @@ public final class PeerTransport {
     public var onLinkUp: ((Int) -> Void)?
     public var onLinkDown: ((Int) -> Void)?
 
-    public init(loop: EventLoop, nodeId: Int, peers: [Int: HostPort], secret: String?, logger: Logger) {
+    public init(loop: EventLoop, nodeId: Int, peers: [Int: HostPort], secret: String?, logger: Logger,
+                leaderTimeoutMs: Int = 500) {
         self.loop = loop
+        self.userTimeoutMs = Self.userTimeout(leaderTimeoutMs)
         self.nodeId = nodeId
         self.secret = secret
         self.logger = logger
@@ -101,6 +112,23 @@ public final class PeerTransport {
         }
     }
 
+    private static func userTimeout(_ leaderTimeoutMs: Int) -> Int { max(1_000, leaderTimeoutMs * 2) }
+
+    /// New timings (SIGHUP): used for the sockets opened from now on.
+    public func reload(leaderTimeoutMs: Int) {
+        userTimeoutMs = Self.userTimeout(leaderTimeoutMs)
+    }
+
+    /// The failure detector found the link to `id` silent: close both
+    /// directions (what they hold is stale) and dial again. The peer, when it
+    /// is alive, dials us again too.
+    public func reset(_ id: Int) {
+        guard let o = outbound[id] else { return }
+        logger.log(.info, "peer_link_reset", [("node", "\(nodeId)"), ("peer", "\(id)"), ("reason", "silent")])
+        o.conn?.close()
+        for i in inbound.values where i.peer == id { i.conn.close() }
+    }
+
     /// Sends what is queued to every peer now (see Connection.flushNow).
     public func flushOutput() {
         for o in outbound.values where o.established { o.conn?.flushNow() }
@@ -129,8 +157,9 @@ public final class PeerTransport {
             }
             o.conn = conn
             o.reader = PeerFrameReader()
+            conn.setLivenessTimeouts(userTimeoutMs: self.userTimeoutMs)
             conn.onReadable = { [weak self, unowned o] c in
-                o.reader.withBuffer { c.read(into: &$0) }
+                _ = o.reader.withBuffer { c.read(into: &$0) }
                 self?.outboundReadable(o)
             }
             conn.onClose = { [weak self, unowned o] _, reason in
@@ -208,8 +237,9 @@ public final class PeerTransport {
         let i = Inbound(conn)
         let key = ObjectIdentifier(conn)
         inbound[key] = i
+        conn.setLivenessTimeouts(userTimeoutMs: userTimeoutMs)
         conn.onReadable = { [unowned self, unowned i] c in
-            i.reader.withBuffer { c.read(into: &$0) }
+            _ = i.reader.withBuffer { c.read(into: &$0) }
             self.drain(i)
         }
         conn.onClose = { [weak self] _, _ in self?.inbound.removeValue(forKey: key) }

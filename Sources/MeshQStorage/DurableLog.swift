@@ -1,13 +1,22 @@
 // DurableLog: an append-only file of checksummed records, plus a snapshot
 // that replaces everything before it.
 //
-// Frame: [length u32 LE][crc32c u32 LE][body]. Appends are buffered and leave
-// with one write and one fdatasync per `sync` (group commit). Recovery reads
-// frames until the first one that is short, absurdly long or fails its
-// checksum, and cuts the file there: a crash mid-write leaves at most a torn
-// tail, and new records must follow good data. A bad frame in the middle also
-// ends the log there: what follows it cannot be trusted to be what was written,
-// in that order, and a replicated node gets those entries back from its peers.
+// Frames and batch markers are laid out by LogFrames. Appends are buffered and
+// leave with one write and one fdatasync per `sync` (group commit), each write
+// opened by a marker giving its length. Recovery reads frames until the first
+// bad one. If it lies in the last write, it is a torn tail (a crash before
+// that write was durable; nothing in it was acknowledged): that whole write is
+// cut and new records follow good data. If a later write follows, it is
+// corruption of data that was durable: recovery reports where
+// (`Recovery.corruption`) and leaves the file untouched; the caller refuses to
+// start, or calls `repairCorruption()` to set the damaged bytes aside.
+//
+// Write failures: a failed fdatasync poisons the log for good (fsyncgate: the
+// kernel may have dropped the dirty pages and cleared the error, so a later
+// success would prove nothing). A write refused for lack of space (ENOSPC)
+// is rolled back (the file is cut back to its last durable size, the batch
+// dropped) and reported `recoverable`: nothing of it is on disk, the log stays
+// usable. Any other write error poisons the log.
 //
 // Generations make compaction crash-safe: `log.<g>` holds the records that
 // follow `snapshot.<g>` (generation 0 has no snapshot). Compaction writes
@@ -29,6 +38,22 @@ public final class DurableLog {
         /// Where a corrupt newest snapshot was moved when recovery fell back to
         /// the generation before it; the caller should tell the operator.
         public var discardedSnapshot: String?
+        /// Damage with valid writes after it. `records` then holds only the
+        /// records before it, the file is untouched and the log is not open
+        /// for appending until `repairCorruption()`.
+        public var corruption: Corruption?
+    }
+
+    public struct Corruption: Equatable, Sendable {
+        /// The damaged log file.
+        public var file: String
+        /// The byte offset of the first bad frame in it.
+        public var offset: Int
+        /// Bytes from there to the end of the file (records that cannot be read).
+        public var bytesAfter: Int
+        /// Where the write holding the bad frame starts: the records before
+        /// it are the ones recovered, and repair cuts the file here.
+        public var writeStart: Int
     }
 
     public static let maxRecordBytes = 256 << 20
@@ -44,6 +69,10 @@ public final class DurableLog {
     private var pending: [UInt8] = []
     private var pendingRecords = 0
     private var failed: StorageError?
+    /// Set by a recovery that found corruption, until `repairCorruption()`.
+    private var unrepaired: Corruption?
+    /// Injected failures (tests and meshqd's MESHQ_TEST_DISK_FAULT); nil in service.
+    public var faults: DiskFaults?
     public private(set) var logBytes = 0
     public private(set) var recordCount = 0
 
@@ -114,7 +143,7 @@ public final class DurableLog {
         while let g = candidate {
             let p = path("snapshot", g)
             let bytes = try readFile(p)
-            if let end = DurableLog.frameEnd(bytes, limit: DurableLog.maxSnapshotBytes), end == bytes.count {
+            if let end = LogFrames.frameEnd(bytes, limit: DurableLog.maxSnapshotBytes), end == bytes.count {
                 gen = g
                 snapshot = Array(bytes[8..<end])
                 break
@@ -129,11 +158,11 @@ public final class DurableLog {
             var prevWhole = g > 0 && logs.contains(prev) && (prev == 0 || snapshots.contains(prev))
             if prevWhole && prev > 0 {
                 let prevSnap = try readFile(path("snapshot", prev))
-                prevWhole = DurableLog.frameEnd(prevSnap, limit: DurableLog.maxSnapshotBytes) == prevSnap.count
+                prevWhole = LogFrames.frameEnd(prevSnap, limit: DurableLog.maxSnapshotBytes) == prevSnap.count
             }
             if prevWhole {
                 let prevLog = try readFile(path("log", prev))
-                prevWhole = DurableLog.frames(prevLog).end == prevLog.count
+                prevWhole = LogFrames.parse(prevLog).damage == nil
             }
             guard !logHasData, prevWhole else {
                 let why = logHasData ? "\(DurableLog.name("log", g)) holds records that follow it"
@@ -172,14 +201,25 @@ public final class DurableLog {
         generation = gen
         let logPath = path("log", gen)
         let bytes = logs.contains(gen) ? try readFile(logPath) : []
-        let (records, end) = DurableLog.frames(bytes)
+        let parsed = LogFrames.parse(bytes)
+        pending.removeAll()
+        pendingRecords = 0
+        logBytes = parsed.end
+        recordCount = parsed.records.count
+        if case .corrupt(let offset, let writeStart) = parsed.damage {
+            let c = Corruption(file: logPath, offset: offset, bytesAfter: bytes.count - offset, writeStart: writeStart)
+            unrepaired = c
+            return Recovery(snapshot: snapshot, records: parsed.records, droppedTailBytes: 0,
+                            discardedSnapshot: discarded, corruption: c)
+        }
+        unrepaired = nil
         let fd = try openLog(logPath)
         do {
-            if end < bytes.count {
+            if parsed.end < bytes.count {
                 do {
-                    try fd.resize(to: Int64(end))
+                    try fd.resize(to: Int64(parsed.end))
                 } catch {
-                    throw StorageError("cannot cut the torn tail of", logPath, error)
+                    throw StorageError("cannot cut the torn tail of", logPath, error, op: "ftruncate")
                 }
                 try syncFile(fd, logPath)
             }
@@ -189,79 +229,93 @@ public final class DurableLog {
             throw error
         }
         self.fd = fd
-        pending.removeAll()
-        pendingRecords = 0
-        logBytes = end
-        recordCount = records.count
-        return Recovery(snapshot: snapshot, records: records, droppedTailBytes: bytes.count - end,
+        return Recovery(snapshot: snapshot, records: parsed.records, droppedTailBytes: bytes.count - parsed.end,
                         discardedSnapshot: discarded)
     }
 
-    /// Every intact frame from the start, and the offset where the intact prefix ends.
-    static func frames(_ bytes: [UInt8]) -> (records: [[UInt8]], end: Int) {
-        var records: [[UInt8]] = []
-        var offset = 0
-        while let end = frameEnd(bytes, at: offset) {
-            records.append(Array(bytes[(offset + 8)..<end]))
-            offset = end
+    /// After a recovery that found corruption: copies the bytes from the
+    /// damaged write on to `<log>.corrupt-at-<offset>` (durably, for
+    /// forensics), cuts the log where that write starts and opens it for
+    /// appending. Returns the copy's path. The records from the damaged write
+    /// on are gone from this node's state (recovery did not return them).
+    public func repairCorruption() throws -> String {
+        guard let c = unrepaired else { throw StorageError("no corruption to repair in \(directory)") }
+        let bytes = try readFile(c.file)
+        let aside = c.file + ".corrupt-at-\(c.offset)"
+        let afd: FileDescriptor
+        do {
+            afd = try FileDescriptor.open(aside, .writeOnly, options: [.create, .truncate, .closeOnExec],
+                                          permissions: [.ownerReadWrite])
+        } catch {
+            throw StorageError("cannot create", aside, error, op: "open")
         }
-        return (records, offset)
+        try afd.closeAfter {
+            do { _ = try afd.writeAll(bytes[c.writeStart...]) } catch { throw StorageError("write failed on", aside, error, op: "write") }
+            try syncFile(afd, aside)
+        }
+        try syncDirectory()
+        let fd = try openLog(c.file)
+        do {
+            do { try fd.resize(to: Int64(c.writeStart)) } catch { throw StorageError("cannot cut", c.file, error, op: "ftruncate") }
+            try syncFile(fd, c.file)
+        } catch {
+            try? fd.close()
+            throw error
+        }
+        self.fd = fd
+        unrepaired = nil
+        logBytes = c.writeStart
+        return aside
     }
 
-    /// The end of the frame starting at `offset`, if it is complete and its
-    /// checksum holds. A zero length is refused: it is what a zero-filled tail
-    /// (a file extended but never written) looks like.
     static func frameEnd(_ bytes: [UInt8], at offset: Int = 0, limit: Int = maxRecordBytes) -> Int? {
-        guard bytes.count - offset >= 8 else { return nil }
-        let len = Int(le32(bytes, offset))
-        let crc = le32(bytes, offset + 4)
-        guard len > 0, len <= limit, bytes.count - offset - 8 >= len else { return nil }
-        let end = offset + 8 + len
-        guard CRC32C.checksum(bytes[(offset + 8)..<end]) == crc else { return nil }
-        return end
-    }
-
-    static func le32(_ b: [UInt8], _ i: Int) -> UInt32 {
-        UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24
+        LogFrames.frameEnd(bytes, at: offset, limit: limit)
     }
 
     static func frame(_ body: [UInt8], into out: inout [UInt8], limit: Int = maxRecordBytes) {
-        precondition(!body.isEmpty && body.count <= limit, "log frame of \(body.count) bytes (limit \(limit))")
-        let len = UInt32(body.count)
-        let crc = CRC32C.checksum(body)
-        for v in [len, crc] {
-            out.append(UInt8(truncatingIfNeeded: v))
-            out.append(UInt8(truncatingIfNeeded: v >> 8))
-            out.append(UInt8(truncatingIfNeeded: v >> 16))
-            out.append(UInt8(truncatingIfNeeded: v >> 24))
-        }
-        out.append(contentsOf: body)
+        LogFrames.frame(body, into: &out, limit: limit)
     }
 
     // MARK: appending
 
     /// Buffers one record; nothing reaches the file before `sync`.
     public func append(_ record: [UInt8]) {
-        DurableLog.frame(record, into: &pending)
+        if pending.isEmpty { pending.append(contentsOf: LogFrames.markerPlaceholder) }
+        LogFrames.frame(record, into: &pending)
         pendingRecords += 1
     }
 
     /// Writes every buffered record with one write, then fdatasync (if on).
     /// After a failure the log refuses all further syncs: a failed fsync may
     /// have dropped dirty pages and cleared the error, so a later "success"
-    /// would not mean the earlier data is on disk.
+    /// would not mean the earlier data is on disk. The one exception is a
+    /// write refused for space, rolled back (see the file comment).
     public func sync() throws {
         if let failed { throw failed }
         guard let fd else { throw StorageError("log in \(directory) is not open (call recover() first)") }
         guard !pending.isEmpty else { return }
         let logPath = path("log", generation)
+        LogFrames.sealBatch(&pending)
         do {
+            if let e = faults?.fail(.write) {
+                // Half the batch reaches the file first, as a real short write would leave it.
+                _ = try fd.writeAll(pending[0..<(pending.count / 2)])
+                throw Errno(rawValue: e)
+            }
             _ = try fd.writeAll(pending)
         } catch {
-            throw poison(StorageError("write failed on", logPath, error))
+            let err = StorageError("write failed on", logPath, error, op: "write")
+            guard err.isDiskFull else { throw poison(err) }
+            // Nothing of this batch may stay: cut back to the durable size.
+            // Shrinking needs no space; if even that fails, give up for good.
+            guard (try? fd.resize(to: Int64(logBytes))) != nil else { throw poison(err) }
+            pending.removeAll(keepingCapacity: pending.capacity <= 8 << 20)
+            pendingRecords = 0
+            throw err.rolledBack()
         }
-        if fsync && fdatasync(fd.rawValue) != 0 {
-            throw poison(StorageError.errno("fdatasync failed on", logPath))
+        if fsync {
+            let rc = faults?.fail(.fdatasync).map { Glibc.errno = $0; return Int32(-1) } ?? fdatasync(fd.rawValue)
+            if rc != 0 { throw poison(StorageError.errno("fdatasync failed on", logPath, op: "fdatasync")) }
         }
         logBytes += pending.count
         recordCount += pendingRecords
@@ -277,9 +331,13 @@ public final class DurableLog {
 
     // MARK: compaction
 
+    private struct SnapshotDidNotFit: Error { let error: StorageError }
+
     /// Replaces the snapshot and the log by `snapshot` and an empty log.
     /// Any failure is final for this process, like a failed sync: after the
-    /// rename it is unknown which generation the disk holds.
+    /// rename it is unknown which generation the disk holds. The exception:
+    /// no room to write the snapshot (ENOSPC) is thrown `recoverable`, with
+    /// nothing changed; the log stays as it was and usable.
     public func compact(snapshot: [UInt8]) throws {
         // A failed log answers every call with its failure, even with records left pending.
         if let failed { throw failed }
@@ -298,10 +356,19 @@ public final class DurableLog {
                 sfd = try FileDescriptor.open(tmp, .writeOnly, options: [.create, .truncate, .closeOnExec],
                                               permissions: [.ownerReadWrite])
             } catch {
-                throw StorageError("cannot create", tmp, error)
+                throw StorageError("cannot create", tmp, error, op: "open")
             }
             try sfd.closeAfter {
-                do { _ = try sfd.writeAll(framed) } catch { throw StorageError("write failed on", tmp, error) }
+                do {
+                    if let e = faults?.fail(.write) { throw Errno(rawValue: e) }
+                    _ = try sfd.writeAll(framed)
+                } catch {
+                    let err = StorageError("write failed on", tmp, error, op: "write")
+                    // No room for the snapshot: nothing changed yet, the log
+                    // goes on as it is. Its space comes back with the file.
+                    if err.isDiskFull && unlink(tmp) == 0 { throw SnapshotDidNotFit(error: err.rolledBack()) }
+                    throw err
+                }
                 try syncFile(sfd, tmp)
             }
             let newLog = try openLog(logPath)
@@ -312,7 +379,7 @@ public final class DurableLog {
                 do {
                     try FileManager.default.moveItem(atPath: tmp, toPath: snapPath)
                 } catch {
-                    throw StorageError("cannot rename \(tmp) to", snapPath, error)
+                    throw StorageError("cannot rename \(tmp) to", snapPath, error, op: "rename")
                 }
                 try syncDirectory()
             } catch {
@@ -321,6 +388,8 @@ public final class DurableLog {
             }
             close()
             fd = newLog
+        } catch let e as SnapshotDidNotFit {
+            throw e.error
         } catch {
             throw poison(error as? StorageError ?? StorageError("compaction failed in", directory, error))
         }
@@ -371,7 +440,7 @@ public final class DurableLog {
     }
 
     private func syncFile(_ fd: FileDescriptor, _ p: String) throws {
-        guard Glibc.fsync(fd.rawValue) == 0 else { throw StorageError.errno("fsync failed on", p) }
+        guard Glibc.fsync(fd.rawValue) == 0 else { throw StorageError.errno("fsync failed on", p, op: "fsync") }
     }
 
     /// Makes creations, renames and removals in the directory durable.

@@ -3,16 +3,16 @@
 // (which could elect two leaders in it); and the highest epoch it promised
 // by voting for another node, below which it refuses replication even after
 // a restart (the new leader's recovery trusted the log position that vote
-// carried). Written by replace-and-rename, so a crash leaves the old values
-// or the new ones, never a torn pair. A file of one number (written before
-// promises existed) reads as that vote and no promise.
+// carried). A ChecksummedFile: `<voted> <promised> crc32c=<hex>`, replaced
+// whole, and a damaged one is an error, never "never voted". Files written
+// before checksums (one number, or two) still read, and the next vote
+// rewrites them with a checksum.
 import Foundation
-import Glibc
-import SystemPackage
 
 public struct VoteFile {
     public let directory: String
-    public var path: String { directory + "/vote" }
+    private let file: ChecksummedFile
+    public var path: String { file.path }
 
     public struct Vote: Equatable, Sendable {
         public var voted: UInt64
@@ -23,35 +23,34 @@ public struct VoteFile {
         }
     }
 
-    public init(directory: String) { self.directory = directory }
+    public init(directory: String) {
+        self.directory = directory
+        file = ChecksummedFile(directory: directory, name: "vote")
+    }
+
+    /// Whether the file is there at all (a data_dir that meshqd initialised
+    /// always has one in a cluster; see Daemon).
+    public var exists: Bool { FileManager.default.fileExists(atPath: path) }
 
     public func load() throws -> Vote {
-        guard let data = FileManager.default.contents(atPath: path) else { return Vote(voted: 0, promised: 0) }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let nums = text.split(separator: " ").map { UInt64($0) }
-        guard (1...2).contains(nums.count), let voted = nums[0], let promised = nums.count == 2 ? nums[1] : 0 else {
-            throw StorageError("\(path) is corrupt: '\(text.prefix(40))'")
+        switch try file.read() {
+        case .missing:
+            return Vote(voted: 0, promised: 0)
+        case .checked(let f):
+            guard f.count == 2, let voted = UInt64(f[0]), let promised = UInt64(f[1]) else {
+                throw StorageError("\(path) is damaged (checksum holds but the fields do not parse: '\(f.joined(separator: " "))')")
+            }
+            return Vote(voted: voted, promised: promised)
+        case .unchecked(let f):
+            let nums = f.map { UInt64($0) }
+            guard (1...2).contains(nums.count), let voted = nums[0], let promised = nums.count == 2 ? nums[1] : 0 else {
+                throw StorageError("\(path) is damaged (no checksum and not a vote: '\(f.joined(separator: " ").prefix(40))')")
+            }
+            return Vote(voted: voted, promised: promised)
         }
-        return Vote(voted: voted, promised: promised)
     }
 
     public func store(_ vote: Vote) throws {
-        let tmp = path + ".tmp"
-        do {
-            let fd = try FileDescriptor.open(tmp, .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                             permissions: [.ownerReadWrite])
-            try fd.closeAfter {
-                _ = try fd.writeAll(Array("\(vote.voted) \(vote.promised)\n".utf8))
-                guard fsync(fd.rawValue) == 0 else { throw StorageError.errno("fsync failed on", tmp) }
-            }
-            guard rename(tmp, path) == 0 else { throw StorageError.errno("cannot rename", tmp) }
-            let dfd = try FileDescriptor.open(directory, .readOnly, options: [.directory, .closeOnExec])
-            defer { try? dfd.close() }
-            guard fsync(dfd.rawValue) == 0 else { throw StorageError.errno("fsync failed on", directory) }
-        } catch let e as StorageError {
-            throw e
-        } catch {
-            throw StorageError("cannot write", path, error)
-        }
+        try file.write(["\(vote.voted)", "\(vote.promised)"])
     }
 }

@@ -146,6 +146,26 @@ public final class Connection {
         finish(reason)
     }
 
+    /// A backstop for links that go silent without a reset: the kernel
+    /// probes an idle connection (keepalive) and drops one whose sent data
+    /// stays unacknowledged for `userTimeoutMs` (TCP_USER_TIMEOUT), which
+    /// then closes like any failed connection.
+    public func setLivenessTimeouts(userTimeoutMs: Int) {
+        guard let bev else { return }
+        let fd = bufferevent_getfd(bev)
+        guard fd >= 0 else { return }
+        func set(_ level: Int32, _ name: Int32, _ value: Int32) {
+            var v = value
+            setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
+        }
+        let secs = Int32(max(1, userTimeoutMs / 1000))
+        set(SOL_SOCKET, SO_KEEPALIVE, 1)
+        set(Int32(IPPROTO_TCP), TCP_KEEPIDLE, secs)
+        set(Int32(IPPROTO_TCP), TCP_KEEPINTVL, secs)
+        set(Int32(IPPROTO_TCP), TCP_KEEPCNT, 3)
+        set(Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, Int32(clamping: userTimeoutMs))
+    }
+
     /// Appends every byte received so far to `buffer`; returns how many.
     @discardableResult
     public func read(into buffer: inout [UInt8]) -> Int {

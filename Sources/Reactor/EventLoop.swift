@@ -44,9 +44,6 @@ public final class EventLoop {
     public func stop() {
         event_base_loopbreak(base)
     }
-
-    /// Raises the open-file limit so `max_connections` can be reached.
-    public static func raiseFileLimit() -> Int { Int(meshq_raise_nofile_limit()) }
 }
 
 /// Clock reads live here, at the OS boundary; protocol code gets `now` as input.

@@ -43,7 +43,8 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
         self.port = port
     }
 
-    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, Int32) -> R) -> R {
+    /// The address as a `sockaddr` and its length, for a system call.
+    public func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, Int32) -> R) -> R {
         storage.withUnsafeBytes { raw in
             body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), Int32(raw.count))
         }
@@ -54,7 +55,8 @@ public struct ReactorError: Error, CustomStringConvertible, Sendable {
     public let description: String
     public init(_ message: String) { description = message }
 
-    static func errno(_ what: String) -> ReactorError {
+    /// `what` followed by the text of the current errno.
+    public static func errno(_ what: String) -> ReactorError {
         ReactorError("\(what): \(String(cString: strerror(Glibc.errno)))")
     }
 }

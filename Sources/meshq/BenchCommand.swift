@@ -4,6 +4,7 @@
 import ArgumentParser
 import Foundation
 import Glibc
+import MeshQClient
 import MeshQCore
 import Reactor
 

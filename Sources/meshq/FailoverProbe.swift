@@ -6,6 +6,7 @@
 // sample.
 import Foundation
 import Glibc
+import MeshQClient
 import Reactor
 
 struct FailoverProbe {

@@ -4,7 +4,7 @@
 // and stops them with SIGTERM, waiting for each to exit.
 import Foundation
 import Glibc
-import Reactor
+import MeshQClient
 
 final class LocalCluster: @unchecked Sendable {
     let dir: String
@@ -32,23 +32,11 @@ final class LocalCluster: @unchecked Sendable {
     var clientAddresses: String { (1...count).map { "127.0.0.1:\(clientPort($0))" }.joined(separator: ",") }
 
     static func configText(count: Int, basePort: Int, dir: String, fsync: String) -> String {
-        var text = """
-            # Written by `meshq cluster`: \(count) node(s) on loopback.
-            [cluster]
-            fsync = \(fsync)
-
-            """
-        for id in 1...count {
-            text += """
-
-                [node.\(id)]
-                peer = 127.0.0.1:\(basePort + 100 + id)
-                client = 127.0.0.1:\(basePort + id)
-                data_dir = \(dir)/\(id)
-
-                """
-        }
-        return text
+        ConfigWriter(comment: ["Written by `meshq cluster`: \(count) node(s) on loopback."],
+                     cluster: ["fsync = \(fsync)"],
+                     nodes: (1...count).map {
+                         .loopback(id: $0, peerPort: basePort + 100 + $0, clientPort: basePort + $0, dataDir: "\(dir)/\($0)")
+                     }).text
     }
 
     /// The meshqd beside this executable, else the one on PATH.
@@ -118,12 +106,8 @@ final class LocalCluster: @unchecked Sendable {
     /// STATUS of node `id` as key -> value, nil when it does not answer.
     func status(_ id: Int) -> [String: String]? {
         guard let c = try? LineClient(host: "127.0.0.1", port: UInt16(clientPort(id)), timeoutMs: 1_000),
-              let line = try? c.request("STATUS"), line.hasPrefix("STATUS ") else { return nil }
-        var out: [String: String] = [:]
-        for w in line.split(separator: " ").dropFirst() {
-            if let eq = w.firstIndex(of: "=") { out[String(w[..<eq])] = String(w[w.index(after: eq)...]) }
-        }
-        return out
+              let line = try? c.request("STATUS") else { return nil }
+        return StatusLine.fields(line)
     }
 
     private func forward(_ id: Int, _ data: Data) {

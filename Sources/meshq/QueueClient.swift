@@ -1,31 +1,71 @@
-// QueueClient: one logical connection to "the cluster": it connects to the
-// first node that answers, says HELLO with its Lamport clock, and on a failed
-// connection (or a reply meaning "not here, try elsewhere") moves to the next
-// node and retries the command there.
+// QueueClient: one logical connection to "the cluster". It connects to the
+// first node that answers HELLO (with the client's Lamport clock), keeps that
+// connection, and moves to the next node when one fails or cannot serve.
+// What it sends again follows PROTOCOL.md §1 (see ReplyOutcome):
+//  - a command that never left whole (connect refused, send failed) or that a
+//    node refused without applying (NOLEADER: no leader reachable) goes to the
+//    next node, for up to `retryForMs` while a new leader is elected;
+//  - a command whose outcome is unknown (NOQUORUM, a NOLEADER that says it may
+//    have been applied, the connection lost or timed out after the whole line
+//    was sent) is sent again only when repeating it is harmless (DEQUEUE; ACK
+//    and NACK, where a repeat of one that took gets NOTFOUND). ENQUEUE is not:
+//    the caller gets UnknownOutcome and must say so rather than risk a duplicate.
+// A line whose send failed part-way is not applied: the server drops a partial
+// line when the connection closes. A reused connection is checked with PING
+// before a command that must not be repeated, so a node that died while we
+// were idle is found before the command is sent, not mistaken for a lost reply.
 import Glibc
+import MeshQClient
 import MeshQCore
 import Reactor
+
+/// The command may have taken effect (or may still): it must not be sent again blindly.
+struct UnknownOutcome: Error, CustomStringConvertible {
+    let node: HostPort
+    let reason: String
+    var description: String { "outcome unknown at \(node): \(reason)" }
+}
 
 final class QueueClient {
     let nodes: [HostPort]
     let clientId: String
     private(set) var lamport = LamportTracker()
     private var conn: LineClient?
+    private var connUsed = false
     private var current = 0
     var timeoutMs = 10_000
     /// How long a command keeps moving from node to node while the cluster
     /// has no leader (a failover takes well under a second with the defaults).
     var retryForMs = 30_000
+    /// Told of every command sent again and why (for `-v`).
+    var onRetry: ((String) -> Void)?
+
+    struct Answer {
+        let reply: String
+        /// An earlier attempt's outcome was unknown (only for repeatable commands):
+        /// for ACK or NACK, NOTFOUND then means that attempt took.
+        let afterUnknown: Bool
+    }
+
+    /// How one line of a pipeline ended.
+    enum LineResult {
+        case reply(String)
+        case unknown(UnknownOutcome)
+        /// Never sent whole to any node (no node reachable); certainly not applied.
+        case notSent(String)
+    }
 
     init(nodes: [HostPort], clientId: String) {
         self.nodes = nodes
         self.clientId = clientId
     }
 
-    var connectedNode: HostPort? { conn == nil ? nil : nodes[current] }
-
-    private func connect() throws -> LineClient {
-        if let conn { return conn }
+    private func connect(probe: Bool = false) throws -> LineClient {
+        if let conn {
+            guard probe, connUsed else { return conn }
+            if (try? conn.request("PING")) == "PONG" { return conn }
+            dropConnection()
+        }
         var errors: [String] = []
         for step in 0..<nodes.count {
             let i = (current + step) % nodes.count
@@ -39,6 +79,7 @@ final class QueueClient {
                 }
                 lamport.observe(reply: hello)
                 conn = c
+                connUsed = false
                 current = i
                 return c
             } catch {
@@ -54,46 +95,132 @@ final class QueueClient {
         current = (current + 1) % nodes.count
     }
 
-    /// Sends one command; retries on the next node when a node fails or has
-    /// no leader, until `retryForMs` has passed. Returns the reply line.
-    func request(_ line: String, retryOn codes: Set<String> = ["ERR NOLEADER", "ERR NOQUORUM"]) throws -> String {
+    /// Waits a little once every node was tried in a row, so an election can run.
+    private func pause(beforeAttempt attempt: Int) {
+        if attempt >= nodes.count && attempt % nodes.count == 0 { usleep(100_000) }
+    }
+
+    /// Sends one command, moving to the next node as the header says, until
+    /// `retryForMs` has passed. Throws UnknownOutcome for a non-repeatable
+    /// command that may have been applied, Failure when it certainly was not.
+    func request(_ line: String, repeatable: Bool) throws -> Answer {
         var last = ""
+        var afterUnknown = false
         let deadline = Clock.monotonicMs() + Int64(retryForMs)
         var attempt = 0
         while attempt < nodes.count || Clock.monotonicMs() < deadline {
-            if attempt >= nodes.count && attempt % nodes.count == 0 { usleep(100_000) }   // a full round refused: let the election run
+            pause(beforeAttempt: attempt)
             attempt += 1
             // Every node was tried and none answers: the cluster is down, say so now.
-            let c = try connect()
+            let c = try connect(probe: !repeatable)
+            let node = nodes[current]
+            connUsed = true
             do {
-                let r = try c.request(line)
-                lamport.observe(reply: r)
-                if codes.contains(where: { r.hasPrefix($0) }) {
-                    last = r
-                    dropConnection()
-                    continue
-                }
-                return r
+                try c.send(line + "\n")
             } catch {
-                last = "\(error)"
+                last = "\(node): \(error)"
+                onRetry?("\(Self.shown(line)): not sent whole to \(node) (\(error)); trying the next node")
                 dropConnection()
+                continue
             }
+            let r: String
+            do {
+                r = try c.readLine()
+            } catch {
+                dropConnection()
+                let lost = UnknownOutcome(node: node, reason: "no reply before the connection failed (\(error))")
+                guard repeatable else { throw lost }
+                last = "\(lost)"
+                afterUnknown = true
+                onRetry?("\(Self.shown(line)): \(lost); sending it again (repeating it is harmless)")
+                continue
+            }
+            lamport.observe(reply: r)
+            switch ReplyOutcome(reply: r) {
+            case .answered:
+                return Answer(reply: r, afterUnknown: afterUnknown)
+            case .unknown:
+                guard repeatable else { throw UnknownOutcome(node: node, reason: r) }
+                afterUnknown = true
+                onRetry?("\(Self.shown(line)): outcome unknown at \(node): \(r); sending it again (repeating it is harmless)")
+            case .notApplied:
+                onRetry?("\(Self.shown(line)): not applied at \(node): \(r); trying the next node")
+            }
+            last = r
+            dropConnection()
         }
         throw Failure(last)
     }
 
-    /// Pipelines many commands on one node; replies come back in order.
-    func pipeline(_ lines: [String]) throws -> [String] {
-        let c = try connect()
-        try c.send(lines.map { $0 + "\n" }.joined())
-        var out: [String] = []
-        out.reserveCapacity(lines.count)
-        for _ in lines {
-            let r = try c.readLine()
-            lamport.observe(reply: r)
-            out.append(r)
+    /// Pipelines commands that must not be repeated (ENQUEUEs): all of them
+    /// go out on one node and the replies come back in order. Lines refused
+    /// without effect, or never sent whole, go to the next node; lines whose
+    /// outcome is unknown are not sent again. One result per line, in order.
+    func pipelineOnce(_ lines: [String]) -> [LineResult] {
+        var results = [LineResult?](repeating: nil, count: lines.count)
+        var pending = Array(lines.indices)
+        var refusal: [Int: LineResult] = [:]
+        let deadline = Clock.monotonicMs() + Int64(retryForMs)
+        var attempt = 0
+        while !pending.isEmpty, attempt < nodes.count || Clock.monotonicMs() < deadline {
+            pause(beforeAttempt: attempt)
+            attempt += 1
+            let c: LineClient
+            do {
+                c = try connect(probe: true)
+            } catch {
+                for i in pending { results[i] = .notSent("\(error)") }
+                pending = []
+                break
+            }
+            let node = nodes[current]
+            connUsed = true
+            var sent = 0
+            for i in pending {
+                do {
+                    try c.send(lines[i] + "\n")
+                    sent += 1
+                } catch {
+                    refusal[i] = .notSent("\(node): \(error)")
+                    onRetry?("\(Self.shown(lines[i])) and the \(pending.count - sent - 1) lines after it: not sent whole to "
+                        + "\(node) (\(error)); trying the next node")
+                    break
+                }
+            }
+            var again = Array(pending[sent...])
+            var lost: UnknownOutcome?
+            for i in pending[..<sent] {
+                if let lost {
+                    results[i] = .unknown(lost)
+                    continue
+                }
+                do {
+                    let r = try c.readLine()
+                    lamport.observe(reply: r)
+                    switch ReplyOutcome(reply: r) {
+                    case .answered: results[i] = .reply(r)
+                    case .unknown: results[i] = .unknown(UnknownOutcome(node: node, reason: r))
+                    case .notApplied:
+                        refusal[i] = .reply(r)
+                        again.append(i)
+                        onRetry?("\(Self.shown(lines[i])): not applied at \(node): \(r); trying the next node")
+                    }
+                } catch {
+                    lost = UnknownOutcome(node: node, reason: "no reply before the connection failed (\(error))")
+                    results[i] = .unknown(lost!)
+                }
+            }
+            if lost != nil || !again.isEmpty { dropConnection() }
+            pending = again.sorted()
         }
-        return out
+        // Out of time: what is left was refused every time, the last refusal stands.
+        for i in pending { results[i] = refusal[i] ?? .notSent("no node took it") }
+        return results.map { $0! }
+    }
+
+    /// A command as it appears in a message: cut after 60 characters.
+    static func shown(_ line: String) -> String {
+        line.count <= 60 ? line : "\(line.prefix(60))... (\(line.utf8.count) bytes)"
     }
 
     func close() {

@@ -1,7 +1,7 @@
 // meshq status: asks every node (not just the first) and prints one row each,
 // so a split or a lagging follower shows at a glance.
 import ArgumentParser
-import Reactor
+import MeshQClient
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "One row per node.")
@@ -9,15 +9,6 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var nodes: NodeOptions
 
     static let columns = ["id", "role", "leader", "epoch", "commit", "ready", "inflight", "mailbox", "peers_up", "offset_ms"]
-
-    /// `STATUS k=v ...` to a dictionary.
-    static func fields(_ line: String) -> [String: String] {
-        var out: [String: String] = [:]
-        for word in line.split(separator: " ").dropFirst() {
-            if let eq = word.firstIndex(of: "=") { out[String(word[..<eq])] = String(word[word.index(after: eq)...]) }
-        }
-        return out
-    }
 
     func run() throws {
         var rows: [[String]] = [["node"] + Self.columns.map { $0 == "peers_up" ? "peers" : $0 }]
@@ -27,8 +18,7 @@ struct StatusCommand: ParsableCommand {
                 let c = try LineClient(host: n.host, port: n.port, timeoutMs: 3_000)
                 let line = try c.request("STATUS")
                 c.close()
-                guard line.hasPrefix("STATUS ") else { throw Failure(line) }
-                let f = Self.fields(line)
+                guard let f = StatusLine.fields(line) else { throw Failure(line) }
                 rows.append(["\(n)"] + Self.columns.map { f[$0] ?? "?" })
                 answered += 1
             } catch {

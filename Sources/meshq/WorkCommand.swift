@@ -2,6 +2,12 @@
 // exit status 0 acks, anything else nacks (the task is ready again at once).
 // SIGINT/SIGTERM end the loop only between tasks: a task in hand is always
 // finished and acked, or nacked, never dropped with its lease.
+// The worker never dies of what a command does (CommandRunner): SIGPIPE is
+// ignored, and a command that does not read its stdin is no error. If the
+// worker itself fails (no node reachable to ACK), the lease is left to expire
+// and the task is delivered again; it is never acked unless it was done.
+// ACK and NACK are safe to repeat, so one whose reply was lost is sent again:
+// NOTFOUND after such a lost reply means the first one took.
 import ArgumentParser
 import Foundation
 import Glibc
@@ -23,14 +29,20 @@ struct WorkCommand: ParsableCommand {
     }
 
     func run() throws {
+        // A command that exits without reading its stdin, or a closed stdout,
+        // must be an error we handle, not a signal that kills us mid-lease.
+        ProcessSignals.ignore(SIGPIPE)
         let client = QueueClient(nodes: try nodes.parsed(), clientId: clientId)
         client.timeoutMs = waitMs + 10_000
+        if verbose { client.onRetry = { FileOut.stderr("meshq: \($0)") } }
         let stop = StopFlag(message: "meshq: stopping after the current task")
         var done = 0
         while !stop.requested, count.map({ done < $0 }) ?? true {
             let r: String
             do {
-                r = try client.request("DEQUEUE \(waitMs)")
+                // A DEQUEUE whose reply was lost may have leased us a task we
+                // never saw: that lease expires and the task comes back.
+                r = try client.request("DEQUEUE \(waitMs)", repeatable: true).reply
             } catch {
                 throw fail("\(error)")
             }
@@ -40,35 +52,53 @@ struct WorkCommand: ParsableCommand {
             let id = parts[1]
             let payload = parts.count == 4 ? parts[3] : ""
             let ok: Bool
+            var note = ""
             if let exec {
-                ok = runCommand(exec, input: payload)
+                do {
+                    let outcome = try CommandRunner.run(exec, input: Array(payload.utf8))
+                    ok = outcome.succeeded
+                    note = " " + outcome.summary
+                } catch {
+                    FileOut.stderr("meshq: task \(id): \(error)")
+                    ok = false
+                }
             } else {
-                print("\(id) \(payload)")
+                guard FileOut.stdout("\(id) \(payload)") else {
+                    // Nobody reads our output any more (`meshq work | head -1`):
+                    // the task was not handed on, so it goes back, and we stop.
+                    _ = try? client.request("NACK \(id)", repeatable: true)
+                    throw fail("standard output is closed: task \(id) was given back (NACK), stopping")
+                }
                 ok = true
             }
-            let verdict = try client.request("\(ok ? "ACK" : "NACK") \(id)")
-            if verbose { FileOut.stderr("task=\(id) \(ok ? "acked" : "nacked") reply=\(verdict) lamport=\(client.lamport.clock.time)") }
+            try finish(id: id, ack: ok, client: client, note: note)
             done += 1
         }
         client.close()
     }
 
-    private func runCommand(_ cmd: String, input: String) -> Bool {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", cmd]
-        let pipe = Pipe()
-        p.standardInput = pipe
+    private func finish(id: String, ack: Bool, client: QueueClient, note: String) throws {
+        let verb = ack ? "ACK" : "NACK"
+        let answer: QueueClient.Answer
         do {
-            try p.run()
+            answer = try client.request("\(verb) \(id)", repeatable: true)
         } catch {
-            FileOut.stderr("meshq: cannot run '\(cmd)': \(error)")
-            return false
+            throw fail("\(verb) \(id) failed (\(error)); its lease will expire and the task will be delivered again")
         }
-        pipe.fileHandleForWriting.write(Data(input.utf8))
-        try? pipe.fileHandleForWriting.close()
-        p.waitUntilExit()
-        return p.terminationStatus == 0
+        let r = answer.reply
+        if r.hasPrefix("OK ") {
+            if verbose {
+                FileOut.stderr("task=\(id) \(ack ? "acked" : "nacked")\(note) reply=\(r) lamport=\(client.lamport.clock.time)")
+            }
+        } else if answer.afterUnknown && r.hasPrefix("ERR NOTFOUND") {
+            // The first attempt's reply was lost; this NOTFOUND says it took.
+            if verbose {
+                FileOut.stderr("task=\(id) \(ack ? "acked" : "nacked")\(note) reply=\(r) (an earlier \(verb) took; its reply was lost)")
+            }
+        } else {
+            // The lease was lost meanwhile (expired, or a failover) and the
+            // task was acked elsewhere, or is ready again: say so, go on.
+            FileOut.stderr("meshq: \(verb) \(id): \(r)")
+        }
     }
 }
-

@@ -1,27 +1,15 @@
 // The meshq command line against a real meshqd.
 import Foundation
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct CLITests {
-    static var meshqPath: String {
-        URL(fileURLWithPath: Harness.meshqdPath).deletingLastPathComponent().appendingPathComponent("meshq").path
-    }
+    static var meshqPath: String { CLI.meshqPath }
 
-    private func meshq(_ args: [String], stdin: String? = nil, timeout: Double = 60) throws -> (status: Int32, out: String, err: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.meshqPath)
-        p.arguments = args
-        let out = Pipe(), err = Pipe(), inp = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = inp
-        try p.run()
-        if let stdin { inp.fileHandleForWriting.write(Data(stdin.utf8)) }
-        try inp.fileHandleForWriting.close()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    private func meshq(_ args: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
+        let r = try CLI.run(args, stdin: stdin)
+        return (r.status, r.out, r.err)
     }
 
     @Test func enqueueWorkStatusRoundTrip() throws {
@@ -60,10 +48,30 @@ import Testing
         let down = try meshq(["enqueue", "--nodes", "127.0.0.1:\(port)", "x"])
         #expect(down.status == 1)
         #expect(down.err.contains("no node reachable"))
+        // Pipelined: each line says it was not sent, and the run stops.
+        let downMany = try meshq(["enqueue", "--nodes", "127.0.0.1:\(port)", "-"], stdin: "a\n\nb\n")
+        #expect(downMany.status == 1)
+        #expect(downMany.out.split(separator: "\n").map { $0.hasPrefix("NOTSENT no node reachable") } == [true, true])
+        #expect(downMany.err.contains("meshq: line 3 'b': not enqueued (no node reachable"), "\(downMany.err)")
+        #expect(downMany.err.contains("no node could take line 1"), "\(downMany.err)")
         #expect(try meshq(["enqueue"]).status == 2)
         #expect(try meshq(["bench", "--connections", "0"]).status == 2)
         let st = try meshq(["status", "--nodes", "127.0.0.1:\(port)"])
         #expect(st.status == 1 && st.out.contains("down"))
+    }
+
+    @Test func busyIsAFinalRefusalNotAnUnknownOutcome() throws {
+        // 1 MiB of queued payload at most: the second 600 kB task is refused.
+        let d = try Daemon(name: "cli-busy", cluster: "max_memory_mb = 1\nmax_payload_bytes = 700000").start()
+        let nodes = "127.0.0.1:\(d.clientPort)"
+        let big = String(repeating: "p", count: 600_000)
+        let busy = try meshq(["enqueue", "--nodes", nodes, "-"], stdin: "\(big)\n\(big)\n")
+        #expect(busy.status == 1)
+        let out = busy.out.split(separator: "\n")
+        #expect(out.count == 2 && out[0].hasPrefix("OK 1 ") && out[1].hasPrefix("ERR BUSY "), "\(busy.out)")
+        #expect(!busy.err.contains("unknown"), "\(busy.err)")
+        let s = try d.client().request("STATUS")
+        #expect(s.contains(" ready=1 "), "\(s)")
     }
 
     @Test func benchVerifiesEveryPayloadAgainstARealNode() throws {
@@ -81,7 +89,7 @@ import Testing
         // Connections spread over the three nodes: two thirds go through a
         // follower's relay, and every payload must still drain exactly once.
         let r = try meshq(["bench", "--local", "3", "--meshqd", Harness.meshqdPath, "--messages", "2000",
-                           "--connections", "6", "--pipeline", "8", "--payload-bytes", "64"], timeout: 120)
+                           "--connections", "6", "--pipeline", "8", "--payload-bytes", "64"])
         #expect(r.status == 0, "\(r.out)\(r.err)")
         #expect(r.out.contains("| Enqueue | 2000 | 6x8 |"))
         #expect(r.out.contains("local 3-node cluster"))
@@ -99,7 +107,7 @@ import Testing
 
         // A worker whose tasks take a moment, so the leader dies mid-run.
         let out = c.dir + "/done.txt"
-        FileManager.default.createFile(atPath: out, contents: nil)
+        try #require(FileManager.default.createFile(atPath: out, contents: nil), "cannot create \(out)")
         let worker = Process()
         worker.executableURL = URL(fileURLWithPath: Self.meshqPath)
         worker.arguments = ["work", "--nodes", nodes, "--wait-ms", "200",

@@ -2,6 +2,8 @@
 import Foundation
 import Glibc
 import Reactor
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct DaemonLifecycleTests {
@@ -12,8 +14,8 @@ import Testing
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Harness.meshqdPath)
         p.arguments = args
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let fh = FileHandle(forWritingAtPath: log)!
+        guard FileManager.default.createFile(atPath: log, contents: nil),
+              let fh = FileHandle(forWritingAtPath: log) else { throw HarnessError("cannot create \(log)") }
         p.standardError = fh
         p.standardOutput = fh
         try p.run()

@@ -2,6 +2,8 @@
 import Foundation
 import Glibc
 import Reactor
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct DurabilityTests {

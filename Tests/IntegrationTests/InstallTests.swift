@@ -1,6 +1,8 @@
 // `make install` lays out what an operator expects, and never overwrites an
 // existing configuration.
 import Foundation
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct InstallTests {

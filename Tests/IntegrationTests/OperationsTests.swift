@@ -2,6 +2,8 @@
 import Foundation
 import Glibc
 import Reactor
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct OperationsTests {
@@ -16,7 +18,7 @@ import Testing
 
     @Test func journaldPrefixesMatchTheLevel() throws {
         let d = Daemon(name: "journal")
-        FileManager.default.createFile(atPath: d.logPath, contents: nil)
+        try #require(FileManager.default.createFile(atPath: d.logPath, contents: nil), "cannot create \(d.logPath)")
         try d.start(environment: ["JOURNAL_STREAM": journalStream(of: d.logPath)])
         // A warn line: a reload with a broken file.
         try "[cluster\n".write(toFile: d.configPath, atomically: false, encoding: .utf8)

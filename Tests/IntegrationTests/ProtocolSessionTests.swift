@@ -1,6 +1,8 @@
 // The client protocol against a real meshqd, as a netcat user would drive it.
 import Foundation
 import Reactor
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct ProtocolSessionTests {

@@ -3,6 +3,8 @@
 import Foundation
 import Glibc
 import Reactor
+import MeshQClient
+import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct SystemdTests {

@@ -27,8 +27,8 @@ final class ElectionNet {
 
     func refreshLinks() {
         for (id, n) in nodes {
-            n.peersUp = Set(nodes.keys.filter { $0 != id && linked(id, $0) })
-            for p in nodes.keys where p != id && !linked(id, p) { n.peerDown(p) }
+            // The election is told what a failure detector would conclude.
+            for p in nodes.keys where p != id { if linked(id, p) { n.peerUp(p) } else { n.peerDown(p) } }
         }
     }
 
@@ -39,7 +39,7 @@ final class ElectionNet {
             case .persistVote(let e):
                 #expect(e >= persistedVotes[id, default: 0], "vote epochs go backwards on \(id)")
                 persistedVotes[id] = e
-            case .becameLeader(let e, _): leadersByEpoch[e, default: []].insert(id)
+            case .becameLeader(let e, _, _): leadersByEpoch[e, default: []].insert(id)
             default: break
             }
         }
@@ -157,16 +157,17 @@ final class ElectionNet {
     @Test func staleLeaderStepsDownWhenItSeesAHigherEpoch() {
         let n = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
-        n.peersUp = [1, 2]
+        n.peerUp(1)
+        n.peerUp(2)
         _ = n.start(now: 0)
-        _ = n.receive(from: 1, .vote(epoch: 1, position: .zero), now: 1)
+        _ = n.receive(from: 1, .vote(epoch: 1, position: .zero, leaseWaitMs: 0), now: 1)
         #expect(n.role == .leader && n.epoch == 1)
-        let out = n.receive(from: 2, .heartbeatAck(epoch: 7), now: 2)
+        let out = n.receive(from: 2, .heartbeatAck(epoch: 7, sentAt: 2), now: 2)
         #expect(n.role == .follower && n.epoch == 7)
         #expect(out.contains(.leaderLost))
         // A heartbeat from an older epoch is refused and answered with ours.
-        let stale = n.receive(from: 1, .heartbeat(epoch: 3), now: 3)
-        #expect(stale == [.send(to: 1, .heartbeatAck(epoch: 7))])
+        let stale = n.receive(from: 1, .heartbeat(epoch: 3, sentAt: 3), now: 3)
+        #expect(stale == [.send(to: 1, .heartbeatAck(epoch: 7, sentAt: 3))])
         #expect(n.leaderId == nil)
     }
 
@@ -174,7 +175,7 @@ final class ElectionNet {
         let n = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         let first = n.receive(from: 2, .election(epoch: 5, position: .zero), now: 0)
-        #expect(first == [.persistVote(epoch: 5), .send(to: 2, .vote(epoch: 5, position: .zero))])
+        #expect(first == [.persistVote(epoch: 5), .send(to: 2, .vote(epoch: 5, position: .zero, leaseWaitMs: 0))])
         #expect(n.receive(from: 3, .election(epoch: 5, position: .zero), now: 1).isEmpty)
         #expect(n.receive(from: 3, .election(epoch: 4, position: .zero), now: 2).isEmpty)
         #expect(n.receive(from: 3, .election(epoch: 6, position: .zero), now: 3).contains(.persistVote(epoch: 6)))
@@ -191,7 +192,7 @@ final class ElectionNet {
                 for r in peer.receive(from: 3, m, now: 0) {
                     if case .send(3, let reply) = r {
                         for w in n3.receive(from: to, reply, now: 0) {
-                            if case .becameLeader(_, let v) = w { won = v }
+                            if case .becameLeader(_, let v, _) = w { won = v }
                         }
                     }
                 }

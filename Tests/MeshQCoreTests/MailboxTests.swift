@@ -17,6 +17,20 @@ import Testing
         #expect(compacted.park(payload: [3], at: 12).seq == 3)
     }
 
+    /// A wiped mailbox restarts its counter, but the replicated state remembers
+    /// what it applied from this node: the node hands out sequences above it.
+    @Test func aNodeContinuesAboveTheSequencesTheStateApplied() {
+        let snap = QueueSnapshot(lastIndex: 5, lastEpoch: 1, lamport: 9, highestTaskId: 3, tasks: [],
+                                 parkedApplied: [2: 50, 3: 70])
+        let core = NodeCore(nodeId: 2, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: snap,
+                            records: [], mailbox: Mailbox())
+        #expect(core.mailbox.nextSeq == 51)
+        // A mailbox already ahead keeps its own counter.
+        let ahead = NodeCore(nodeId: 2, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: snap,
+                             records: [], mailbox: Mailbox(nextSeq: 900))
+        #expect(ahead.mailbox.nextSeq == 900)
+    }
+
     @Test func garbageRecordsDecodeToNil() {
         #expect(MailboxRecord.decode([]) == nil)
         #expect(MailboxRecord.decode([9, 1, 2]) == nil)

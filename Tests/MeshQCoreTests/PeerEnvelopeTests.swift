@@ -6,9 +6,13 @@ import Testing
         .hello(nodeId: 3, proof: []), .hello(nodeId: 3, proof: [UInt8](repeating: 7, count: 32)),
         .challenge(nonce: [1, 2, 3]),
         .election(.election(epoch: 9, position: LogPosition(epoch: 8, index: 1_000))),
-        .election(.vote(epoch: 9, position: .zero)),
+        .election(.vote(epoch: 9, position: .zero, leaseWaitMs: 0)),
+        .election(.vote(epoch: 9, position: .zero, leaseWaitMs: 499)),
         .election(.answer(epoch: 9)), .election(.coordinator(epoch: 9)),
-        .election(.heartbeat(epoch: UInt64.max)), .election(.heartbeatAck(epoch: 0)),
+        .election(.heartbeat(epoch: UInt64.max, sentAt: 123)), .election(.heartbeatAck(epoch: 0, sentAt: -5)),
+        .links(direct: [1, 3], heard: [1, 2, 3]), .links(direct: [], heard: []),
+        .recoverRequest(id: 7, after: 12),
+        .recoverReply(epoch: 4, id: 7, snapshot: nil, entries: []),
         .timeRequest(seq: 42), .timeReply(seq: 42, serverMs: 1_790_000_000_123),
     ]
 
@@ -32,7 +36,7 @@ import Testing
     }
 
     @Test func framesSplitAtEveryByteReassemble() {
-        let e = PeerEnvelope(from: 2, to: 3, lamport: 5, epoch: 1, body: .election(.heartbeat(epoch: 1)))
+        let e = PeerEnvelope(from: 2, to: 3, lamport: 5, epoch: 1, body: .election(.heartbeat(epoch: 1, sentAt: 10)))
         let bytes = e.framed()
         for cut in 1..<bytes.count {
             var reader = PeerFrameReader()
@@ -64,8 +68,8 @@ import Testing
             return
         }
         #expect(PeerEnvelope.decode(frame: []) == .failure(.truncated))
-        #expect(PeerEnvelope.decode(frame: [2, 1]) == .failure(.badVersion(2)))
-        #expect(PeerEnvelope.decode(frame: [1, 99]) == .failure(.badType(99)))
+        #expect(PeerEnvelope.decode(frame: [1, 1]) == .failure(.badVersion(1)))
+        #expect(PeerEnvelope.decode(frame: [2, 99]) == .failure(.badType(99)))
         var body = Array(PeerEnvelope(from: 1, to: 2, lamport: 0, epoch: 0, body: .hello(nodeId: 1, proof: [])).framed().dropFirst(4))
         #expect(PeerEnvelope.decode(frame: Array(body.dropLast())) == .failure(.truncated))
         body.append(0)

@@ -57,8 +57,11 @@ import Testing
         // Node 2 is asked to pass a message from 1 on to 3 with TTL 1: it drops it.
         let n = NodeCore(nodeId: 2, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: nil, records: [])
         n.start(now: 0)
-        n.peerUp(1, now: 0)
-        n.peerUp(3, now: 0)
+        // Nodes 1 and 3 are heard and hear node 2: both links are direct.
+        for p in [1, 3] {
+            n.peerMessage(PeerEnvelope(from: p, to: 2, lamport: 0, epoch: 0, body: .links(direct: [2], heard: [2])),
+                          now: 0, wallMs: 0)
+        }
         _ = n.takeEffects()
         let inner = PeerEnvelope(from: 1, to: 3, lamport: 1, epoch: 0, body: .timeRequest(seq: 1))
         func relay(id: UInt64, ttl: Int) -> PeerEnvelope {

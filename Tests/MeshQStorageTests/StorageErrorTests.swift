@@ -22,7 +22,7 @@ import Testing
         let dir = makeTempDir("err")
         defer { removeTempDir(dir) }
         let file = dir + "/plain"
-        FileManager.default.createFile(atPath: file, contents: Data([1]))
+        try #require(FileManager.default.createFile(atPath: file, contents: Data([1])), "cannot create \(file)")
         do {
             _ = try DurableLog(directory: file + "/sub", fsync: false)
             Issue.record("a directory under a plain file cannot exist")

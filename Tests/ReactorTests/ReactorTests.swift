@@ -114,9 +114,4 @@ import Testing
         loop.run()
         #expect(result != nil && result != "connected")
     }
-
-    @Test func systemdNotifierIsInertWithoutNotifySocket() {
-        #expect(SystemdNotifier(environment: [:]) == nil)
-        #expect(SystemdNotifier.watchdogIntervalMs(environment: ["WATCHDOG_USEC": "2000000"]) == 2_000)
-    }
 }

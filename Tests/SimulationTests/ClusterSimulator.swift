@@ -1,11 +1,20 @@
 // ClusterSimulator: whole clusters of NodeCore — the same composition meshqd
 // runs — on a simulated network and a virtual clock. Messages get random
-// delays (so they reorder), may be dropped or duplicated, links can be cut in
-// one direction or both, nodes crash (keeping only what they made durable) and
-// restart, and clients send ENQUEUE, DEQUEUE, ACK and NACK to random nodes.
+// delays (so they reorder; a share arrive seconds late, from old epochs), may
+// be dropped or duplicated, links can be cut in one direction or both, nodes
+// crash (keeping only what they made durable) and restart, nodes pause (take
+// no input for seconds, then everything at once), and clients send ENQUEUE,
+// DEQUEUE, ACK and NACK to random nodes.
+//
+// The network tells a node nothing, as a real one does: a cut, a partition,
+// a pause or a crashed host is silence that the node must notice itself.
+// Only a process that dies on a live host (half the crashes) closes its
+// sockets, which its peers see (`peerDown`); a connection made at boot is
+// reported (`peerUp`), which proves nothing about liveness either.
 // After every step the invariants are checked; a violation stops the run with
 // the seed and the last events, and the same seed replays the run bit for bit.
 // Once faults stop, the cluster must settle and answer every client.
+import Foundation
 import HeapModule
 @testable import MeshQCore
 
@@ -18,12 +27,58 @@ final class ClusterSimulator {
         var dropRate = 0.05
         var duplicateRate = 0.02
         var maxDelayMs = 25
+        /// A share of messages arrive 1-3 s late.
+        var lateRate = 0.01
+        /// Time between two faults.
+        var faultEveryMs = 100...800
+        /// Faults include pauses of 0.3-5 s (a frozen process).
+        var pauses = true
+        /// Instead of random faults: one node frozen for a while (the leader
+        /// when `node` is nil) on an otherwise healthy network, and the
+        /// availability check that comes with it (`FrozenNode`).
+        var frozen: FrozenNode?
         /// Mean time between client operations.
         var clientOpEveryMs = 20
         var plantedBugs: Set<PlantedBug> = []
+        /// Committed entries each node keeps in memory: small, so followers
+        /// behind it catch up by snapshot in every run.
+        var logWindow = 64
+    }
+
+    /// A scripted freeze: availability must survive it. Every client command
+    /// sent to a node that is not frozen, from `settleMs` after the freeze
+    /// until the thaw, gets an answer that is not an error within `answerMs`.
+    struct FrozenNode {
+        var node: Int?
+        var from: Int64 = 1_500
+        var forMs: Int64 = 6_000
+        var settleMs: Int64 = 1_000
+        var answerMs: Int64 = 1_500
     }
 
     private enum ClientOp { case enqueue(String), dequeue, ack(UInt64), nack(UInt64) }
+
+    /// More of everything: late messages, drops, faults twice as often.
+    static func hostileOptions() -> Options {
+        var o = Options()
+        o.lateRate = 0.05
+        o.dropRate = 0.1
+        o.duplicateRate = 0.05
+        o.maxDelayMs = 60
+        o.faultEveryMs = 50...400
+        return o
+    }
+
+    /// Freeze `node` (nil: the leader) on a network that loses nothing.
+    static func frozenOptions(_ node: Int?) -> Options {
+        var o = Options()
+        o.frozen = FrozenNode(node: node)
+        o.dropRate = 0
+        o.duplicateRate = 0
+        o.lateRate = 0
+        o.faultPhaseMs = 8_000
+        return o
+    }
 
     struct Violation: Error, CustomStringConvertible {
         let seed: UInt64
@@ -63,7 +118,21 @@ final class ClusterSimulator {
     private var trace: [String] = []
     private var leaderOfEpoch: [UInt64: Int] = [:]
     private var lastLamport: [Int: UInt64] = [:]
-    private var linkState: [[Int]: Bool] = [:]
+    /// Paused nodes: until when, and what reached them meanwhile (kept by
+    /// their kernel, handed over in order when they wake).
+    private var pausedUntil: [Int: Int64] = [:]
+    private var backlog: [Int: [Backlogged]] = [:]
+    private enum Backlogged {
+        case peer(PeerEnvelope)
+        case client(ClientCommand, ClientRef, owner: String)
+    }
+    /// Log agreement: the epoch of every committed index, as first seen, and
+    /// how far each node's commits were checked.
+    private var committedEpoch: [UInt64: UInt64] = [:]
+    private var checkedCommit: [Int: UInt64] = [:]
+    /// Orders every effect, so "after an ACK got OK" is exact.
+    private var effectSeq: UInt64 = 0
+    private var ackedOKSeq: [UInt64: UInt64] = [:]
     private(set) var elections = 0
     // Clients: what was asked of which node, and what the cluster promised.
     private var pending: [ClientRef: (node: Int, op: ClientOp, at: Int64)] = [:]
@@ -99,7 +168,11 @@ final class ClusterSimulator {
         return s
     }
 
+    /// MESHQ_SIM_TRACE=1 prints every traced event as it happens (replaying one seed).
+    private static let printTrace = ProcessInfo.processInfo.environment["MESHQ_SIM_TRACE"] != nil
+
     private func note(_ s: String) {
+        if Self.printTrace { print("t=\(now) \(s)") }
         trace.append("t=\(now) \(s)")
         if trace.count > 80 { trace.removeFirst(trace.count - 80) }
     }
@@ -114,38 +187,65 @@ final class ClusterSimulator {
                          votedEpoch: d.votedEpoch,
                          promisedEpoch: d.promisedEpoch, relayIdBase: rng.next() >> 1,
                          mailbox: Mailbox(records: d.mailbox))
+        #if MESHQ_TESTING
         n.plantedBugs = options.plantedBugs
+        #endif
+        n.logWindow = options.logWindow
         nodes[id] = n
         lastLamport[id] = n.clock.time
+        checkedCommit[id] = n.log.baseIndex
         note("boot \(id) voted=\(d.votedEpoch)")
         n.start(now: now)
-        for p in ids where p != id && linkUp(id, p) { n.peerUp(p, now: now) }
-        refreshLinks()
+        // The transports connect where packets pass (a hint, not liveness).
+        for p in ids where p != id {
+            if linkUp(id, p) { n.peerUp(p, now: now) }
+            if linkUp(p, id), pausedUntil[p] == nil { nodes[p]?.peerUp(id, now: now) }
+        }
     }
 
+    /// A crash: the host is gone (silence) or only the process died (its
+    /// kernel closes its connections, and the peers see that).
     private func crash(_ id: Int) {
         nodes.removeValue(forKey: id)
+        pausedUntil.removeValue(forKey: id)
+        backlog.removeValue(forKey: id)
         // Its clients' connections drop: their outcome is unknown.
         pending = pending.filter { $0.value.node != id }
-        note("crash \(id)")
-        refreshLinks()
+        let loud = rng.chance(0.5)
+        note("crash \(id) \(loud ? "(process died: sockets closed)" : "(host gone: silence)")")
+        guard loud else { return }
+        for p in ids where p != id && pausedUntil[p] == nil { nodes[p]?.peerDown(id, now: now) }
+    }
+
+    private func pause(_ id: Int, forMs ms: Int64) {
+        guard nodes[id] != nil, pausedUntil[id] == nil else { return }
+        pausedUntil[id] = now + ms
+        note("pause \(id) for \(ms) ms")
+    }
+
+    /// A paused node wakes: it reads what its kernel kept, in order, before
+    /// its next timer runs.
+    private func wake(_ id: Int) throws {
+        pausedUntil.removeValue(forKey: id)
+        let items = backlog.removeValue(forKey: id) ?? []
+        note("wake \(id) with \(items.count) queued inputs")
+        for item in items {
+            guard let n = nodes[id] else { return }
+            switch item {
+            case .peer(let env):
+                n.peerMessage(env, now: now, wallMs: now)
+                guard n.clock.time > env.lamport else {
+                    throw fail("Lamport: node \(env.to) at \(n.clock.time) after receiving stamp \(env.lamport)")
+                }
+            case .client(let cmd, let ref, let owner):
+                n.handle(cmd, from: ref, owner: owner, now: now, wallMs: now)
+            }
+            try drainEffects()
+        }
     }
 
     private func linkUp(_ a: Int, _ b: Int) -> Bool {
         nodes[a] != nil && nodes[b] != nil && !cut.contains([a, b])
-    }
-
-    /// Tells nodes about links that changed (what PeerTransport reports).
-    private func refreshLinks() {
-        for a in ids {
-            for b in ids where a != b {
-                let up = linkUp(a, b)
-                guard linkState[[a, b]] != up else { continue }
-                linkState[[a, b]] = up
-                guard let n = nodes[a] else { continue }
-                if up { n.peerUp(b, now: now) } else { n.peerDown(b, now: now) }
-            }
-        }
     }
 
     // MARK: running
@@ -160,22 +260,33 @@ final class ClusterSimulator {
         let clientsStop = end - options.settleMs / 2
         while now < end {
             now += options.stepMs
-            if now < options.faultPhaseMs, now >= nextFault {
+            if let f = options.frozen {
+                if now == f.from {
+                    let victim = f.node ?? nodes.first { $0.value.role == .leader }?.key ?? ids.max()!
+                    pause(victim, forMs: f.forMs)
+                    frozenVictim = victim
+                }
+            } else if now < options.faultPhaseMs, now >= nextFault {
                 injectFault()
-                nextFault = now + Int64(rng.int(100...800))
+                nextFault = now + Int64(rng.int(options.faultEveryMs))
             } else if now >= options.faultPhaseMs, now - options.stepMs < options.faultPhaseMs {
-                heal()
+                try heal()
             }
+            if Self.printTrace && now % 100 == 0 {
+                for id in ids { print("t=\(now)   node \(id): " + (nodes[id]?.debugSummary ?? "down")) }
+            }
+            for id in ids { if let until = pausedUntil[id], now >= until { try wake(id) } }
             try deliverDue()
             while now >= nextOp && now < clientsStop {
                 issueClientOp()
                 nextOp += Int64(rng.int(1...options.clientOpEveryMs * 2))
             }
-            for id in ids { nodes[id]?.tick(now: now, wallMs: now) }
+            for id in ids where pausedUntil[id] == nil { nodes[id]?.tick(now: now, wallMs: now) }
             // The end of a loop iteration: batches go to replication.
-            for id in ids { nodes[id]?.flush(now: now) }
+            for id in ids where pausedUntil[id] == nil { nodes[id]?.flush(now: now) }
             try drainEffects()
             try checkSafety()
+            try checkAvailability()
         }
         try checkLiveness()
     }
@@ -212,12 +323,20 @@ final class ClusterSimulator {
             cmd = .ack(taskId: t)
         case .nack(let t): cmd = .nack(taskId: t)
         }
-        nodes[id]!.handle(cmd, from: ref, owner: "c\(ref.session)", now: now, wallMs: now)
+        if pausedUntil[id] != nil {
+            backlog[id, default: []].append(.client(cmd, ref, owner: "c\(ref.session)"))
+        } else {
+            nodes[id]!.handle(cmd, from: ref, owner: "c\(ref.session)", now: now, wallMs: now)
+        }
     }
 
     /// A reply reached a client: check it against what was promised before.
     private func clientReply(_ ref: ClientRef, _ reply: Reply) throws {
         guard let p = pending.removeValue(forKey: ref) else { return }
+        if let f = options.frozen, let victim = frozenVictim, p.node != victim {
+            let lo: Int64 = f.from + f.settleMs, hi: Int64 = f.from + f.forMs - f.answerMs
+            if p.at >= lo && p.at <= hi { answered[ref] = (now, reply.line.hasPrefix("ERR NOLEADER") || reply.line.hasPrefix("ERR NOQUORUM")) }
+        }
         let words = reply.line.dropLast().split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
         guard let verb = words.first else { return }
         switch (verb, p.op) {
@@ -234,6 +353,7 @@ final class ClusterSimulator {
             note("client: enqueue \(payload) at node \(p.node) -> QUEUED \(words[1])")
         case ("OK", .ack(let id)):
             ackedOK[id] = ackedOK[id] ?? now
+            ackedOKSeq[id] = ackedOKSeq[id] ?? effectSeq
             committedOps += 1
             note("client: ack \(id) at node \(p.node) -> \(words.joined(separator: " "))")
         case ("TASK", _):
@@ -253,40 +373,41 @@ final class ClusterSimulator {
             note("client: dequeue at node \(p.node) -> TASK \(id) \(payload)")
             if delivered.count > 64 { delivered.removeFirst() }
         default:
-            break
+            note("client: \(p.op) at node \(p.node) -> \(reply.line.dropLast())")
         }
     }
 
     private func injectFault() {
-        switch rng.int(0...5) {
+        switch rng.int(0...(options.pauses ? 6 : 5)) {
         case 0, 1:
             let id = ids[rng.int(0...(ids.count - 1))]
             if nodes[id] != nil { crash(id) } else { boot(id) }
         case 2:
-            // A partition of random shape: each node on side A or B.
+            // A partition of random shape: each node on side A or B. Silent:
+            // packets are dropped, nobody is told.
             let side = Dictionary(uniqueKeysWithValues: ids.map { ($0, rng.chance(0.5)) })
             cut = Set(ids.flatMap { a in ids.filter { b in a != b && side[a] != side[b] }.map { [a, $0] } })
             note("partition \(ids.filter { side[$0]! }) | \(ids.filter { !side[$0]! })")
-            refreshLinks()
         case 3:
+            // A one-way cut: a -> b drops, b -> a still passes.
             let a = ids[rng.int(0...(ids.count - 1))], b = ids[rng.int(0...(ids.count - 1))]
             if a != b {
                 cut.insert([a, b])
                 note("cut \(a)->\(b)")
-                refreshLinks()
             }
+        case 6:
+            pause(ids[rng.int(0...(ids.count - 1))], forMs: Int64(rng.int(300...5_000)))
         default:
             cut.removeAll()
             note("heal links")
-            refreshLinks()
         }
     }
 
-    private func heal() {
+    private func heal() throws {
         cut.removeAll()
         note("faults stop")
+        for id in ids where pausedUntil[id] != nil { try wake(id) }
         for id in ids where nodes[id] == nil { boot(id) }
-        refreshLinks()
     }
 
     private func send(_ env: PeerEnvelope) {
@@ -295,7 +416,8 @@ final class ClusterSimulator {
         let copies = rng.chance(options.duplicateRate) ? 2 : 1
         for _ in 0..<copies {
             order += 1
-            queue.insert(InFlight(at: now + Int64(rng.int(1...options.maxDelayMs)), order: order, env: env))
+            let delay = rng.chance(options.lateRate) ? rng.int(1_000...3_000) : rng.int(1...options.maxDelayMs)
+            queue.insert(InFlight(at: now + Int64(delay), order: order, env: env))
         }
     }
 
@@ -305,6 +427,11 @@ final class ClusterSimulator {
             let env = top.env
             // A message in flight when its link was cut is lost with the link.
             guard linkUp(env.from, env.to), let n = nodes[env.to] else { continue }
+            // A paused node's kernel keeps it until the node reads again.
+            if pausedUntil[env.to] != nil {
+                backlog[env.to, default: []].append(.peer(env))
+                continue
+            }
             n.peerMessage(env, now: now, wallMs: now)
             // Lamport causality: receiving a stamp moves the clock past it.
             guard n.clock.time > env.lamport else {
@@ -322,13 +449,22 @@ final class ClusterSimulator {
                 guard let n = nodes[id], n.hasEffects else { continue }
                 again = true
                 for e in n.takeEffects() {
+                    effectSeq += 1
                     switch e {
                     case .sendPeer(let env):
                         // 4, locally: a node inside the section defers every request.
                         if case .mutex(.reply) = env.body, n.inCriticalSection {
                             throw fail("node \(id) answered node \(env.to)'s request while inside the critical section")
                         }
+                        if case .forwardReply(_, let line) = env.body, line.starts(with: Array("TASK ".utf8)) {
+                            let words = line.split(separator: UInt8(ascii: " "), maxSplits: 2)
+                            if words.count > 1, let task = UInt64(String(decoding: words[1], as: UTF8.self)) {
+                                try checkTaskSent(task, by: id)
+                            }
+                        }
                         send(env)
+                    case .resetPeerLink:
+                        break
                     case .persistVote(let epoch, let promised):
                         guard epoch >= disks[id]!.votedEpoch else {
                             throw fail("node \(id) persisted vote \(epoch) below \(disks[id]!.votedEpoch)")
@@ -352,6 +488,7 @@ final class ClusterSimulator {
                             note("\(ev.name) " + ev.fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
                         }
                     case .reply(let ref, let reply):
+                        if case .task(let task, _, _) = reply { try checkTaskSent(task, by: id) }
                         try clientReply(ref, reply)
                     }
                 }
@@ -361,11 +498,56 @@ final class ClusterSimulator {
 
     // MARK: invariants
 
+    private var frozenVictim: Int?
+    /// When each client command's reply came, and what it was (scripted freezes).
+    private var answered: [ClientRef: (at: Int64, error: Bool)] = [:]
+
+    /// 9 (scripted freezes). A frozen node must not stop the others: every
+    /// command sent to another node once the cluster had time to notice is
+    /// answered, without an error, within `answerMs`.
+    private func checkAvailability() throws {
+        guard let f = options.frozen, let victim = frozenVictim else { return }
+        let lo: Int64 = f.from + f.settleMs, hi: Int64 = f.from + f.forMs - f.answerMs
+        for (ref, p) in pending where p.node != victim && p.at >= lo && p.at <= hi && now - p.at > f.answerMs {
+            throw fail("availability: \(p.op) sent to node \(p.node) at t=\(p.at) unanswered after \(now - p.at) ms while node \(victim) is frozen (client \(ref.session))")
+        }
+        for (ref, a) in answered where a.error {
+            throw fail("availability: client \(ref.session) was refused (NOLEADER or NOQUORUM) at t=\(a.at) while node \(victim) is frozen")
+        }
+        answered.removeAll()
+    }
+
+    /// 3'. Once an ACK got OK, no node ever sends TASK for that task again
+    /// (a TASK sent before, still on its way, is not a new delivery).
+    private func checkTaskSent(_ task: UInt64, by id: Int) throws {
+        guard let okSeq = ackedOKSeq[task], effectSeq > okSeq else { return }
+        throw fail("node \(id) sent TASK \(task) after its ACK got OK (at t=\(ackedOK[task] ?? -1)): "
+                   + (nodes[id]?.debugSummary ?? ""))
+    }
+
     private func checkSafety() throws {
-        // 4. Ricart-Agrawala: two nodes that asked each other are never both inside.
+        // 7. Log agreement: any two nodes agree on every index at or below
+        // both their commit points (checked against the first node, ever,
+        // to commit each index).
+        for (id, n) in nodes.sorted(by: { $0.key < $1.key }) {
+            var i = max(checkedCommit[id] ?? 0, n.log.baseIndex)
+            while i < n.commitIndex {
+                i += 1
+                guard let e = n.log.epoch(at: i) else { continue }
+                if let known = committedEpoch[i], known != e {
+                    throw fail("log agreement: node \(id) committed index \(i) in epoch \(e), another node committed it in epoch \(known)")
+                }
+                committedEpoch[i] = e
+            }
+            checkedCommit[id] = n.commitIndex
+        }
+        // 4. Ricart-Agrawala: two nodes that each entered on the other's
+        // reply are never both inside. (A node that dropped a silent peer
+        // from its wait set may be inside alongside it: the failure detector
+        // cannot tell a frozen peer from a dead one.)
         let inside = nodes.filter { $0.value.inCriticalSection }
         for (a, na) in inside {
-            for (b, nb) in inside where a < b && na.mutexAsked.contains(b) && nb.mutexAsked.contains(a) {
+            for (b, nb) in inside where a < b && na.mutexRepliedBy.contains(b) && nb.mutexRepliedBy.contains(a) {
                 throw fail("nodes \(a) and \(b) are both inside the critical section")
             }
         }
@@ -427,6 +609,14 @@ final class ClusterSimulator {
             throw fail("liveness: client \(ref.session)'s \(p.op) sent to node \(p.node) at t=\(p.at) was never answered\n  \(states)")
         }
         let top = ids.max()!
+        // 8. Every task answered OK and not acked is delivered by the final
+        // leader: it is in its queue.
+        if let l = nodes[top], l.role == .leader, l.serving {
+            for (task, payload) in okTasks.sorted(by: { $0.key < $1.key })
+            where !ackSent.contains(task) && l.queue.task(task) == nil {
+                throw fail("final leader \(top) does not hold task \(task) (\(payload)), whose ENQUEUE got OK")
+            }
+        }
         guard let l = nodes[top], l.role == .leader else {
             throw fail("liveness: \(options.settleMs) ms after faults stopped, node \(top) is \(nodes[top]?.role.rawValue ?? "down")")
         }

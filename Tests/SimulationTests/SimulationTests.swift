@@ -28,6 +28,23 @@ import Testing
         #expect(elections > Self.seeds.count, "faults should force re-elections")
     }
 
+    /// A frozen leader, then a frozen follower, on an otherwise healthy
+    /// network: the other nodes keep answering every command within 1.5 s,
+    /// with no error (PROTOCOL.md §1: silence is failure).
+    @Test(arguments: [nil, 1] as [Int?])
+    func aFrozenNodeNeverStopsTheOthers(node: Int?) {
+        var failures: [String] = []
+        for seed in Self.seeds.prefix(30) {
+            do {
+                try ClusterSimulator(seed: seed, options: ClusterSimulator.frozenOptions(node)).run()
+            } catch {
+                failures.append("\(error)")
+                break
+            }
+        }
+        #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
+    }
+
     @Test func fiveNodeClusters() {
         var failures: [String] = []
         var options = ClusterSimulator.Options()

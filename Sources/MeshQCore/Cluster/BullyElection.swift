@@ -11,9 +11,13 @@
 // (itself included) voted for E and no higher node answered before the
 // election timeout (or at once, when no higher node's link is up). One vote
 // per node per epoch means at most one majority per epoch: invariant 1.
-// A leader keeps leading only while a majority acknowledges its heartbeats;
-// any message showing a later epoch makes a node follow it (stale leaders step
-// down). Votes must be durable before they are sent: the `persistVote` output
+// A leader keeps leading only while a majority acknowledges its heartbeats:
+// each heartbeat carries the leader's send time and each acknowledgement
+// echoes it, so the leader's lease runs from when it *sent* what a majority
+// answered, never from when an answer happened to be read. A process waking
+// from a pause therefore finds its lease expired before it can serve from
+// stale state (`quorumFresh`). Any message showing a later epoch makes a node
+// follow it (stale leaders step down). Votes must be durable before they are sent: the `persistVote` output
 // comes first and the driver must apply outputs in order.
 //
 // Pure: inputs are messages, peer links and `now`; outputs are messages to
@@ -24,16 +28,21 @@ public final class BullyElection {
 
     public enum Message: Equatable, Sendable {
         case election(epoch: UInt64, position: LogPosition)
-        case vote(epoch: UInt64, position: LogPosition)
+        /// `leaseWaitMs`: how much longer a leader this voter acknowledged
+        /// may still count on that acknowledgement (its lease); the new
+        /// leader serves nothing from its state before that has passed.
+        case vote(epoch: UInt64, position: LogPosition, leaseWaitMs: Int64)
         case answer(epoch: UInt64)
         case coordinator(epoch: UInt64)
-        case heartbeat(epoch: UInt64)
-        case heartbeatAck(epoch: UInt64)
+        /// `sentAt`: the leader's monotonic clock when it sent the heartbeat.
+        case heartbeat(epoch: UInt64, sentAt: Int64)
+        /// Echoes the heartbeat's `sentAt` (the leader's lease runs from it).
+        case heartbeatAck(epoch: UInt64, sentAt: Int64)
 
         var epoch: UInt64 {
             switch self {
-            case .election(let e, _), .vote(let e, _), .answer(let e), .coordinator(let e),
-                 .heartbeat(let e), .heartbeatAck(let e):
+            case .election(let e, _), .vote(let e, _, _), .answer(let e), .coordinator(let e),
+                 .heartbeat(let e, _), .heartbeatAck(let e, _):
                 return e
             }
         }
@@ -43,8 +52,9 @@ public final class BullyElection {
         case send(to: Int, Message)
         /// Make "voted in epoch E" durable before the vote that follows leaves.
         case persistVote(epoch: UInt64)
-        /// Won epoch E; `votes` holds each voter's log position (for recovery).
-        case becameLeader(epoch: UInt64, votes: [Int: LogPosition])
+        /// Won epoch E; `votes` holds each voter's log position (for
+        /// recovery); an older leader's lease may last `leaseWaitMs` more.
+        case becameLeader(epoch: UInt64, votes: [Int: LogPosition], leaseWaitMs: Int64)
         case following(leader: Int, epoch: UInt64)
         /// No leader known any more (leader silent, or this leader lost its majority).
         case leaderLost
@@ -53,9 +63,9 @@ public final class BullyElection {
 
     public let nodeId: Int
     public let members: [Int]
-    public var heartbeatIntervalMs: Int64
-    public var leaderTimeoutMs: Int64
-    public var electionTimeoutMs: Int64
+    public private(set) var heartbeatIntervalMs: Int64
+    public private(set) var leaderTimeoutMs: Int64
+    public private(set) var electionTimeoutMs: Int64
 
     public private(set) var role = Role.follower
     public private(set) var leaderId: Int?
@@ -65,19 +75,29 @@ public final class BullyElection {
     public private(set) var votedEpoch: UInt64
     /// This node's log position, kept current by the driver.
     public var position = LogPosition.zero
-    /// Peers whose link is up now, kept current by the driver.
-    public var peersUp: Set<Int> = []
+    /// Peers heard from within leader_timeout_ms (the failure detector's
+    /// verdict, given through `peerUp` / `peerDown`).
+    public private(set) var peersUp: Set<Int> = []
 
     /// Test hooks (see PlantedBug); empty in production.
+    #if MESHQ_TESTING
     var plantedBugs: Set<PlantedBug> = []
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { plantedBugs.contains(bug) }
+    #else
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { false }
+    #endif
     /// Highest epoch in any message seen: proposals start above it.
     private var seenEpoch: UInt64 = 0
     private var lastHeardFromLeader: Int64 = 0
     private var proposed: UInt64 = 0
     private var votes: [Int: LogPosition] = [:]
+    private var votesLeaseWait: Int64 = 0
+    /// When this node last acknowledged a leader's heartbeat, and whose.
+    private var lastAcked: (leader: Int, at: Int64)?
     private var answered = false
     private var deadline: Int64 = 0
     private var nextHeartbeat: Int64 = 0
+    /// Leader: per peer, the send time of the latest heartbeat it acknowledged.
     private var lastAck: [Int: Int64] = [:]
     private var electionStartedAt: Int64 = 0
 
@@ -121,20 +141,48 @@ public final class BullyElection {
             if !answered && votes.count >= majority { return win(now: now) }
             return startElection(now: now, reason: answered ? "no_coordinator" : "no_majority")
         case .leader:
-            let alive = 1 + lastAck.values.filter { now - $0 < leaderTimeoutMs }.count
-            if alive < majority {
-                // Cut off from the majority: a lone survivor must not lead.
-                role = .follower
-                leaderId = nil
-                lastHeardFromLeader = now
-                return [.log(LogEvent(.warn, "leader_stepdown", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
-                                                                 ("reason", "lost_majority")])),
-                        .leaderLost]
-            }
+            let lost = checkQuorum(now: now)
+            guard lost.isEmpty else { return lost }
             guard now >= nextHeartbeat else { return [] }
             nextHeartbeat = now + heartbeatIntervalMs
-            return peers.map { .send(to: $0, .heartbeat(epoch: epoch)) }
+            return peers.map { .send(to: $0, .heartbeat(epoch: epoch, sentAt: now)) }
         }
+    }
+
+    /// Whether this leader heard, within leader_timeout_ms of `now`, a
+    /// majority (itself included) acknowledge heartbeats it sent.
+    public func quorumFresh(now: Int64) -> Bool {
+        guard role == .leader else { return false }
+        if planted(.leaseNeverExpires) { return true }
+        var alive = 1
+        for at in lastAck.values where now - at < leaderTimeoutMs { alive += 1 }
+        return alive >= majority
+    }
+
+    /// A leader that has not heard from a majority for leader_timeout_ms
+    /// steps down (a lone survivor, or a process waking from a pause, must
+    /// not lead). Run before serving anything from local state.
+    public func checkQuorum(now: Int64) -> [Output] {
+        guard role == .leader, !quorumFresh(now: now) else { return [] }
+        role = .follower
+        leaderId = nil
+        lastAck.removeAll()
+        lastHeardFromLeader = now
+        return [.log(LogEvent(.warn, "leader_stepdown", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
+                                                         ("reason", "lost_majority")])),
+                .leaderLost]
+    }
+
+    /// New timings (SIGHUP); they apply from the next timer.
+    public func reload(heartbeatIntervalMs: Int, leaderTimeoutMs: Int, electionTimeoutMs: Int) {
+        self.heartbeatIntervalMs = Int64(heartbeatIntervalMs)
+        self.leaderTimeoutMs = Int64(leaderTimeoutMs)
+        self.electionTimeoutMs = Int64(electionTimeoutMs)
+    }
+
+    /// The failure detector heard from `id` (directly or over a relay).
+    public func peerUp(_ id: Int) {
+        peersUp.insert(id)
     }
 
     /// When `tick` next has something to do.
@@ -156,7 +204,7 @@ public final class BullyElection {
                 var out: [Output] = [.send(to: from, .answer(epoch: e))]
                 if role == .leader {
                     out.append(.send(to: from, .coordinator(epoch: epoch)))
-                } else if plantedBugs.contains(.noBullyTakeover) && role == .follower && leaderId != nil {
+                } else if planted(.noBullyTakeover) && role == .follower && leaderId != nil {
                     // planted: leave a lower leader alone
                 } else if role == .candidate ? e >= proposed : (leaderId ?? 0) < nodeId {
                     out += startElection(now: now, reason: "bully")
@@ -164,7 +212,7 @@ public final class BullyElection {
                 return out
             }
             let ownCandidacy = role == .candidate && proposed == e && votedEpoch == e
-            guard e > votedEpoch || ownCandidacy || (plantedBugs.contains(.voteTwicePerEpoch) && e == votedEpoch) else { return [] }
+            guard e > votedEpoch || ownCandidacy || (planted(.voteTwicePerEpoch) && e == votedEpoch) else { return [] }
             var out: [Output] = []
             if role == .leader { out += stepDown(now: now, reason: "higher_candidate") }
             if role == .candidate {
@@ -174,11 +222,12 @@ public final class BullyElection {
             }
             votedEpoch = e
             out.append(.persistVote(epoch: e))
-            out.append(.send(to: from, .vote(epoch: e, position: position)))
+            out.append(.send(to: from, .vote(epoch: e, position: position, leaseWaitMs: leaseWait(for: from, now: now))))
             return out
-        case .vote(let e, let pos):
+        case .vote(let e, let pos, let wait):
             guard role == .candidate, e == proposed else { return [] }
             votes[from] = pos
+            votesLeaseWait = max(votesLeaseWait, wait)
             if votes.count >= majority && !answered && !higherPeersUp { return win(now: now) }
             return []
         case .answer(let e):
@@ -186,11 +235,15 @@ public final class BullyElection {
             answered = true
             deadline = now + electionTimeoutMs
             return [.log(LogEvent(.debug, "election_ok", [("node", "\(nodeId)"), ("from", "\(from)"), ("epoch", "\(e)")]))]
-        case .coordinator(let e), .heartbeat(let e):
-            return leaderSpoke(from: from, epoch: e, isHeartbeat: msg != .coordinator(epoch: e), now: now)
-        case .heartbeatAck(let e):
+        case .coordinator(let e):
+            return leaderSpoke(from: from, epoch: e, heartbeatSentAt: nil, now: now)
+        case .heartbeat(let e, let sentAt):
+            return leaderSpoke(from: from, epoch: e, heartbeatSentAt: sentAt, now: now)
+        case .heartbeatAck(let e, let sentAt):
             if e > epoch { return adoptHigherEpoch(e, now: now) }
-            if role == .leader && e == epoch { lastAck[from] = now }
+            // The lease counts from the heartbeat's send time; an echo from
+            // the future (a restarted leader's clock) counts as sent now.
+            if role == .leader && e == epoch { lastAck[from] = max(lastAck[from] ?? .min, min(sentAt, now)) }
             return []
         }
     }
@@ -210,26 +263,32 @@ public final class BullyElection {
 
     // MARK: transitions
 
-    private func leaderSpoke(from: Int, epoch e: UInt64, isHeartbeat: Bool, now: Int64) -> [Output] {
+    private func leaderSpoke(from: Int, epoch e: UInt64, heartbeatSentAt: Int64?, now: Int64) -> [Output] {
         if e < epoch {
             // A stale leader: show it the current epoch so it steps down.
-            return [.send(to: from, .heartbeatAck(epoch: epoch))]
+            return [.send(to: from, .heartbeatAck(epoch: epoch, sentAt: heartbeatSentAt ?? 0))]
         }
         if role == .leader && e == epoch && from != nodeId {
             // Cannot happen with one vote per node per epoch; never follow blindly.
             return [.log(LogEvent(.error, "two_leaders", [("node", "\(nodeId)"), ("other", "\(from)"), ("epoch", "\(e)")]))]
         }
         var out: [Output] = []
-        if from < nodeId && role != .candidate && !plantedBugs.contains(.noBullyTakeover) {
+        if from < nodeId && role != .candidate && !planted(.noBullyTakeover) {
             // A lower node leads while we are alive: bully it (after following,
             // so clients are served meanwhile).
             out += follow(from, epoch: e, now: now)
-            if isHeartbeat { out.append(.send(to: from, .heartbeatAck(epoch: e))) }
+            if let at = heartbeatSentAt {
+                lastAcked = (from, now)
+                out.append(.send(to: from, .heartbeatAck(epoch: e, sentAt: at)))
+            }
             return out + startElection(now: now, reason: "bully")
         }
         if role == .candidate && from < nodeId && e < proposed { return [] }
         out += follow(from, epoch: e, now: now)
-        if isHeartbeat { out.append(.send(to: from, .heartbeatAck(epoch: e))) }
+        if let at = heartbeatSentAt {
+            lastAcked = (from, now)
+            out.append(.send(to: from, .heartbeatAck(epoch: e, sentAt: at)))
+        }
         return out
     }
 
@@ -242,6 +301,21 @@ public final class BullyElection {
         votedEpoch = max(votedEpoch, e)
         lastHeardFromLeader = now
         return changed ? [.following(leader: leader, epoch: e)] : []
+    }
+
+    /// How long a leader other than `candidate` may still count on our
+    /// latest acknowledgement of its heartbeat (we stop acknowledging it once
+    /// we vote, but what we sent stands for leader_timeout_ms).
+    private func leaseWait(for candidate: Int, now: Int64) -> Int64 {
+        guard let a = lastAcked, a.leader != candidate else { return 0 }
+        return max(0, a.at + leaderTimeoutMs - now)
+    }
+
+    /// A message stamped with a newer epoch than this leader's: a newer
+    /// leader was accepted somewhere, so this one steps down (fencing).
+    public func observe(epoch e: UInt64, now: Int64) -> [Output] {
+        guard role == .leader, e > epoch else { return [] }
+        return adoptHigherEpoch(e, now: now)
     }
 
     private func adoptHigherEpoch(_ e: UInt64, now: Int64) -> [Output] {
@@ -267,6 +341,7 @@ public final class BullyElection {
         proposed = max(epoch, votedEpoch, seenEpoch) + 1
         votedEpoch = proposed
         votes = [nodeId: position]
+        votesLeaseWait = leaseWait(for: nodeId, now: now)
         answered = false
         deadline = now + electionTimeoutMs
         electionStartedAt = now
@@ -292,8 +367,9 @@ public final class BullyElection {
         nextHeartbeat = now + heartbeatIntervalMs
         var out: [Output] = [
             .log(LogEvent(.info, "leader_elected", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
-                                                    ("took_ms", "\(now - electionStartedAt)"), ("votes", "\(votes.count)")])),
-            .becameLeader(epoch: epoch, votes: votes),
+                                                    ("took_ms", "\(now - electionStartedAt)"), ("votes", "\(votes.count)"),
+                                                    ("lease_wait_ms", "\(votesLeaseWait)")])),
+            .becameLeader(epoch: epoch, votes: votes, leaseWaitMs: votesLeaseWait),
         ]
         out += peers.map { .send(to: $0, .coordinator(epoch: epoch)) }
         return out

@@ -32,11 +32,12 @@ public struct PeerEnvelope: Equatable, Sendable {
         /// Catch-up past the leader's in-memory log: its committed state.
         case snapshot(QueueSnapshot)
         /// A new leader asks the voter with the best log for its entries
-        /// after `after`...
-        case recoverRequest(after: UInt64)
+        /// after `after`; `id` names this request within the asking epoch...
+        case recoverRequest(id: UInt64, after: UInt64)
         /// ...and gets them (with a snapshot first when they start below
-        /// what the voter still holds).
-        case recoverReply(snapshot: QueueSnapshot?, entries: [LogEntry])
+        /// what the voter still holds), echoing the request's epoch and id so
+        /// a late answer to an earlier request is never taken for this one.
+        case recoverReply(epoch: UInt64, id: UInt64, snapshot: QueueSnapshot?, entries: [LogEntry])
         /// A follower relays a client command to the leader...
         case forward(id: UInt64, owner: String, command: ClientCommand)
         /// ...and gets back the reply line to hand the client.
@@ -45,8 +46,11 @@ public struct PeerEnvelope: Equatable, Sendable {
         case deliverParked([MailboxEntry])
         /// ...and learns they are committed up to `through`.
         case parkedDelivered(through: UInt64)
-        /// The sender's direct links (for routing around a cut one).
-        case links(Set<Int>)
+        /// Sent on every link every heartbeat interval, in both directions: the
+        /// peers the sender heard directly within leader_timeout_ms (`heard`,
+        /// so the receiver learns whether its own frames arrive), and those of
+        /// them that hear it too (`direct`: links it can send on, for routing).
+        case links(direct: Set<Int>, heard: Set<Int>)
         /// A message for `dest` taking another way: (origin, id) names it
         /// once, `ttl` counts the hops it may still take.
         case relay(id: UInt64, origin: Int, dest: Int, ttl: Int, inner: Relayed)
@@ -75,7 +79,7 @@ public struct PeerEnvelope: Equatable, Sendable {
         }
     }
 
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     public static let maxFrameBytes = 64 << 20
 
     public var from: Int
@@ -149,12 +153,20 @@ public struct PeerEnvelope: Equatable, Sendable {
             w.blob(nonce)
         case .election(let m):
             switch m {
-            case .election(let e, let p), .vote(let e, let p):
+            case .election(let e, let p):
                 w.u64(e)
                 w.u64(p.epoch)
                 w.u64(p.index)
-            case .answer(let e), .coordinator(let e), .heartbeat(let e), .heartbeatAck(let e):
+            case .vote(let e, let p, let wait):
                 w.u64(e)
+                w.u64(p.epoch)
+                w.u64(p.index)
+                w.i64(wait)
+            case .answer(let e), .coordinator(let e):
+                w.u64(e)
+            case .heartbeat(let e, let sentAt), .heartbeatAck(let e, let sentAt):
+                w.u64(e)
+                w.i64(sentAt)
             }
         case .timeRequest(let seq):
             w.u64(seq)
@@ -183,9 +195,12 @@ public struct PeerEnvelope: Equatable, Sendable {
             w.u64(keep)
         case .snapshot(let snap):
             w.blob(snap.encoded())
-        case .recoverRequest(let after):
+        case .recoverRequest(let id, let after):
+            w.u64(id)
             w.u64(after)
-        case .recoverReply(let snap, let entries):
+        case .recoverReply(let e, let id, let snap, let entries):
+            w.u64(e)
+            w.u64(id)
             w.blob(snap?.encoded() ?? [])
             Self.encode(entries, into: &w)
         case .forward(let id, let owner, let command):
@@ -204,9 +219,11 @@ public struct PeerEnvelope: Equatable, Sendable {
             }
         case .parkedDelivered(let through):
             w.u64(through)
-        case .links(let ids):
-            w.u32(UInt32(ids.count))
-            for id in ids.sorted() { w.u32(UInt32(truncatingIfNeeded: id)) }
+        case .links(let direct, let heard):
+            for ids in [direct, heard] {
+                w.u32(UInt32(ids.count))
+                for id in ids.sorted() { w.u32(UInt32(truncatingIfNeeded: id)) }
+            }
         case .relay(let id, let origin, let dest, let ttl, let inner):
             w.u64(id)
             w.u32(UInt32(truncatingIfNeeded: origin))
@@ -242,18 +259,20 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .challenge:
             guard let nonce = r.blob(maxLength: 64) else { return .failure(.truncated) }
             body = .challenge(nonce: nonce)
-        case .election, .vote:
+        case .election:
             guard let e = r.u64(), let pe = r.u64(), let pi = r.u64() else { return .failure(.truncated) }
-            let p = LogPosition(epoch: pe, index: pi)
-            body = .election(kind == .election ? .election(epoch: e, position: p) : .vote(epoch: e, position: p))
-        case .answer, .coordinator, .heartbeat, .heartbeatAck:
-            guard let e = r.u64() else { return .failure(.truncated) }
-            switch kind {
-            case .answer: body = .election(.answer(epoch: e))
-            case .coordinator: body = .election(.coordinator(epoch: e))
-            case .heartbeat: body = .election(.heartbeat(epoch: e))
-            default: body = .election(.heartbeatAck(epoch: e))
+            body = .election(.election(epoch: e, position: LogPosition(epoch: pe, index: pi)))
+        case .vote:
+            guard let e = r.u64(), let pe = r.u64(), let pi = r.u64(), let wait = r.i64(), wait >= 0 else {
+                return .failure(.truncated)
             }
+            body = .election(.vote(epoch: e, position: LogPosition(epoch: pe, index: pi), leaseWaitMs: wait))
+        case .answer, .coordinator:
+            guard let e = r.u64() else { return .failure(.truncated) }
+            body = .election(kind == .answer ? .answer(epoch: e) : .coordinator(epoch: e))
+        case .heartbeat, .heartbeatAck:
+            guard let e = r.u64(), let at = r.i64() else { return .failure(.truncated) }
+            body = .election(kind == .heartbeat ? .heartbeat(epoch: e, sentAt: at) : .heartbeatAck(epoch: e, sentAt: at))
         case .timeRequest:
             guard let seq = r.u64() else { return .failure(.truncated) }
             body = .timeRequest(seq: seq)
@@ -283,16 +302,17 @@ public struct PeerEnvelope: Equatable, Sendable {
             guard let b = r.blob(), let snap = QueueSnapshot.decode(b) else { return .failure(.truncated) }
             body = .snapshot(snap)
         case .recoverRequest:
-            guard let after = r.u64() else { return .failure(.truncated) }
-            body = .recoverRequest(after: after)
+            guard let id = r.u64(), let after = r.u64() else { return .failure(.truncated) }
+            body = .recoverRequest(id: id, after: after)
         case .recoverReply:
-            guard let b = r.blob(), let entries = decodeEntries(&r) else { return .failure(.truncated) }
+            guard let e = r.u64(), let id = r.u64(), let b = r.blob(),
+                  let entries = decodeEntries(&r) else { return .failure(.truncated) }
             var snap: QueueSnapshot?
             if !b.isEmpty {
                 guard let s = QueueSnapshot.decode(b) else { return .failure(.truncated) }
                 snap = s
             }
-            body = .recoverReply(snapshot: snap, entries: entries)
+            body = .recoverReply(epoch: e, id: id, snapshot: snap, entries: entries)
         case .forward:
             guard let id = r.u64(), let owner = r.string(maxLength: 4096),
                   let cmd = decodeCommand(&r) else { return .failure(.truncated) }
@@ -312,13 +332,17 @@ public struct PeerEnvelope: Equatable, Sendable {
             guard let t = r.u64() else { return .failure(.truncated) }
             body = .parkedDelivered(through: t)
         case .links:
-            guard let n = r.u32(), n <= 4096 else { return .failure(.truncated) }
-            var ids: Set<Int> = []
-            for _ in 0..<n {
-                guard let id = r.u32() else { return .failure(.truncated) }
-                ids.insert(Int(id))
+            var sets: [Set<Int>] = []
+            for _ in 0..<2 {
+                guard let n = r.u32(), n <= 4096 else { return .failure(.truncated) }
+                var ids: Set<Int> = []
+                for _ in 0..<n {
+                    guard let id = r.u32() else { return .failure(.truncated) }
+                    ids.insert(Int(id))
+                }
+                sets.append(ids)
             }
-            body = .links(ids)
+            body = .links(direct: sets[0], heard: sets[1])
         case .relay:
             guard let id = r.u64(), let origin = r.u32(), let dest = r.u32(), let ttl = r.u8(),
                   let framed = r.blob(), framed.count >= 4 else { return .failure(.truncated) }

@@ -1,6 +1,8 @@
 // PlantedBug: deliberate faults the simulator's tests switch on (through
-// @testable import only) to prove that each invariant check can fail. Never set
-// in meshqd: nothing outside the tests can reach these hooks.
+// @testable import only) to prove that each invariant check can fail. The
+// switches exist only in builds with -D MESHQ_TESTING (`make test`, `make
+// sim`); elsewhere every check of them is the constant `false`, so release
+// binaries carry no way to plant anything.
 
 enum PlantedBug: Hashable, Sendable {
     /// BullyElection votes for every candidate of an epoch (invariant 1).
@@ -17,4 +19,19 @@ enum PlantedBug: Hashable, Sendable {
     case mutexNeverDefers
     /// A parked task is applied on every delivery, duplicates included (invariant 6).
     case parkedAppliedTwice
+    /// A leader keeps serving DEQUEUE from local state without knowing a
+    /// majority still hears it (the task-after-ACK check).
+    case leaseNeverExpires
+    /// A follower acts on an ABORT whatever its epoch and round (log agreement).
+    case abortIgnoresEpoch
+    /// A follower accepts PREPARE from an epoch older than it promised (log agreement).
+    case prepareWithoutPromise
+    /// A new leader recovers from the voter with the highest last index,
+    /// ignoring the epoch of that entry (invariant 2).
+    case recoveryByIndexOnly
+    /// Installing a snapshot drops the log's suffix even when it matches.
+    case snapshotDropsSuffix
+    /// The failure detector believes the transport: a peer is alive while its
+    /// connection is open, however silent (liveness under freezes and cuts).
+    case trustTransport
 }

@@ -87,6 +87,22 @@ public struct ReplicatedLog: Sendable {
         return Array(entries[Int(from - baseIndex)..<Int(to - baseIndex)])
     }
 
+    /// Moves the base to a snapshot's position. When this log holds the
+    /// snapshot's last entry (same index and epoch), the entries after it
+    /// are the leader's too (log matching) and stay, as in Raft; otherwise
+    /// everything goes. Returns the entries kept.
+    public mutating func rebase(toSnapshotAt index: UInt64, epoch: UInt64) -> [LogEntry] {
+        guard index > baseIndex, index < lastIndex, self.epoch(at: index) == epoch else {
+            reset(toSnapshotAt: index, epoch: epoch)
+            return []
+        }
+        while let first = entries.first, first.index <= index { entries.removeFirst() }
+        baseIndex = index
+        baseEpoch = epoch
+        commitIndex = index
+        return Array(entries)
+    }
+
     /// Replaces everything with a snapshot's position (catch-up by snapshot).
     public mutating func reset(toSnapshotAt index: UInt64, epoch: UInt64) {
         entries.removeAll()

@@ -3,9 +3,13 @@
 // REPLY from each. A node receiving a REQUEST replies at once unless it is
 // inside, or is itself requesting with a smaller (ts, id): then it defers the
 // reply until it leaves. (ts, id) pairs are totally ordered, so two requesters
-// never both wait for each other, and no two nodes are inside at once
-// (invariant 4). Only live peers are asked; a peer that dies while asked is
-// dropped from the wait set, so one crash cannot block the cluster.
+// never both wait for each other, and no two nodes that entered on each
+// other's reply are inside at once (invariant 4). Only live peers are asked;
+// a peer that falls silent while asked (the failure detector's verdict) is
+// dropped from the wait set, so one crash or freeze cannot block the cluster.
+// That peer may then be inside too, unaware: mutual exclusion holds only
+// among nodes that hear each other, and replication stays safe regardless
+// through epochs and promises (a deposed leader's PREPAREs are refused).
 // The leader holds the section around each replication round, so two nodes
 // that both believe they lead never replicate at the same time.
 
@@ -31,8 +35,15 @@ public final class RicartAgrawalaMutex {
     private var waitingFor: Set<Int> = []
     /// The peers asked by the current request (for the simulator's check).
     public private(set) var asked: Set<Int> = []
+    /// The peers whose reply let the current request in.
+    public private(set) var repliedBy: Set<Int> = []
     /// Test hooks (see PlantedBug); empty in production.
+    #if MESHQ_TESTING
     var plantedBugs: Set<PlantedBug> = []
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { plantedBugs.contains(bug) }
+    #else
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { false }
+    #endif
     /// Requesters we made wait, with the timestamp to echo.
     private var deferred: [Int: UInt64] = [:]
 
@@ -48,6 +59,7 @@ public final class RicartAgrawalaMutex {
         requestTs = ts
         waitingFor = livePeers.subtracting([nodeId])
         asked = waitingFor
+        repliedBy = []
         var out: [Output] = [.log(LogEvent(.debug, "mutex_request", [("node", "\(nodeId)"), ("ts", "\(ts)")]))]
         out += waitingFor.sorted().map { .send(to: $0, .request(ts: ts)) }
         return out + enterIfDone()
@@ -58,14 +70,14 @@ public final class RicartAgrawalaMutex {
         case .request(let ts):
             let mineFirst = state == .inside
                 || (state == .requesting && (requestTs, nodeId) < (ts, from))
-            if mineFirst && !plantedBugs.contains(.mutexNeverDefers) {
+            if mineFirst && !planted(.mutexNeverDefers) {
                 deferred[from] = ts
                 return []
             }
             return [.send(to: from, .reply(ts: ts))]
         case .reply(let ts):
             guard state == .requesting, ts == requestTs else { return [] }
-            waitingFor.remove(from)
+            if waitingFor.remove(from) != nil { repliedBy.insert(from) }
             return enterIfDone()
         }
     }

@@ -77,6 +77,12 @@ public struct Mailbox: Sendable {
         }
     }
 
+    /// Sequences at or below `seq` are taken (the replicated state applied
+    /// them from this node): the next one handed out is above it.
+    public mutating func continueAbove(_ seq: UInt64) {
+        nextSeq = max(nextSeq, seq &+ 1)
+    }
+
     public var count: Int { pending.count }
     public var isEmpty: Bool { pending.isEmpty }
 

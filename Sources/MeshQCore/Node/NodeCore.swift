@@ -39,6 +39,9 @@ public final class NodeCore {
         /// Make the vote (and the epoch promised by voting for another node)
         /// durable before any later effect is applied.
         case persistVote(UInt64, promised: UInt64)
+        /// The link to this peer went silent: close the connection and dial
+        /// again (its buffered output is stale, and it may be wedged).
+        case resetPeerLink(Int)
     }
 
     private struct Proposal {
@@ -76,7 +79,7 @@ public final class NodeCore {
 
     public let nodeId: Int
     public let memberIds: [Int]
-    public var settings: ClusterSettings
+    public private(set) var settings: ClusterSettings
     /// Committed entries kept in memory to catch followers up; beyond, a snapshot.
     public var logWindow = 100_000
 
@@ -109,6 +112,7 @@ public final class NodeCore {
     private var pendingPayloadBytes = 0
     private var waiters = WaiterQueue()
     private var held = Deque<Held>()
+    private var dispatchingHeld = false
     private var effects: [Effect] = []
     private var unsyncedPersists = 0
     private var lastCommitMark: UInt64 = 0
@@ -122,15 +126,24 @@ public final class NodeCore {
     private var mutexGiveUpAt: Int64 = 0
     private var roundSeq: UInt64 = 0
     private var followers: [Int: Follower] = [:]
+    /// A new leader serves from its state only once an older leader's lease
+    /// (renewed by a voter before it voted) has run out.
+    private var servingNotBefore: Int64 = 0
     /// The new leader's first entry: serving starts when it commits.
     private var readyIndex: UInt64 = 0
     /// Recovering from the best voter: ask again at `nextAsk` (a lost request
-    /// or reply), give the leadership up at `deadline`.
-    private var recovering: (from: Int, deadline: Int64, nextAsk: Int64)?
+    /// or reply), give the leadership up at `deadline`. `request` names the
+    /// latest ask (a reply must echo it and this epoch), `position` is where
+    /// the voter said its log ends (a reply ending before it is refused).
+    private var recovering: (from: Int, deadline: Int64, nextAsk: Int64, request: UInt64, position: LogPosition)?
+    private var recoveryRequests: UInt64 = 0
     /// Follower side: the epoch whose leader we replicate, and how far our
     /// log is known to match its log (only then may its commit apply).
     private var matchedEpoch: UInt64 = 0
     private var matchedThrough: UInt64 = 0
+    /// The newest replication round seen from the leader of `matchedEpoch`
+    /// (an ABORT of an older round is stale).
+    private var matchedRound: UInt64 = 0
     private var pendingAcks: [(to: Int, round: UInt64, through: UInt64)] = []
     /// Commands relayed to the leader, by relay id, and when to stop waiting
     /// for the answer (a message or its reply lost with a link).
@@ -149,6 +162,8 @@ public final class NodeCore {
     private var timeRequests: [UInt64: Int64] = [:]
     private var syncedLeader: Int?
     private var skippedRecords = 0
+    /// Which peers are alive, from the frames that arrive (never the sockets).
+    private var detector: FailureDetector
     /// Routing around a cut link (direct when up, else through a neighbour).
     private var router: Router
     private var nextRoutedId: UInt64
@@ -169,6 +184,7 @@ public final class NodeCore {
         self.nextForwardId = relayIdBase
         self.nextRoutedId = relayIdBase
         self.router = Router(nodeId: nodeId, staleMs: Int64(settings.leaderTimeoutMs) * 2)
+        self.detector = FailureDetector(nodeId: nodeId, peers: memberIds, timeoutMs: settings.leaderTimeoutMs)
         self.memberIds = memberIds.sorted()
         self.settings = settings
         var clock = LamportClock()
@@ -200,6 +216,8 @@ public final class NodeCore {
         for e in log.commit(through: single ? log.lastIndex : commitMark) {
             _ = Self.apply(e.op, to: &queue, parked: &parkedApplied)
         }
+        // A wiped or damaged mailbox must not reuse sequences already applied.
+        self.mailbox.continueAbove(parkedApplied[nodeId] ?? 0)
         self.lastCommitMark = log.commitIndex
         self.log = log
         self.epoch = log.lastEpoch
@@ -275,8 +293,9 @@ public final class NodeCore {
     public func nextWakeup() -> Int64? {
         let sync: Int64? = role == .follower && leaderId != nil ? (syncedLeader == leaderId ? nextTimeSync : 0) : nil
         var times = [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync, mailboxRetryAt,
-                     election == nil ? nil : nextLinkReport,
+                     election == nil ? nil : nextLinkReport, detector.nextExpiry(),
                      twoPC.deadline, mutexRetryAt, recovering?.deadline, recovering?.nextAsk, held.first?.deadline,
+                     role == .leader && !serving && servingNotBefore > lastNow ? servingNotBefore : nil,
                      forwardDeadlines.min?.at]
         if role == .leader {
             times += followers.values.filter(\.inflight).map { $0.sentAt + retransmitMs }
@@ -310,23 +329,64 @@ public final class NodeCore {
         }
     }
 
-    /// Test hooks (see PlantedBug); empty in production.
+    #if MESHQ_TESTING
+    /// Test hooks (see PlantedBug): compiled only with -D MESHQ_TESTING.
     var plantedBugs: Set<PlantedBug> = [] {
         didSet {
             election?.plantedBugs = plantedBugs
             mutex.plantedBugs = plantedBugs
+            detector.trustTransport = plantedBugs.contains(.trustTransport)
         }
     }
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { plantedBugs.contains(bug) }
+    #else
+    @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { false }
+    #endif
 
-    /// An envelope from a peer (already checked to come from `env.from`).
+    /// New settings (SIGHUP): the timings apply from the next timer.
+    public func reload(_ new: ClusterSettings) {
+        settings = new
+        election?.reload(heartbeatIntervalMs: new.heartbeatIntervalMs, leaderTimeoutMs: new.leaderTimeoutMs,
+                         electionTimeoutMs: new.electionTimeoutMs)
+        detector.reload(timeoutMs: new.leaderTimeoutMs)
+        router.staleMs = Int64(new.leaderTimeoutMs) * 2
+    }
+
+    /// An envelope from a peer (already checked to come from `env.from`),
+    /// over the direct link from it: proof that it is alive.
     public func peerMessage(_ env: PeerEnvelope, now: Int64, wallMs: Int64) {
         lastNow = now
-        if plantedBugs.contains(.skipLamportMerge) { clock.tick() } else { clock.merge(env.lamport) }
+        guard election != nil, memberIds.contains(env.from), env.from != nodeId else { return }
+        detector.heard(from: env.from, directly: true, now: now)
+        applyDetector(now: now)
+        receive(env, now: now, wallMs: wallMs)
+    }
+
+    private func receive(_ env: PeerEnvelope, now: Int64, wallMs: Int64) {
+        if planted(.skipLamportMerge) { clock.tick() } else { clock.merge(env.lamport) }
         guard let election, memberIds.contains(env.from), env.from != nodeId else { return }
+        // Fencing: a message stamped with a newer epoch than ours means a
+        // newer leader was accepted; a leader of an older epoch steps down.
+        if role == .leader && env.epoch > epoch {
+            applyElection(election.observe(epoch: env.epoch, now: now), now: now)
+        }
         switch env.body {
         case .hello, .challenge:
             break
         case .election(let m):
+            // Having promised a newer epoch (by voting, or by accepting its
+            // leader's entries), we no longer acknowledge an older leader:
+            // its heartbeats learn of the newer epoch instead, so its lease
+            // cannot be renewed by a node that may help a newer leader commit.
+            switch m {
+            case .heartbeat(let e, let sentAt) where e < twoPC.promisedEpoch:
+                sendPeer(to: env.from, .election(.heartbeatAck(epoch: twoPC.promisedEpoch, sentAt: sentAt)))
+                return
+            case .coordinator(let e) where e < twoPC.promisedEpoch:
+                return
+            default:
+                break
+            }
             applyElection(election.receive(from: env.from, m, now: now), now: now)
         case .timeRequest(let seq):
             if role == .leader { sendPeer(to: env.from, .timeReply(seq: seq, serverMs: wallMs)) }
@@ -345,20 +405,21 @@ public final class NodeCore {
         case .commit(_, let through):
             guard env.epoch == matchedEpoch, role != .leader else { return }
             commit(through: min(through, matchedThrough), now: now)
-        case .abort(_, let keep):
-            receiveAbort(epoch: env.epoch, keep: keep, now: now)
+        case .abort(let round, let keep):
+            receiveAbort(epoch: env.epoch, round: round, keep: keep, now: now)
         case .snapshot(let snap):
             receiveSnapshot(snap, from: env.from, epoch: env.epoch, now: now)
-        case .recoverRequest(let after):
-            answerRecovery(to: env.from, after: after)
-        case .recoverReply(let snap, let entries):
-            receiveRecovery(from: env.from, snapshot: snap, entries: entries, now: now)
+        case .recoverRequest(let id, let after):
+            answerRecovery(to: env.from, epoch: env.epoch, id: id, after: after)
+        case .recoverReply(let e, let id, let snap, let entries):
+            receiveRecovery(from: env.from, epoch: e, id: id, snapshot: snap, entries: entries, now: now)
         case .forward(let id, let owner, let command):
             let key = RelayKey(from: env.from, id: id)
             guard seenRelays.insert(key).inserted else { return }
             seenRelayOrder.append(key)
             if seenRelayOrder.count > 100_000 { seenRelays.remove(seenRelayOrder.removeFirst()) }
             let ref = ClientRef(session: Self.remoteSession | UInt64(env.from), seq: id)
+            checkLease(now: now)
             submit(command, ref: ref, owner: "\(env.from)/\(owner)", now: now, wallMs: wallMs)
         case .forwardReply(let id, let line):
             guard let f = forwards.removeValue(forKey: id), f.leader == env.from else { return }
@@ -367,14 +428,20 @@ public final class NodeCore {
             receiveParked(entries, from: env.from, now: now)
         case .parkedDelivered(let through):
             parkedDelivered(through: through, now: now)
-        case .links(let ids):
-            router.report(from: env.from, links: ids, now: now)
+        case .links(let direct, let heard):
+            router.report(from: env.from, links: direct, now: now)
+            detector.report(from: env.from, heard: heard)
+            applyDetector(now: now)
             dispatchHeld(now: now)
         case .relay(let id, let origin, let dest, let ttl, let inner):
             guard router.firstSight(origin: origin, id: id) else { return }
             if dest == nodeId {
-                guard inner.envelope.from == origin, inner.envelope.to == nodeId else { return }
-                peerMessage(inner.envelope, now: now, wallMs: wallMs)
+                guard inner.envelope.from == origin, inner.envelope.to == nodeId,
+                      memberIds.contains(origin), origin != nodeId else { return }
+                // Heard over a relay: alive, though not over its own link.
+                detector.heard(from: origin, directly: false, now: now)
+                applyDetector(now: now)
+                receive(inner.envelope, now: now, wallMs: wallMs)
                 return
             }
             guard ttl > 1, memberIds.contains(dest),
@@ -402,16 +469,22 @@ public final class NodeCore {
                                                            ttl: settings.routeTTL, inner: .init(env)))))
     }
 
-    /// Peers a message can reach now, directly or through a neighbour.
-    private var reachablePeers: Set<Int> { Set(peers.filter { router.reachable($0, now: lastNow) }) }
+    /// Peers heard from within leader_timeout_ms (directly or over a relay):
+    /// the Ricart-Agrawala wait set and the 2PC participants. A silent peer
+    /// is waited on for no longer than that.
+    private var livePeers: Set<Int> { detector.alive }
 
-    /// Tells the neighbours which links this node has (they route through it).
-    private func reportLinks(now: Int64) {
+    /// Every heartbeat interval, on every link (never relayed: it probes the
+    /// link itself): which peers this node hears directly, and which links it
+    /// can send on. It is the traffic that proves this node alive to each
+    /// peer, whatever its role, and what routing around a cut link uses.
+    private func reportLinks(now: Int64, to only: Int? = nil) {
         guard election != nil else { return }
-        nextLinkReport = now + Int64(settings.heartbeatIntervalMs) * 2
-        for p in router.direct.sorted() {
+        if only == nil { nextLinkReport = now + Int64(settings.heartbeatIntervalMs) }
+        let heard = detector.heardDirectly(now: now)
+        for p in only.map({ [$0] }) ?? peers {
             effects.append(.sendPeer(PeerEnvelope(from: nodeId, to: p, lamport: clock.tick(), epoch: epoch,
-                                                  body: .links(router.direct))))
+                                                  body: .links(direct: router.direct, heard: heard))))
         }
     }
 
@@ -433,19 +506,51 @@ public final class NodeCore {
         sendPeer(to: leader, .timeRequest(seq: timeSyncSeq))
     }
 
+    /// The transport connected to `id`. That proves nothing about the peer
+    /// (a frozen process's kernel still accepts), but a report sent now lets
+    /// it hear us without waiting for the next interval.
     public func peerUp(_ id: Int, now: Int64 = 0) {
         lastNow = max(lastNow, now)
-        router.linkUp(id)
-        reportLinks(now: now)
-        election?.peersUp.insert(id)
-        if role == .leader { sendReplication(to: id, now: now) }
-        dispatchHeld(now: now)
+        guard peers.contains(id) else { return }
+        reportLinks(now: now, to: id)
     }
 
+    /// The transport lost the connection to `id` (closed or reset by the
+    /// peer's kernel: a loud failure), so the direct link is down now.
     public func peerDown(_ id: Int, now: Int64 = 0) {
         lastNow = max(lastNow, now)
-        router.linkDown(id)
-        reportLinks(now: now)
+        detector.closed(id, now: now)
+        applyDetector(now: now)
+    }
+
+    /// Applies the failure detector's verdicts as they change.
+    private func applyDetector(now: Int64) {
+        for change in detector.evaluate(now: now) {
+            switch change {
+            case .directUp(let id):
+                router.linkUp(id)
+                reportLinks(now: now)
+            case .directDown(let id, let silent):
+                router.linkDown(id)
+                if silent { effects.append(.resetPeerLink(id)) }
+                reportLinks(now: now)
+            case .alive(let id):
+                emit(.info, "peer_alive", [("node", "\(nodeId)"), ("peer", "\(id)")])
+                // Tell it at once that we hear it (its direct link needs that).
+                reportLinks(now: now, to: id)
+                election?.peerUp(id)
+                if role == .leader { sendReplication(to: id, now: now) }
+                dispatchHeld(now: now)
+            case .dead(let id):
+                emit(.warn, "peer_silent", [("node", "\(nodeId)"), ("peer", "\(id)"),
+                                            ("timeout_ms", "\(settings.leaderTimeoutMs)")])
+                peerLost(id, now: now)
+            }
+        }
+    }
+
+    /// A peer is down for everything: stop waiting on it.
+    private func peerLost(_ id: Int, now: Int64) {
         election?.peerDown(id)
         applyMutex(mutex.peerDown(id), now: now)
         applyTwoPC(twoPC.peerDown(id), now: now)
@@ -458,23 +563,33 @@ public final class NodeCore {
         if let r = recovering, r.from == id { resign(now: now, reason: "recovery_source_lost") }
     }
 
+    /// A leader answers nothing from its state unless a majority heard it
+    /// within leader_timeout_ms (else it steps down here): run before any
+    /// command is served, so a process waking from a pause cannot hand out
+    /// a stale TASK first.
+    private func checkLease(now: Int64) {
+        guard role == .leader, let election else { return }
+        let lost = election.checkQuorum(now: now)
+        if !lost.isEmpty { applyElection(lost, now: now) }
+    }
+
     private func applyElection(_ outputs: [BullyElection.Output], now: Int64) {
         guard let election else { return }
-        var won: (epoch: UInt64, votes: [Int: LogPosition])?
+        var won: (epoch: UInt64, votes: [Int: LogPosition], leaseWaitMs: Int64)?
         // Having voted for another node in epoch e, no older leader may add to
         // our log: the vote carries our log position, and that node's recovery
         // relies on it. The promise is made (and persisted with the vote)
         // before the vote leaves. Our own candidacy fences nothing: we know
         // our own log.
-        for case .send(_, .vote(let e, _)) in outputs { twoPC.promise(epoch: e) }
+        for case .send(_, .vote(let e, _, _)) in outputs { twoPC.promise(epoch: e) }
         for o in outputs {
             switch o {
             case .send(let to, let m):
                 sendPeer(to: to, .election(m))
             case .persistVote(let e):
                 effects.append(.persistVote(e, promised: twoPC.promisedEpoch))
-            case .becameLeader(let e, let votes):
-                won = (e, votes)
+            case .becameLeader(let e, let votes, let wait):
+                won = (e, votes, wait)
             case .following(_, let e):
                 twoPC.promise(epoch: e)
             case .leaderLost:
@@ -493,6 +608,7 @@ public final class NodeCore {
         if oldLeader != leaderId { failForwards { $0 == oldLeader } }
         if let won {
             elections += 1
+            servingNotBefore = now + (planted(.leaseNeverExpires) ? 0 : won.leaseWaitMs)
             becomeLeader(epoch: won.epoch, votes: won.votes, now: now, tookMs: nil)
         }
         dispatchHeld(now: now)
@@ -518,12 +634,18 @@ public final class NodeCore {
                                           ("lamport", "\(clock.time)"), ("took_ms", "\(tookMs)")])
         }
         // Recovery: the voter with the best log holds every committed entry.
-        let best = votes.filter { $0.key != nodeId }.max { ($0.value, -$0.key) < ($1.value, -$1.key) }
-        if let best, best.value > log.position, !plantedBugs.contains(.skipRecovery) {
-            recovering = (best.key, now + Int64(settings.commitTimeoutMs), now + retransmitMs)
+        var best = votes.filter { $0.key != nodeId }.max { ($0.value, -$0.key) < ($1.value, -$1.key) }
+        if planted(.recoveryByIndexOnly) {
+            best = votes.filter { $0.key != nodeId }.max { ($0.value.index, -$0.key) < ($1.value.index, -$1.key) }
+            if let b = best, b.value.index <= log.lastIndex { best = nil }
+        }
+        if let best, best.value > log.position || planted(.recoveryByIndexOnly),
+           !planted(.skipRecovery) {
+            recoveryRequests += 1
+            recovering = (best.key, now + Int64(settings.commitTimeoutMs), now + retransmitMs, recoveryRequests, best.value)
             emit(.info, "leader_recovery", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(best.key)"),
                                            ("their_last", "\(best.value.index)"), ("our_last", "\(log.lastIndex)")])
-            sendPeer(to: best.key, .recoverRequest(after: commitIndex))
+            sendPeer(to: best.key, .recoverRequest(id: recoveryRequests, after: commitIndex))
         } else {
             recovered(now: now)
         }
@@ -540,21 +662,38 @@ public final class NodeCore {
         startRound(now: now)
     }
 
-    private func answerRecovery(to: Int, after: UInt64) {
+    /// A new leader of `epoch` asks for our log after `after`; the answer
+    /// echoes the epoch and request id.
+    private func answerRecovery(to: Int, epoch e: UInt64, id: UInt64, after: UInt64) {
         let from = max(after, commitIndex) + 1
         if after >= log.baseIndex {
             let all = log.entries(from: after + 1, through: log.lastIndex, maxBytes: 32 << 20)
             if all.last?.index ?? after == log.lastIndex {
-                sendPeer(to: to, .recoverReply(snapshot: nil, entries: all))
+                sendPeer(to: to, .recoverReply(epoch: e, id: id, snapshot: nil, entries: all))
                 return
             }
         }
-        sendPeer(to: to, .recoverReply(snapshot: committedSnapshot(),
+        sendPeer(to: to, .recoverReply(epoch: e, id: id, snapshot: committedSnapshot(),
                                        entries: log.entries(from: from, through: log.lastIndex)))
     }
 
-    private func receiveRecovery(from: Int, snapshot: QueueSnapshot?, entries: [LogEntry], now: Int64) {
-        guard role == .leader, let r = recovering, r.from == from else { return }
+    private func receiveRecovery(from: Int, epoch e: UInt64, id: UInt64, snapshot: QueueSnapshot?,
+                                 entries: [LogEntry], now: Int64) {
+        // Only the answer to this leadership's latest request counts: a late
+        // answer to an earlier one may describe a log that has moved on.
+        guard role == .leader, let r = recovering, r.from == from, e == epoch, id == r.request else { return }
+        // The voter's log reached `r.position` when it voted for us, and it
+        // has promised this epoch since, so its answer must reach that far.
+        let replyLast = entries.last.map { LogPosition(epoch: $0.epoch, index: $0.index) }
+            ?? snapshot.map { LogPosition(epoch: $0.lastEpoch, index: $0.lastIndex) }
+        if !planted(.recoveryByIndexOnly) {
+            guard let replyLast, replyLast >= r.position else {
+                emit(.warn, "recovery_reply_refused", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(from)"),
+                                                      ("voted_last", "\(r.position.index)"),
+                                                      ("reply_last", "\(replyLast?.index ?? 0)")])
+                return
+            }
+        }
         if let snapshot, snapshot.lastIndex > commitIndex { install(snapshot) }
         var records: [LogRecord] = []
         guard merge(entries, into: &records) else {
@@ -598,17 +737,29 @@ public final class NodeCore {
         return true
     }
 
+    /// Replaces the committed state by a snapshot. Entries after the
+    /// snapshot's last one stay when that entry is ours too (log matching
+    /// makes them the leader's as well); they are written again after the
+    /// snapshot, which replaces the log on disk.
     private func install(_ snap: QueueSnapshot) {
         queue = TaskQueue()
         for t in snap.tasks { queue.apply(enqueue: t) }
         queue.observeTaskId(snap.highestTaskId)
         clock.observe(snap.lamport)
         parkedApplied = snap.parkedApplied
-        log.reset(toSnapshotAt: snap.lastIndex, epoch: snap.lastEpoch)
+        let kept: [LogEntry]
+        if planted(.snapshotDropsSuffix) {
+            log.reset(toSnapshotAt: snap.lastIndex, epoch: snap.lastEpoch)
+            kept = []
+        } else {
+            kept = log.rebase(toSnapshotAt: snap.lastIndex, epoch: snap.lastEpoch)
+        }
+        matchedThrough = min(matchedThrough, log.lastIndex)
         lastCommitMark = snap.lastIndex
-        nextTaskId = max(nextTaskId, snap.highestTaskId + 1)
+        nextTaskId = max(nextTaskId, snap.highestTaskId + 1, Self.highestTaskId(in: log) + 1)
         unsyncedPersists += 1
         effects.append(.installSnapshot(snap))
+        if !kept.isEmpty { persist(kept.map { .entry($0) }) }
         election?.position = log.position
     }
 
@@ -657,7 +808,7 @@ public final class NodeCore {
         guard role == .leader, recovering == nil, !twoPC.inRound, mutex.state == .idle, !proposals.isEmpty else { return }
         mutexRetryAt = now + retransmitMs
         mutexGiveUpAt = now + Int64(settings.commitTimeoutMs)
-        applyMutex(mutex.request(ts: clock.tick(), livePeers: reachablePeers), now: now)
+        applyMutex(mutex.request(ts: clock.tick(), livePeers: livePeers), now: now)
     }
 
     private func applyMutex(_ outputs: [RicartAgrawalaMutex.Output], now: Int64) {
@@ -696,7 +847,7 @@ public final class NodeCore {
         roundSeq += 1
         // The followers' copies leave before our own fsync, so the two overlap.
         applyTwoPC(twoPC.begin(round: roundSeq, epoch: epoch, first: first, last: log.lastIndex,
-                               participants: reachablePeers, now: now, timeoutMs: settings.commitTimeoutMs), now: now)
+                               participants: livePeers, now: now, timeoutMs: settings.commitTimeoutMs), now: now)
         persist(records)
     }
 
@@ -729,7 +880,8 @@ public final class NodeCore {
         }
     }
 
-    /// No majority in time: the clients learn nothing was committed, our own
+    /// No majority in time: the clients learn the outcome is unknown (a
+    /// follower may hold the entry, and a later leader may commit it), our own
     /// uncommitted entries of this epoch are cut (so we never commit them
     /// later), and we resign. Entries adopted from older epochs stay: they
     /// may have committed under an earlier leader.
@@ -745,8 +897,8 @@ public final class NodeCore {
                 if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
                 if case .enqueue(let t)? = log.entry(at: a.index)?.op { pendingPayloadBytes -= t.payload.count }
                 reply(a.ref, .error(.noquorum, reason == "timeout"
-                    ? "no majority acknowledged within commit_timeout_ms (\(settings.commitTimeoutMs) ms); nothing was committed"
-                    : "a majority cannot be reached (too few peers up or willing); nothing was committed"))
+                    ? "no majority acknowledged within commit_timeout_ms (\(settings.commitTimeoutMs) ms); the outcome is unknown: a later leader may still apply it"
+                    : "a majority cannot be reached (too few peers up or willing); the outcome is unknown: a later leader may still apply it"))
             }
             awaiting.removeAll { $0.index > cut }
             log.truncate(after: cut)
@@ -754,14 +906,14 @@ public final class NodeCore {
             election?.position = log.position
         }
         applyMutex(mutex.release(), now: now)
-        failProposals(.noquorum, "no majority acknowledged within commit_timeout_ms; nothing was committed")
+        failProposals(.noquorum, "no majority acknowledged within commit_timeout_ms; this change was not replicated")
         resign(now: now, reason: "no_quorum_\(reason)")
     }
 
     /// Sends a follower what it lacks, one message at a time (the next goes
     /// when it acknowledges); past the in-memory window, a snapshot.
     private func sendReplication(to id: Int, now: Int64) {
-        guard role == .leader, var f = followers[id], !f.inflight, router.reachable(id, now: lastNow) else { return }
+        guard role == .leader, var f = followers[id], !f.inflight, detector.alive.contains(id) else { return }
         let prev = f.next - 1
         if prev < log.baseIndex {
             f.inflight = true
@@ -821,7 +973,7 @@ public final class NodeCore {
         // A leader meeting a newer one steps down through the election first;
         // until then its own rounds own the log.
         guard role != .leader else { return }
-        guard twoPC.acceptPrepare(epoch: e) else {
+        guard twoPC.acceptPrepare(epoch: e) || planted(.prepareWithoutPromise) else {
             // A deposed leader: the newer epoch we promised tells it so.
             sendPeer(to: from, .replicateAck(round: m.round, matched: false, index: commitIndex),
                      epoch: twoPC.promisedEpoch)
@@ -830,8 +982,10 @@ public final class NodeCore {
         if matchedEpoch != e {
             matchedEpoch = e
             matchedThrough = commitIndex
+            matchedRound = 0
             epoch = max(epoch, e)
         }
+        matchedRound = max(matchedRound, m.round)
         guard m.prevIndex <= log.lastIndex, log.matches(index: m.prevIndex, epoch: m.prevEpoch) else {
             sendPeer(to: from, .replicateAck(round: m.round, matched: false, index: commitIndex))
             return
@@ -860,6 +1014,7 @@ public final class NodeCore {
         if matchedEpoch != e {
             matchedEpoch = e
             matchedThrough = commitIndex
+            matchedRound = 0
             epoch = max(epoch, e)
         }
         if snap.lastIndex > commitIndex {
@@ -874,11 +1029,23 @@ public final class NodeCore {
 
     /// The leader aborted a round: our uncommitted entries of its epoch past
     /// its commit point were never committed; drop them so no later recovery
-    /// adopts them.
-    private func receiveAbort(epoch e: UInt64, keep: UInt64, now: Int64) {
+    /// adopts them. Only the leader we replicate, in its own epoch, for its
+    /// latest round, and only a tail made wholly of that epoch's entries: a
+    /// late ABORT must never cut what a newer leader wrote or committed.
+    private func receiveAbort(epoch e: UInt64, round: UInt64, keep: UInt64, now: Int64) {
         guard role != .leader else { return }
         var i = max(keep, commitIndex) + 1
-        while i <= log.lastIndex, log.entry(at: i)?.epoch != e { i += 1 }
+        if planted(.abortIgnoresEpoch) {
+            while i <= log.lastIndex, log.entry(at: i)?.epoch != e { i += 1 }
+        } else {
+            guard e == matchedEpoch, e >= twoPC.promisedEpoch, round >= matchedRound else { return }
+            while i <= log.lastIndex, log.entry(at: i)?.epoch != e { i += 1 }
+            var j = i
+            while j <= log.lastIndex {
+                guard log.entry(at: j)?.epoch == e else { return }
+                j += 1
+            }
+        }
         guard i <= log.lastIndex else { return }
         log.truncate(after: i - 1)
         matchedThrough = min(matchedThrough, i - 1)
@@ -923,10 +1090,10 @@ public final class NodeCore {
                     reply(client, .ok(taskId: t.id, lamport: e.lamport))
                 }
             case .ack(let id):
-                if !plantedBugs.contains(.ackNotApplied) { queue.apply(ack: id) }
+                if !planted(.ackNotApplied) { queue.apply(ack: id) }
                 if let client { reply(client, .ok(taskId: id, lamport: e.lamport)) }
             case .enqueueParked(let t, _, let seq):
-                if plantedBugs.contains(.parkedAppliedTwice) { queue.apply(enqueue: t) } else {
+                if planted(.parkedAppliedTwice) { queue.apply(enqueue: t) } else {
                     _ = Self.apply(e.op, to: &queue, parked: &parkedApplied)
                 }
                 nextTaskId = max(nextTaskId, t.id + 1)
@@ -942,13 +1109,18 @@ public final class NodeCore {
             parkedDelivered(through: t, now: now)
         }
         if role == .leader {
-            if !serving && commitIndex >= readyIndex {
-                serving = true
-                dispatchHeld(now: now)
-                deliverMailbox(now: now)
-            }
+            startServingIfReady(now: now)
             serveWaiters(now: now)
         }
+    }
+
+    /// A new leader serves once its first entry committed (so it holds every
+    /// committed entry) and no older leader's lease can still be in force.
+    private func startServingIfReady(now: Int64) {
+        guard role == .leader, !serving, recovering == nil, commitIndex >= readyIndex, now >= servingNotBefore else { return }
+        serving = true
+        dispatchHeld(now: now)
+        deliverMailbox(now: now)
     }
 
     // MARK: clients
@@ -956,6 +1128,7 @@ public final class NodeCore {
     /// A client command that needs the queue (HELLO, ENQUEUE, DEQUEUE, ACK, NACK, STATUS).
     public func handle(_ command: ClientCommand, from ref: ClientRef, owner: String, now: Int64, wallMs: Int64) {
         lastNow = now
+        checkLease(now: now)
         switch command {
         case .hello(_, let lamport):
             let l = lamport.map { clock.merge($0) } ?? clock.tick()
@@ -989,7 +1162,7 @@ public final class NodeCore {
             reply(ref, .error(.noleader, "node \(nodeId) is not the leader"))
             return true
         }
-        guard role == .follower, let leader = leaderId, router.reachable(leader, now: lastNow) else { return false }
+        guard role == .follower, let leader = leaderId, detector.alive.contains(leader) else { return false }
         let id = nextForwardId
         nextForwardId &+= 1
         forwards[id] = (ref, leader)
@@ -1001,7 +1174,13 @@ public final class NodeCore {
         return true
     }
 
+    /// Dispatches held commands in order. Not reentrant: a step-down while
+    /// dispatching calls back here, and the loop below already goes on.
     private func dispatchHeld(now: Int64) {
+        guard !dispatchingHeld else { return }
+        dispatchingHeld = true
+        defer { dispatchingHeld = false }
+        checkLease(now: now)
         deliverMailbox(now: now)
         while let h = held.first {
             guard dispatch(h.command, ref: h.ref, owner: h.owner, now: now, wallMs: h.wallMs) else { return }
@@ -1059,7 +1238,7 @@ public final class NodeCore {
             guard serving else { return }
             receiveParked(batch, from: nodeId, now: now)
         } else {
-            guard role == .follower, let leader = leaderId, router.reachable(leader, now: lastNow) else { return }
+            guard role == .follower, let leader = leaderId, detector.alive.contains(leader) else { return }
             sendPeer(to: leader, .deliverParked(batch))
         }
         // A delivery commits in a round trip or two; one lost with a link is
@@ -1156,6 +1335,9 @@ public final class NodeCore {
     }
 
     private func serveWaiters(now: Int64) {
+        guard queue.readyCount > 0 else { return }
+        checkLease(now: now)
+        guard role == .leader else { return }
         while queue.readyCount > 0, let w = waiters.popFirst() {
             guard let t = queue.leaseNext(owner: w.owner, deadline: now + Int64(settings.ackTimeoutMs)) else {
                 waiters.add(w)
@@ -1174,7 +1356,10 @@ public final class NodeCore {
     /// Time passes: elections, retransmits, expired leases, waits and holds.
     public func tick(now: Int64, wallMs: Int64 = 0) {
         lastNow = now
-        if election != nil && now >= nextLinkReport { reportLinks(now: now) }
+        if election != nil {
+            applyDetector(now: now)
+            if now >= nextLinkReport { reportLinks(now: now) }
+        }
         if let election {
             applyElection(election.tick(now: now), now: now)
             timeSync(now: now, wallMs: wallMs)
@@ -1184,18 +1369,21 @@ public final class NodeCore {
             applyMutex(mutex.cancel(), now: now)
             if now >= mutexGiveUpAt {
                 mutexRetryAt = nil
-                failProposals(.noquorum, "the replication section was not granted within commit_timeout_ms; nothing was committed")
+                failProposals(.noquorum, "the replication section was not granted within commit_timeout_ms; this change was not replicated")
                 resign(now: now, reason: "mutex_timeout")
             } else {
                 mutexRetryAt = now + retransmitMs
-                applyMutex(mutex.request(ts: clock.tick(), livePeers: reachablePeers), now: now)
+                applyMutex(mutex.request(ts: clock.tick(), livePeers: livePeers), now: now)
             }
         }
+        startServingIfReady(now: now)
         if let r = recovering, now >= r.deadline {
             resign(now: now, reason: "recovery_timeout")
         } else if let r = recovering, now >= r.nextAsk {
+            recoveryRequests += 1
             recovering?.nextAsk = now + retransmitMs
-            sendPeer(to: r.from, .recoverRequest(after: commitIndex))
+            recovering?.request = recoveryRequests
+            sendPeer(to: r.from, .recoverRequest(id: recoveryRequests, after: commitIndex))
         }
         if role == .leader {
             for (id, f) in followers.sorted(by: { $0.key < $1.key }) where f.inflight && now - f.sentAt >= retransmitMs {
@@ -1251,6 +1439,7 @@ public final class NodeCore {
     /// For the simulator's mutual-exclusion check.
     var inCriticalSection: Bool { mutex.state == .inside }
     var mutexAsked: Set<Int> { mutex.asked }
+    var mutexRepliedBy: Set<Int> { mutex.repliedBy }
 
     /// Relayed commands are answered over the bus, not to a local session.
     static let remoteSession: UInt64 = 1 << 62

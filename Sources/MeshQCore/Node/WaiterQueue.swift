@@ -1,9 +1,13 @@
 // WaiterQueue: DEQUEUE calls blocked until a task is ready or their wait ends.
-// Served first-come first-served; deadlines in a min-heap so a tick costs
-// nothing when no wait has ended. A waiter that is served, or whose connection
-// closed, leaves a stale heap entry that is skipped.
-import DequeModule
-import HeapModule
+// Served first-come first-served: each waiter gets an arrival number and the
+// next one served is the smallest, whatever its deadline; deadlines only end
+// waits. Both orders are DeadlineSets (indexed min-heaps), so serving,
+// expiring, and dropping a closed connection's waiters (through the
+// per-session index) cost O(log n) each, a tick costs nothing when no wait
+// has ended, and nothing stale stays behind.
+// Invariant: a ref is in `waiting`, `arrivals`, `deadlines` and
+// `bySession[ref.session]` all together or in none. Waits that end together
+// expire in (deadline, session, seq) order.
 
 public struct WaiterQueue: Sendable {
     public struct Waiter: Sendable, Equatable {
@@ -12,68 +16,75 @@ public struct WaiterQueue: Sendable {
         public var deadline: Int64
     }
 
-    private struct Deadline: Comparable, Sendable {
-        var at: Int64
-        var ref: ClientRef
-        static func < (a: Deadline, b: Deadline) -> Bool {
-            (a.at, a.ref.session, a.ref.seq) < (b.at, b.ref.session, b.ref.seq)
-        }
-    }
-
-    private var order = Deque<ClientRef>()
     private var waiting: [ClientRef: Waiter] = [:]
-    private var deadlines = Heap<Deadline>()
+    /// Arrival order: the "deadline" is an arrival number.
+    private var arrivals = DeadlineSet<ClientRef>()
+    private var deadlines = DeadlineSet<ClientRef>()
+    private var bySession: [UInt64: Set<UInt64>] = [:]
+    private var nextArrival: Int64 = 0
 
     public init() {}
 
     public var count: Int { waiting.count }
 
+    /// Joins the back of the line (a waiter added again keeps its place).
     public mutating func add(_ w: Waiter) {
         waiting[w.ref] = w
-        order.append(w.ref)
-        deadlines.insert(Deadline(at: w.deadline, ref: w.ref))
+        if !arrivals.contains(w.ref) {
+            arrivals.schedule(w.ref, at: nextArrival)
+            nextArrival += 1
+        }
+        deadlines.schedule(w.ref, at: w.deadline)
+        bySession[w.ref.session, default: []].insert(w.ref.seq)
     }
 
-    /// The longest-waiting live waiter, removed.
+    /// The longest-waiting waiter, removed.
     public mutating func popFirst() -> Waiter? {
-        while let ref = order.popFirst() {
-            if let w = waiting.removeValue(forKey: ref) { return w }
-        }
-        return nil
+        guard let first = arrivals.first else { return nil }
+        return take(first.key)
     }
 
     /// Waiters whose wait ended at or before `now`, removed.
     public mutating func expire(now: Int64) -> [Waiter] {
-        var out: [Waiter] = []
-        while let top = deadlines.min, top.at <= now {
-            deadlines.removeMin()
-            if let w = waiting.removeValue(forKey: top.ref) { out.append(w) }
-        }
-        return out
+        deadlines.popExpired(now: now).compactMap { take($0) }
     }
 
-    public mutating func nextDeadline() -> Int64? {
-        while let top = deadlines.min {
-            if waiting[top.ref] != nil { return top.at }
-            deadlines.removeMin()
-        }
-        return nil
-    }
+    public mutating func nextDeadline() -> Int64? { deadlines.first?.deadline }
 
     /// A connection closed: its waiters go without a reply.
     public mutating func remove(session: UInt64) {
-        for ref in waiting.keys where ref.session == session { waiting.removeValue(forKey: ref) }
-        if waiting.isEmpty {
-            order.removeAll()
-            deadlines = Heap()
-        }
+        guard let seqs = bySession[session] else { return }
+        for seq in seqs { _ = take(ClientRef(session: session, seq: seq)) }
     }
 
-    /// Every waiter, removed (a leader stepping down answers them).
+    /// Every waiter, removed, longest-waiting first (a leader stepping down answers them).
     public mutating func removeAll() -> [Waiter] {
-        var out: [Waiter] = []
-        while let w = popFirst() { out.append(w) }
-        deadlines = Heap()
+        let out = arrivals.sorted.compactMap { waiting[$0.key] }
+        waiting.removeAll()
+        arrivals.removeAll()
+        deadlines.removeAll()
+        bySession.removeAll()
         return out
+    }
+
+    /// Entries held by the indexes, for tests: equals `count` (nothing stale).
+    var indexedEntries: Int { arrivals.count + deadlines.count + bySession.values.reduce(0) { $0 + $1.count } }
+
+    private mutating func take(_ ref: ClientRef) -> Waiter? {
+        guard let w = waiting.removeValue(forKey: ref) else { return nil }
+        arrivals.remove(ref)
+        deadlines.remove(ref)
+        if var seqs = bySession.removeValue(forKey: ref.session) {
+            seqs.remove(ref.seq)
+            if !seqs.isEmpty { bySession[ref.session] = seqs }
+        }
+        return w
+    }
+}
+
+/// Waits that end at the same time expire in (session, seq) order.
+extension ClientRef: Comparable {
+    public static func < (a: ClientRef, b: ClientRef) -> Bool {
+        (a.session, a.seq) < (b.session, b.seq)
     }
 }

@@ -1,7 +1,6 @@
 // SystemdNotifier: sd_notify(3) without libsystemd. One datagram per message to
 // $NOTIFY_SOCKET (a path, or "@name" in the abstract namespace). When systemd
 // did not start us the variable is unset and every call is a no-op.
-import CLibevent
 import Glibc
 
 public final class SystemdNotifier {
@@ -38,7 +37,7 @@ public final class SystemdNotifier {
             for (i, b) in path.enumerated() { raw[i] = b }
         }
         // Abstract names are not NUL-terminated: the length says where they end.
-        let len = meshq_sockaddr_un_len(path.count + (path[0] == 0 ? 0 : 1))
+        let len = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + path.count + (path[0] == 0 ? 0 : 1))
         var msg = message
         let sent = msg.withUTF8 { body in
             withUnsafePointer(to: &addr) { ap in

@@ -2,38 +2,41 @@
 // fast timings so failovers happen in well under a second, and per-node logs.
 import Foundation
 import Glibc
+import MeshQClient
 import Reactor
 
-final class Cluster {
-    let dir: String
-    let ids: [Int]
-    let clientPorts: [Int: UInt16]
-    var peerPorts: [Int: UInt16] = [:]
-    let configPath: String
+public final class Cluster {
+    public let dir: String
+    public let ids: [Int]
+    public let clientPorts: [Int: UInt16]
+    public private(set) var peerPorts: [Int: UInt16] = [:]
+    public let configPath: String
     private var processes: [Int: Process] = [:]
 
-    init(name: String, nodes: Int = 3,
-         cluster: String = "heartbeat_interval_ms = 50\nleader_timeout_ms = 400\nelection_timeout_ms = 200") {
+    /// `cluster` holds the `key = value` lines of the `[cluster]` section.
+    public init(name: String, nodes: Int = 3,
+                cluster: String = "heartbeat_interval_ms = 50\nleader_timeout_ms = 400\nelection_timeout_ms = 200") {
         dir = Harness.tempDir(name)
         ids = Array(1...nodes)
         var ports: [Int: UInt16] = [:]
-        var text = "[cluster]\n\(cluster)\n"
+        var sections: [ConfigWriter.Node] = []
         for id in ids {
             let p = Harness.freePort()
             let q = Harness.freePort()
             ports[id] = p
             peerPorts[id] = q
-            text += "\n[node.\(id)]\npeer = 127.0.0.1:\(q)\nclient = 127.0.0.1:\(p)\ndata_dir = \(dir)/\(id)\n"
+            sections.append(.loopback(id: id, peerPort: Int(q), clientPort: Int(p), dataDir: "\(dir)/\(id)"))
         }
         clientPorts = ports
         configPath = dir + "/meshq.conf"
+        let text = ConfigWriter(cluster: ConfigWriter.lines(cluster), nodes: sections).text
         try? text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
-    func logPath(_ id: Int) -> String { "\(dir)/node\(id).log" }
-    func log(_ id: Int) -> String { (try? String(contentsOfFile: logPath(id), encoding: .utf8)) ?? "" }
+    public func logPath(_ id: Int) -> String { "\(dir)/node\(id).log" }
+    public func log(_ id: Int) -> String { (try? String(contentsOfFile: logPath(id), encoding: .utf8)) ?? "" }
 
-    func start(_ only: [Int]? = nil, environment: [Int: [String: String]] = [:], configs: [Int: String] = [:]) throws {
+    public func start(_ only: [Int]? = nil, environment: [Int: [String: String]] = [:], configs: [Int: String] = [:]) throws {
         for id in only ?? ids {
             processes[id] = try Daemon.launch(config: configs[id] ?? configPath, id: id, log: logPath(id),
                                               environment: environment[id] ?? [:])
@@ -46,25 +49,27 @@ final class Cluster {
         }
     }
 
-    func kill9(_ id: Int) {
+    public func kill9(_ id: Int) {
         guard let p = processes.removeValue(forKey: id) else { return }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
     }
 
+    /// Sends a signal to a running node (SIGSTOP freezes it with its sockets
+    /// open, SIGCONT thaws it).
+    public func sendSignal(_ sig: Int32, to id: Int) {
+        if let p = processes[id] { kill(p.processIdentifier, sig) }
+    }
+
     /// STATUS of a node as key -> value, nil when it does not answer.
-    func status(_ id: Int) -> [String: String]? {
+    public func status(_ id: Int) -> [String: String]? {
         guard let c = try? LineClient(host: "127.0.0.1", port: clientPorts[id]!, timeoutMs: 2_000),
-              let line = try? c.request("STATUS"), line.hasPrefix("STATUS ") else { return nil }
-        var out: [String: String] = [:]
-        for w in line.split(separator: " ").dropFirst() {
-            if let eq = w.firstIndex(of: "=") { out[String(w[..<eq])] = String(w[w.index(after: eq)...]) }
-        }
-        return out
+              let line = try? c.request("STATUS") else { return nil }
+        return StatusLine.fields(line)
     }
 
     /// Waits until every node in `nodes` names `leader` in the same epoch; returns that epoch.
-    func awaitAgreement(on leader: Int, among nodes: [Int], timeout: Double = 30) -> UInt64? {
+    public func awaitAgreement(on leader: Int, among nodes: [Int], timeout: Double = 30) -> UInt64? {
         var agreed: UInt64?
         Harness.eventually(timeout: timeout) {
             let s = nodes.compactMap { status($0) }
@@ -77,7 +82,7 @@ final class Cluster {
         return agreed
     }
 
-    func client(_ id: Int) throws -> LineClient {
+    public func client(_ id: Int) throws -> LineClient {
         try LineClient(host: "127.0.0.1", port: clientPorts[id]!, timeoutMs: 10_000)
     }
 

@@ -1,14 +1,16 @@
 // DaemonHarness: real meshqd processes on loopback for integration tests. Each
 // test gets a fresh directory, free ports, and a daemon whose stderr goes to a
 // file the test can read. Every wait polls a condition against a generous
-// deadline (2 busy cores), never a fixed sleep.
+// deadline (2 busy cores), never a fixed sleep. Shared by every test target
+// that starts processes (MeshQTestSupport).
 import Foundation
 import Glibc
+import MeshQClient
 import Reactor
 
-enum Harness {
+public enum Harness {
     /// The meshqd built next to these tests (or $MESHQD_BIN).
-    static var meshqdPath: String {
+    public static var meshqdPath: String {
         if let p = ProcessInfo.processInfo.environment["MESHQD_BIN"] { return p }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
@@ -21,7 +23,7 @@ enum Harness {
     /// port, and the restart then fails with EADDRINUSE. Each test process
     /// walks its own stretch of 10000-32767 (by pid) and never hands a port
     /// out twice.
-    static func freePort() -> UInt16 {
+    public static func freePort() -> UInt16 {
         portLock.lock()
         defer { portLock.unlock() }
         let loop = EventLoop()
@@ -41,7 +43,7 @@ enum Harness {
     nonisolated(unsafe) private static var portCursor = 0
     private static let portLock = NSLock()
 
-    static func tempDir(_ name: String) -> String {
+    public static func tempDir(_ name: String) -> String {
         let dir = FileManager.default.temporaryDirectory
             .appendingPathComponent("meshq-it-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -49,7 +51,7 @@ enum Harness {
     }
 
     /// Runs a program to completion; returns its status and stdout+stderr.
-    static func run(_ tool: String, _ args: [String]) throws -> (status: Int32, output: String) {
+    public static func run(_ tool: String, _ args: [String]) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: tool)
         p.arguments = args
@@ -64,7 +66,7 @@ enum Harness {
 
     /// Polls `condition` until it holds or `timeout` passes.
     @discardableResult
-    static func eventually(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
+    public static func eventually(timeout: Double = 20, _ condition: () -> Bool) -> Bool {
         let end = Date().addingTimeInterval(timeout)
         while Date() < end {
             if condition() { return true }
@@ -74,35 +76,30 @@ enum Harness {
     }
 }
 
-final class Daemon {
-    let dir: String
-    let clientPort: UInt16
-    let configPath: String
-    let logPath: String
-    private(set) var process: Process?
-    var dataDir: String { dir + "/data" }
+public final class Daemon {
+    public let dir: String
+    public let clientPort: UInt16
+    public let configPath: String
+    public let logPath: String
+    public private(set) var process: Process?
+    public var dataDir: String { dir + "/data" }
 
-    init(name: String, cluster: String = "", node: String = "", clientPort: UInt16? = nil) {
+    /// `cluster` and `node` are extra `key = value` lines for the two sections.
+    public init(name: String, cluster: String = "", node: String = "", clientPort: UInt16? = nil) {
         dir = Harness.tempDir(name)
         self.clientPort = clientPort ?? Harness.freePort()
         configPath = dir + "/meshq.conf"
         logPath = dir + "/meshqd.log"
-        let text = """
-            [cluster]
-            \(cluster)
-
-            [node.1]
-            peer = 127.0.0.1:\(Harness.freePort())
-            client = 127.0.0.1:\(self.clientPort)
-            data_dir = \(dir)/data
-            \(node)
-            """
+        let text = ConfigWriter(cluster: ConfigWriter.lines(cluster), nodes: [
+            .loopback(id: 1, peerPort: Int(Harness.freePort()), clientPort: Int(self.clientPort),
+                      dataDir: "\(dir)/data", extra: ConfigWriter.lines(node)),
+        ]).text
         try? text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
     /// Starts meshqd and waits until it answers PING.
     @discardableResult
-    func start(environment: [String: String] = [:]) throws -> Daemon {
+    public func start(environment: [String: String] = [:]) throws -> Daemon {
         let p = try Daemon.launch(config: configPath, log: logPath, environment: environment)
         process = p
         let up = Harness.eventually(timeout: 30) {
@@ -115,14 +112,16 @@ final class Daemon {
         return self
     }
 
-    static func launch(config: String, id: Int = 1, extraArgs: [String] = [], log: String,
+    public static func launch(config: String, id: Int = 1, extraArgs: [String] = [], log: String,
                        environment: [String: String] = [:]) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Harness.meshqdPath)
         p.arguments = ["--config", config, "--id", "\(id)"] + extraArgs
         // Keep an existing log's inode: a test may have named it in JOURNAL_STREAM.
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
-        let fh = FileHandle(forWritingAtPath: log)!
+        if !FileManager.default.fileExists(atPath: log), !FileManager.default.createFile(atPath: log, contents: nil) {
+            throw HarnessError("cannot create the log file \(log)")
+        }
+        guard let fh = FileHandle(forWritingAtPath: log) else { throw HarnessError("cannot open the log file \(log)") }
         fh.seekToEndOfFile()
         p.standardError = fh
         p.standardOutput = fh
@@ -135,14 +134,14 @@ final class Daemon {
         return p
     }
 
-    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    func client(timeoutMs: Int = 10_000) throws -> LineClient {
+    public func client(timeoutMs: Int = 10_000) throws -> LineClient {
         try LineClient(host: "127.0.0.1", port: clientPort, timeoutMs: timeoutMs)
     }
 
     /// SIGKILL: no chance to flush anything.
-    func kill9() {
+    public func kill9() {
         guard let p = process else { return }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
@@ -151,7 +150,7 @@ final class Daemon {
 
     /// SIGTERM and wait; returns the exit status.
     @discardableResult
-    func stop() -> Int32 {
+    public func stop() -> Int32 {
         guard let p = process else { return -1 }
         p.terminate()
         p.waitUntilExit()
@@ -168,14 +167,14 @@ final class Daemon {
     }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ d: String) { description = d }
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
 }
 
 extension LineClient {
     /// Sends every line in one write and reads one reply per line.
-    func pipeline(_ lines: [String]) throws -> [String] {
+    public func pipeline(_ lines: [String]) throws -> [String] {
         try send(lines.map { $0 + "\n" }.joined())
         return try lines.map { _ in try readLine() }
     }

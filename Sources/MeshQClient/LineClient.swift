@@ -1,8 +1,10 @@
 // LineClient: a blocking, line-oriented TCP client with timeouts, for the CLI
 // and the tests (the daemon itself never blocks). Every wait goes through
 // poll(2) with a deadline, so a dead server fails a call instead of hanging it.
-import CLibevent
+// It lives outside Reactor (the daemon's non-blocking loop) and borrows only
+// its address resolution.
 import Glibc
+import Reactor
 
 public final class LineClient {
     private var fd: Int32
@@ -36,7 +38,8 @@ public final class LineClient {
                 throw ReactorError("connect \(address): \(String(cString: strerror(err)))")
             }
         }
-        setNoDelay(fd)
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
     deinit { close() }

@@ -1,8 +1,9 @@
 // DatagramSocket: a bound AF_UNIX datagram socket that receives with a
 // deadline. It is the receiving end of the sd_notify protocol, for tests and
-// tools that stand in for systemd.
-import CLibevent
+// tools that stand in for systemd. (A test tool, so it lives with the test
+// support rather than in the daemon's reactor.)
 import Glibc
+import Reactor
 
 public final class DatagramSocket {
     private var fd: Int32 = -1
@@ -25,7 +26,7 @@ public final class DatagramSocket {
         }
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, meshq_sockaddr_un_len(bytes.count + (abstract ? 0 : 1)))
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + bytes.count + (abstract ? 0 : 1)))
             }
         }
         guard rc == 0 else {
