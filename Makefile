@@ -9,6 +9,10 @@ SYSCONFDIR ?= /etc
 NODES    ?= 3
 BENCH_NODES ?= 3
 SEEDS    ?= 500
+DURATION ?= 60
+RATE     ?= 40
+# 1: `make test` also runs a 60-second `make chaos` (as root; otherwise it says why not).
+CHAOS_IN_TEST ?= 0
 
 # Test builds compile the test-only hooks (planted bugs, fault switches);
 # release builds (run, bench, install) never contain them.
@@ -18,7 +22,8 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim sim-planted clean
+.PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim sim-planted clean \
+	chaos chaosdeps test-chaos test-chaos-checker
 
 all: build
 
@@ -52,16 +57,44 @@ run: release
 # integration tests start the meshqd built here, so build it first; the
 # simulator runs after them, so its load never shares the two cores with
 # real clusters whose timings are fast.
-test: testdeps
+test: testdeps test-chaos-checker
 	$(SWIFT) build $(TESTFLAGS)
 	$(SWIFT) test $(TESTFLAGS) --skip 'SimulationTests|PlantedBugTests'
 	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test $(TESTFLAGS) --skip-build --filter 'SimulationTests|PlantedBugTests'
+ifeq ($(CHAOS_IN_TEST),1)
+	$(MAKE) test-chaos
+endif
 
 # Zero compiler warnings in our own targets, in debug (tests included) and in
 # release; CI runs it before `make test` (whose build it leaves ready).
 warnings: deps
 	SWIFT=$(SWIFT) .ci/check-warnings --build-tests $(TESTFLAGS)
 	SWIFT=$(SWIFT) .ci/check-warnings -c release
+
+# The chaos checker's unit tests (a violating history per property), the report's and
+# the nemesis schedule's: fast, no root.
+test-chaos-checker:
+	cd chaos && python3 -m unittest test_checker test_report test_nemesis
+
+# Real meshqd processes in network namespaces under a seeded nemesis, judged by
+# chaos/checker.py (README, "Chaos testing"). Needs root. Replay: make chaos SEED=n
+# Options: NODES=3|5 DURATION=seconds SEED=n RATE=commands/s
+chaos: release chaosdeps
+	python3 chaos/run.py --nodes $(NODES) --duration $(DURATION) --rate $(RATE) \
+		$(if $(SEED),--seed $(SEED)) --meshqd $(BIN_RELEASE)/meshqd
+
+chaosdeps:
+	@command -v nft >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		echo "installing nftables (needs root)"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nftables; }
+
+# A 60-second chaos run when root (CI is), otherwise a note saying why it is
+# skipped; first a check that the nftables faults drop exactly what they should.
+test-chaos: chaosdeps
+	@if [ "$$(id -u)" = 0 ]; then python3 -m unittest discover -s chaos -p 'test_net.py' && \
+		$(MAKE) chaos DURATION=60; \
+	else echo "test-chaos: skipped, needs root (network namespaces, nftables, tmpfs)"; fi
 
 # The deterministic cluster simulator over many seeds (optimised build).
 # Replay one: make sim SEED=1234
@@ -114,4 +147,4 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/meshq.1 $(DESTDIR)$(MANDIR)/man5/meshq.conf.5 $(DESTDIR)$(MANDIR)/man8/meshqd.8
 
 clean:
-	rm -rf .build
+	rm -rf .build chaos-out

@@ -1,0 +1,163 @@
+"""The chaos workload: producers and consumers on the line protocol.
+
+Each client is a thread with one connection at a time to a random node; it
+says HELLO with its Lamport clock on every new connection, sends one command
+at a time and records each as invoke + completion (history.py). A timeout or
+a closed connection is an unknown outcome: the client drops that connection
+(a late reply must never be read as the answer to the next command) and
+reconnects, to a random node. Clients also move to another node every few
+dozen commands, so every node serves and relays.
+
+Producers ENQUEUE unique payloads (`<client>-<n>`). Consumers DEQUEUE with a
+wait, then ACK (70%), NACK (10%), vanish without acking (10%: the connection
+is closed and the lease must expire), or forget the task but keep the
+connection (10%). The pace is RATE commands per second over all clients,
+with exponential gaps.
+"""
+
+import random
+import socket
+import threading
+import time
+
+from cluster import CLIENT_PORT
+from history import lamport_of
+from net import node_ip
+
+CALL_TIMEOUT = 8.0        # > commit_timeout_ms waiting for a leader + a round
+DEQUEUE_WAIT_MS = 500
+
+
+class Connection:
+    def __init__(self, node, timeout=1.0):
+        self.node = node
+        self.sock = socket.create_connection((node_ip(node), CLIENT_PORT), timeout=timeout)
+        self.buf = b""
+
+    def call(self, line, timeout):
+        """The reply line, or None (timeout / closed: the caller must drop the connection)."""
+        deadline = time.monotonic() + timeout
+        try:
+            self.sock.sendall(line.encode() + b"\n")
+            while b"\n" not in self.buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.sock.settimeout(left)
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return None
+                self.buf += chunk
+        except OSError:
+            return None
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace")
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Client(threading.Thread):
+    def __init__(self, name, role, n_nodes, recorder, seed, rate, stop_event):
+        super().__init__(name=name, daemon=True)
+        self.cname = name
+        self.role = role
+        self.nodes = list(range(1, n_nodes + 1))
+        self.rec = recorder
+        self.rng = random.Random(seed)
+        self.rate = rate
+        self.stop_event = stop_event
+        self.conn = None
+        self.lamport = 0
+        self.sent = 0
+        self.ops_on_conn = 0
+
+    # -- one recorded command -------------------------------------------------
+    def call(self, f, line, arg=None, timeout=CALL_TIMEOUT):
+        node = self.conn.node
+        op = self.rec.invoke(self.cname, node, f, arg)
+        reply = self.conn.call(line, timeout)
+        self.rec.complete(op, self.cname, node, f, reply)
+        stamp = lamport_of(reply)
+        if stamp is not None:
+            self.lamport = max(self.lamport, stamp) + 1
+        if reply is None:
+            self.drop()
+        self.ops_on_conn += 1
+        return reply
+
+    def drop(self):
+        if self.conn:
+            self.conn.close()
+        self.conn = None
+
+    def connect(self):
+        """A new connection to a random node, greeted with HELLO; False if none."""
+        node = self.rng.choice(self.nodes)
+        try:
+            self.conn = Connection(node)
+        except OSError:
+            self.conn = None
+            return False
+        self.ops_on_conn = 0
+        self.lamport += 1
+        reply = self.call("hello", f"HELLO {self.cname} {self.lamport}", self.cname, timeout=3.0)
+        return reply is not None and reply.startswith("HELLO ")
+
+    def pace(self):
+        self.stop_event.wait(self.rng.expovariate(self.rate))
+
+    # -- the loops ------------------------------------------------------------
+    def run(self):
+        n = 0
+        while not self.stop_event.is_set():
+            if self.conn is None or self.ops_on_conn > self.rng.randint(20, 60):
+                self.drop()
+                if not self.connect():
+                    self.drop()
+                    self.stop_event.wait(self.rng.uniform(0.1, 0.3))
+                    continue
+            if self.role == "producer":
+                n += 1
+                payload = f"{self.cname}-{n}"
+                self.call("enqueue", f"ENQUEUE {payload}", payload)
+            else:
+                self.consume()
+            self.pace()
+        self.drop()
+
+    def consume(self):
+        reply = self.call("dequeue", f"DEQUEUE {DEQUEUE_WAIT_MS}",
+                          timeout=CALL_TIMEOUT + DEQUEUE_WAIT_MS / 1000)
+        if not reply or not reply.startswith("TASK "):
+            return
+        tid = reply.split(" ")[1]
+        roll = self.rng.random()
+        if self.conn is None:
+            return
+        if roll < 0.7:
+            self.pace()
+            if self.conn:
+                self.call("ack", f"ACK {tid}", tid)
+        elif roll < 0.8:
+            self.call("nack", f"NACK {tid}", tid)
+        elif roll < 0.9:
+            self.drop()                # vanish: the lease must expire
+        # else: forget the task, keep the connection; the lease expires too
+
+
+def start_clients(n_nodes, recorder, seed, rate, stop_event, producers, consumers):
+    clients = []
+    per = max(rate / (producers + consumers), 0.1)
+    for k in range(producers):
+        clients.append(Client(f"p{k + 1}", "producer", n_nodes, recorder,
+                              f"{seed}-p{k}", per, stop_event))
+    for k in range(consumers):
+        clients.append(Client(f"c{k + 1}", "consumer", n_nodes, recorder,
+                              f"{seed}-c{k}", per, stop_event))
+    for c in clients:
+        c.start()
+    return clients
