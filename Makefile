@@ -11,8 +11,9 @@ BENCH_NODES ?= 3
 SEEDS    ?= 500
 DURATION ?= 60
 RATE     ?= 40
-# 1: `make test` also runs a 60-second `make chaos` (as root; otherwise it says why not).
-CHAOS_IN_TEST ?= 0
+# 1: `make test` also runs the scripted partitions and a 60-second `make chaos`
+# (as root; otherwise it says why not). 0 leaves them out.
+CHAOS_IN_TEST ?= 1
 
 # Test builds compile the test-only hooks (planted bugs, fault switches);
 # release builds (run, bench, install) never contain them.
@@ -23,7 +24,7 @@ BIN_DEBUG   = .build/debug
 
 
 .PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim sim-planted clean \
-	chaos chaosdeps test-chaos test-chaos-checker
+	chaos chaosdeps test-chaos test-chaos-checker partitions
 
 all: build
 
@@ -93,8 +94,13 @@ chaosdeps:
 # skipped; first a check that the nftables faults drop exactly what they should.
 test-chaos: chaosdeps
 	@if [ "$$(id -u)" = 0 ]; then python3 -m unittest discover -s chaos -p 'test_net.py' && \
-		$(MAKE) chaos DURATION=60; \
+		$(MAKE) partitions && $(MAKE) chaos DURATION=60; \
 	else echo "test-chaos: skipped, needs root (network namespaces, nftables, tmpfs)"; fi
+
+# Scripted silent network faults (nftables drops between namespaces): the
+# leader isolated, a minority partitioned, one link cut. Needs root.
+partitions: release chaosdeps
+	python3 chaos/partitions.py --meshqd $(BIN_RELEASE)/meshqd
 
 # The deterministic cluster simulator over many seeds (optimised build).
 # Replay one: make sim SEED=1234
