@@ -71,12 +71,12 @@ def clean_stale():
     os.makedirs(ROOT, exist_ok=True)
 
 
-def status(i, timeout=1.0):
-    """STATUS of node i as a dict, or None when it does not answer in time."""
+def request(i, line, timeout=1.0):
+    """One command on a fresh connection to node i: its reply line, or None."""
     try:
         with socket.create_connection((node_ip(i), CLIENT_PORT), timeout=timeout) as s:
             s.settimeout(timeout)
-            s.sendall(b"STATUS\n")
+            s.sendall(line.encode() + b"\n")
             buf = b""
             while b"\n" not in buf:
                 chunk = s.recv(4096)
@@ -85,8 +85,13 @@ def status(i, timeout=1.0):
                 buf += chunk
     except OSError:
         return None
-    line = buf.split(b"\n", 1)[0].decode(errors="replace")
-    if not line.startswith("STATUS "):
+    return buf.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def status(i, timeout=1.0):
+    """STATUS of node i as a dict, or None when it does not answer in time."""
+    line = request(i, "STATUS", timeout)
+    if line is None or not line.startswith("STATUS "):
         return None
     return dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
 

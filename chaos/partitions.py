@@ -19,14 +19,12 @@ Prints one line per check and exits 1 when any fails. Needs root.
 import argparse
 import fcntl
 import os
-import socket
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cluster  # noqa: E402
 import net  # noqa: E402
-from net import node_ip  # noqa: E402
 
 FAILED = []
 
@@ -39,19 +37,7 @@ def check(ok, what):
 
 def request(i, line, timeout=5.0):
     """One command on a fresh connection to node i: the reply line, or None."""
-    try:
-        with socket.create_connection((node_ip(i), cluster.CLIENT_PORT), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(line.encode() + b"\n")
-            buf = b""
-            while b"\n" not in buf:
-                chunk = s.recv(4096)
-                if not chunk:
-                    return None
-                buf += chunk
-            return buf.split(b"\n", 1)[0].decode(errors="replace")
-    except OSError:
-        return None
+    return cluster.request(i, line, timeout)
 
 
 def until(seconds, probe, interval=0.1):

@@ -26,6 +26,13 @@ import Testing
         return other
     }
 
+    /// The bug is caught, and by the check whose report contains `check`.
+    private func expectCaught(_ bug: PlantedBug, by check: String, seeds: Int = 300,
+                              options: ClusterSimulator.Options = .init()) {
+        let report = firstFailure(bug, seeds: seeds, expected: check, options: options)
+        #expect(report?.contains(check) == true, "\(report ?? "not caught")")
+    }
+
     @Test func doubleVotingIsCaughtAsTwoLeadersInOneEpoch() {
         let report = firstFailure(.voteTwicePerEpoch)
         #expect(report?.contains("two leaders in epoch") == true, "\(report ?? "not caught")")
@@ -33,41 +40,28 @@ import Testing
     }
 
     @Test func skippedLamportMergeIsCaught() {
-        let report = firstFailure(.skipLamportMerge, seeds: 5)
-        #expect(report?.contains("Lamport") == true, "\(report ?? "not caught")")
+        expectCaught(.skipLamportMerge, by: "Lamport", seeds: 5)
     }
 
     @Test func missingBullyTakeoverIsCaughtByTheLivenessCheck() {
-        let report = firstFailure(.noBullyTakeover)
-        #expect(report?.contains("liveness") == true, "\(report ?? "not caught")")
+        expectCaught(.noBullyTakeover, by: "liveness")
     }
 
     @Test func skippingLeaderRecoveryIsCaughtAsLogDisagreement() {
-        let report = firstFailure(.skipRecovery, seeds: 60, expected: "log agreement",
-                                  options: ClusterSimulator.frozenOptions(nil))
-        #expect(report?.contains("log agreement") == true, "\(report ?? "not caught")")
+        expectCaught(.skipRecovery, by: "log agreement", seeds: 60, options: ClusterSimulator.frozenOptions(nil))
     }
 
     @Test func anAckNotAppliedIsCaughtAsARedelivery() {
-        let report = firstFailure(.ackNotApplied, expected: "after its ACK got OK")
-        #expect(report?.contains("after its ACK got OK") == true, "\(report ?? "not caught")")
+        expectCaught(.ackNotApplied, by: "after its ACK got OK")
     }
 
     @Test func aLeaderServingWithoutItsLeaseIsCaught() {
-        let report = firstFailure(.leaseNeverExpires, seeds: 20, expected: "after its ACK got OK",
-                                  options: ClusterSimulator.frozenOptions(nil))
-        #expect(report?.contains("after its ACK got OK") == true, "\(report ?? "not caught")")
+        expectCaught(.leaseNeverExpires, by: "after its ACK got OK", seeds: 20, options: ClusterSimulator.frozenOptions(nil))
     }
 
     @Test func aFailureDetectorThatTrustsTheTransportIsCaught() {
         // A frozen leader keeps its sockets open: trusting them stalls the rest.
-        var options = ClusterSimulator.frozenOptions(nil)
-        options.plantedBugs = [.trustTransport]
-        var report: String?
-        for seed in 1...UInt64(20) where report == nil {
-            do { try ClusterSimulator(seed: seed, options: options).run() } catch { report = "\(error)" }
-        }
-        #expect(report?.contains("availability") == true, "\(report ?? "not caught")")
+        expectCaught(.trustTransport, by: "availability", seeds: 20, options: ClusterSimulator.frozenOptions(nil))
     }
 
     /// How many of N seeds catch each planted bug, and with which check
@@ -113,8 +107,7 @@ import Testing
 
 
     @Test func aParkedTaskAppliedOnEveryDeliveryIsCaught() {
-        let report = firstFailure(.parkedAppliedTwice, expected: "twice")
-        #expect(report?.contains("twice") == true, "\(report ?? "not caught")")
+        expectCaught(.parkedAppliedTwice, by: "twice")
     }
 
     @Test func aSeedReplaysBitForBit() {
