@@ -160,7 +160,7 @@ final class ElectionNet {
         n.peerUp(1)
         n.peerUp(2)
         _ = n.start(now: 0)
-        _ = n.receive(from: 1, .vote(epoch: 1, position: .zero, leaseWaitMs: 0), now: 1)
+        _ = n.receive(from: 1, .vote(epoch: 1, position: .zero, leaseWaitMs: 0, leaseHolder: 0), now: 1)
         #expect(n.role == .leader && n.epoch == 1)
         let out = n.receive(from: 2, .heartbeatAck(epoch: 7, sentAt: 2), now: 2)
         #expect(n.role == .follower && n.epoch == 7)
@@ -175,7 +175,7 @@ final class ElectionNet {
         let n = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         let first = n.receive(from: 2, .election(epoch: 5, position: .zero), now: 0)
-        #expect(first == [.persistVote(epoch: 5), .send(to: 2, .vote(epoch: 5, position: .zero, leaseWaitMs: 0))])
+        #expect(first == [.persistVote(epoch: 5), .send(to: 2, .vote(epoch: 5, position: .zero, leaseWaitMs: 0, leaseHolder: 0))])
         #expect(n.receive(from: 3, .election(epoch: 5, position: .zero), now: 1).isEmpty)
         #expect(n.receive(from: 3, .election(epoch: 4, position: .zero), now: 2).isEmpty)
         #expect(n.receive(from: 3, .election(epoch: 6, position: .zero), now: 3).contains(.persistVote(epoch: 6)))
@@ -199,5 +199,32 @@ final class ElectionNet {
             }
         }
         #expect(won[1] == LogPosition(epoch: 2, index: 40) || won[2] == LogPosition(epoch: 2, index: 45))
+    }
+
+    /// A voter that acknowledged another leader's heartbeat passes on how
+    /// long that leader's lease may last; the winner waits it out, unless the
+    /// old leader voted for it too (a leader steps down before it votes).
+    @Test func theWinnerWaitsOutAnOlderLeadersLeaseUnlessThatLeaderVoted() {
+        func won(_ outs: [BullyElection.Output]) -> Int64? {
+            for case .becameLeader(_, _, let wait) in outs { return wait }
+            return nil
+        }
+        let a = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
+                              heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+        _ = a.start(now: 0)
+        #expect(won(a.receive(from: 1, .vote(epoch: 5, position: .zero, leaseWaitMs: 320, leaseHolder: 2), now: 1)) == 320)
+
+        let b = BullyElection(nodeId: 5, members: [1, 2, 3, 4, 5], epoch: 4, votedEpoch: 4,
+                              heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+        _ = b.start(now: 0)
+        #expect(won(b.receive(from: 1, .vote(epoch: 5, position: .zero, leaseWaitMs: 320, leaseHolder: 2), now: 1)) == nil)
+        #expect(won(b.receive(from: 2, .vote(epoch: 5, position: .zero, leaseWaitMs: 0, leaseHolder: 0), now: 2)) == 0)
+
+        // The voter's side: it acked leader 2 at t=100 and votes for 3 at t=250.
+        let v = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
+                              heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+        _ = v.receive(from: 2, .heartbeat(epoch: 4, sentAt: 90), now: 100)
+        let vote = v.receive(from: 3, .election(epoch: 5, position: .zero), now: 250)
+        #expect(vote.contains(.send(to: 3, .vote(epoch: 5, position: .zero, leaseWaitMs: 350, leaseHolder: 2))))
     }
 }

@@ -360,7 +360,7 @@ final class ReplicationCluster {
         let voted = follower.takeEffects()
         #expect(voted.contains { if case .persistVote(old + 5, promised: old + 5) = $0 { return true } else { return false } })
         #expect(voted.contains {
-            if case .sendPeer(let env) = $0, case .election(.vote(old + 5, _, _)) = env.body { return env.to == 2 }
+            if case .sendPeer(let env) = $0, case .election(.vote(old + 5, _, _, _)) = env.body { return env.to == 2 }
             return false
         })
         // The leader of the older epoch tries to add an entry.

@@ -28,10 +28,12 @@ public final class BullyElection {
 
     public enum Message: Equatable, Sendable {
         case election(epoch: UInt64, position: LogPosition)
-        /// `leaseWaitMs`: how much longer a leader this voter acknowledged
-        /// may still count on that acknowledgement (its lease); the new
-        /// leader serves nothing from its state before that has passed.
-        case vote(epoch: UInt64, position: LogPosition, leaseWaitMs: Int64)
+        /// `leaseWaitMs`: how much longer the leader `leaseHolder` (0: none),
+        /// whose heartbeat this voter acknowledged last, may still count on
+        /// that acknowledgement (its lease). The new leader serves nothing
+        /// from its state before that has passed, unless that leader voted
+        /// for it too (a leader steps down before it votes).
+        case vote(epoch: UInt64, position: LogPosition, leaseWaitMs: Int64, leaseHolder: Int)
         case answer(epoch: UInt64)
         case coordinator(epoch: UInt64)
         /// `sentAt`: the leader's monotonic clock when it sent the heartbeat.
@@ -41,7 +43,7 @@ public final class BullyElection {
 
         var epoch: UInt64 {
             switch self {
-            case .election(let e, _), .vote(let e, _, _), .answer(let e), .coordinator(let e),
+            case .election(let e, _), .vote(let e, _, _, _), .answer(let e), .coordinator(let e),
                  .heartbeat(let e, _), .heartbeatAck(let e, _):
                 return e
             }
@@ -91,7 +93,8 @@ public final class BullyElection {
     private var lastHeardFromLeader: Int64 = 0
     private var proposed: UInt64 = 0
     private var votes: [Int: LogPosition] = [:]
-    private var votesLeaseWait: Int64 = 0
+    /// What the votes (ours included) say of older leaders' leases: holder -> wait.
+    private var voteLeases: [Int: Int64] = [:]
     /// When this node last acknowledged a leader's heartbeat, and whose.
     private var lastAcked: (leader: Int, at: Int64)?
     private var answered = false
@@ -222,12 +225,13 @@ public final class BullyElection {
             }
             votedEpoch = e
             out.append(.persistVote(epoch: e))
-            out.append(.send(to: from, .vote(epoch: e, position: position, leaseWaitMs: leaseWait(for: from, now: now))))
+            let lease = leaseWait(for: from, now: now)
+            out.append(.send(to: from, .vote(epoch: e, position: position, leaseWaitMs: lease.wait, leaseHolder: lease.holder)))
             return out
-        case .vote(let e, let pos, let wait):
+        case .vote(let e, let pos, let wait, let holder):
             guard role == .candidate, e == proposed else { return [] }
             votes[from] = pos
-            votesLeaseWait = max(votesLeaseWait, wait)
+            if wait > 0 { voteLeases[holder] = max(voteLeases[holder] ?? 0, wait) }
             if votes.count >= majority && !answered && !higherPeersUp { return win(now: now) }
             return []
         case .answer(let e):
@@ -306,9 +310,15 @@ public final class BullyElection {
     /// How long a leader other than `candidate` may still count on our
     /// latest acknowledgement of its heartbeat (we stop acknowledging it once
     /// we vote, but what we sent stands for leader_timeout_ms).
-    private func leaseWait(for candidate: Int, now: Int64) -> Int64 {
-        guard let a = lastAcked, a.leader != candidate else { return 0 }
-        return max(0, a.at + leaderTimeoutMs - now)
+    private func leaseWait(for candidate: Int, now: Int64) -> (wait: Int64, holder: Int) {
+        guard let a = lastAcked, a.leader != candidate else { return (0, 0) }
+        return (max(0, a.at + leaderTimeoutMs - now), a.leader)
+    }
+
+    /// The longest lease an older leader may still hold, from the votes: a
+    /// holder that voted for us has stepped down, so its lease is void.
+    private var leaseWaitOfVotes: Int64 {
+        voteLeases.filter { votes[$0.key] == nil }.values.max() ?? 0
     }
 
     /// A message stamped with a newer epoch than this leader's: a newer
@@ -341,7 +351,8 @@ public final class BullyElection {
         proposed = max(epoch, votedEpoch, seenEpoch) + 1
         votedEpoch = proposed
         votes = [nodeId: position]
-        votesLeaseWait = leaseWait(for: nodeId, now: now)
+        let own = leaseWait(for: nodeId, now: now)
+        voteLeases = own.wait > 0 ? [own.holder: own.wait] : [:]
         answered = false
         deadline = now + electionTimeoutMs
         electionStartedAt = now
@@ -368,8 +379,8 @@ public final class BullyElection {
         var out: [Output] = [
             .log(LogEvent(.info, "leader_elected", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
                                                     ("took_ms", "\(now - electionStartedAt)"), ("votes", "\(votes.count)"),
-                                                    ("lease_wait_ms", "\(votesLeaseWait)")])),
-            .becameLeader(epoch: epoch, votes: votes, leaseWaitMs: votesLeaseWait),
+                                                    ("lease_wait_ms", "\(leaseWaitOfVotes)")])),
+            .becameLeader(epoch: epoch, votes: votes, leaseWaitMs: leaseWaitOfVotes),
         ]
         out += peers.map { .send(to: $0, .coordinator(epoch: epoch)) }
         return out

@@ -157,11 +157,12 @@ public struct PeerEnvelope: Equatable, Sendable {
                 w.u64(e)
                 w.u64(p.epoch)
                 w.u64(p.index)
-            case .vote(let e, let p, let wait):
+            case .vote(let e, let p, let wait, let holder):
                 w.u64(e)
                 w.u64(p.epoch)
                 w.u64(p.index)
                 w.i64(wait)
+                w.u32(UInt32(truncatingIfNeeded: holder))
             case .answer(let e), .coordinator(let e):
                 w.u64(e)
             case .heartbeat(let e, let sentAt), .heartbeatAck(let e, let sentAt):
@@ -263,10 +264,12 @@ public struct PeerEnvelope: Equatable, Sendable {
             guard let e = r.u64(), let pe = r.u64(), let pi = r.u64() else { return .failure(.truncated) }
             body = .election(.election(epoch: e, position: LogPosition(epoch: pe, index: pi)))
         case .vote:
-            guard let e = r.u64(), let pe = r.u64(), let pi = r.u64(), let wait = r.i64(), wait >= 0 else {
+            guard let e = r.u64(), let pe = r.u64(), let pi = r.u64(), let wait = r.i64(), wait >= 0,
+                  let holder = r.u32() else {
                 return .failure(.truncated)
             }
-            body = .election(.vote(epoch: e, position: LogPosition(epoch: pe, index: pi), leaseWaitMs: wait))
+            body = .election(.vote(epoch: e, position: LogPosition(epoch: pe, index: pi), leaseWaitMs: wait,
+                                   leaseHolder: Int(holder)))
         case .answer, .coordinator:
             guard let e = r.u64() else { return .failure(.truncated) }
             body = .election(kind == .answer ? .answer(epoch: e) : .coordinator(epoch: e))

@@ -599,7 +599,7 @@ public final class NodeCore {
         // relies on it. The promise is made (and persisted with the vote)
         // before the vote leaves. Our own candidacy fences nothing: we know
         // our own log.
-        for case .send(_, .vote(let e, _, _)) in outputs { twoPC.promise(epoch: e) }
+        for case .send(_, .vote(let e, _, _, _)) in outputs { twoPC.promise(epoch: e) }
         for o in outputs {
             switch o {
             case .send(let to, let m):
