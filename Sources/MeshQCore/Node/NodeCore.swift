@@ -68,12 +68,13 @@ public final class NodeCore {
         var client: ClientRef?
     }
 
+    // MARK: identity and the replicated state
+
     public let nodeId: Int
     public let memberIds: [Int]
     public internal(set) var settings: ClusterSettings
     /// Committed entries kept in memory to catch followers up; beyond, a snapshot.
     public var logWindow = 100_000
-
     public internal(set) var role: Role = .follower
     public internal(set) var leaderId: Int?
     public internal(set) var epoch: UInt64
@@ -82,34 +83,59 @@ public final class NodeCore {
     public internal(set) var log: ReplicatedLog
     public var commitIndex: UInt64 { log.commitIndex }
     public var lastIndex: UInt64 { log.lastIndex }
+    /// Replicated: the highest mailbox sequence applied from each node.
+    public internal(set) var parkedApplied: [Int: UInt64] = [:]
     /// Leaderships won since start, and entries committed (for metrics).
     public internal(set) var elections = 0
     public internal(set) var entriesCommitted = 0
+    /// Entries out of sequence found at start (reported by `start`).
+    var skippedRecords = 0
+    /// Effects produced since the last `takeEffects`, in order.
+    var effects: [Effect] = []
+    /// The latest `now` an input brought (routing decisions need it).
+    var lastNow: Int64 = 0
+
+    // MARK: storage
+
+    var unsyncedPersists = 0
+    /// The commit point last written to the log (a `.commit` record).
+    var lastCommitMark: UInt64 = 0
+
+    // MARK: peers: election, liveness, routing
+
+    /// Multi-node clusters elect; a cluster of one simply leads.
+    public let election: BullyElection?
+    /// Which peers are alive, from the frames that arrive (never the sockets).
+    var detector: FailureDetector
+    /// Routing around a cut link (direct when up, else through a neighbour).
+    var router: Router
+    var nextRoutedId: UInt64
+    var nextLinkReport: Int64 = 0
+
+    // MARK: leading
+
+    /// Where this leadership stands (nil while not leading).
+    var phase: LeaderPhase?
     /// Whether this leader has recovered and committed its first entry.
     public var serving: Bool {
         if case .serving? = phase { return true }
         return false
     }
-    /// Replicated: the highest mailbox sequence applied from each node.
-    public internal(set) var parkedApplied: [Int: UInt64] = [:]
-    /// ENQUEUEs parked here while no leader was reachable.
-    public var mailbox: Mailbox { delivery.mailbox }
-    var delivery: MailboxDelivery
-
+    var recovering: Recovery? {
+        if case .recovering(let r)? = phase { return r }
+        return nil
+    }
+    var recoveryRequests: UInt64 = 0
+    /// A new leader serves from its state only once an older leader's lease
+    /// (renewed by a voter before it voted) has run out.
+    var servingNotBefore: Int64 = 0
+    /// The batch growing for the next round.
     var proposals: [Proposal] = []
     /// Clients waiting for their entry (in the log, uncommitted) to commit.
     var awaiting = Deque<(index: UInt64, ref: ClientRef)>()
     var nextTaskId: UInt64
+    /// Payload bytes of ENQUEUEs proposed and not yet committed (max_memory_mb).
     var pendingPayloadBytes = 0
-    var waiters = WaiterQueue()
-    /// Held commands, relays to the leader, relays taken from followers.
-    var commands: CommandRouter
-    var dispatchingHeld = false
-    var effects: [Effect] = []
-    var unsyncedPersists = 0
-    var lastCommitMark: UInt64 = 0
-    /// Multi-node clusters elect; a cluster of one simply leads.
-    public let election: BullyElection?
     let mutex: RicartAgrawalaMutex
     let twoPC: TwoPhaseCommit
     /// While requesting the section: when to ask again (a reply lost with a
@@ -118,32 +144,28 @@ public final class NodeCore {
     var mutexGiveUpAt: Int64 = 0
     /// The leader's view of each follower's log, and the round numbers.
     var replication = LeaderReplication()
-    /// A new leader serves from its state only once an older leader's lease
-    /// (renewed by a voter before it voted) has run out.
-    var servingNotBefore: Int64 = 0
-    /// Where this leadership stands (nil while not leading).
-    var phase: LeaderPhase?
-    var recovering: Recovery? {
-        if case .recovering(let r)? = phase { return r }
-        return nil
-    }
-    var recoveryRequests: UInt64 = 0
-    /// Follower side: the epoch whose leader we replicate, and how far our
-    /// log is known to match its log (only then may its commit apply).
+
+    // MARK: following
+
+    /// The epoch whose leader we replicate, and how far our log is known to
+    /// match its log (only then may its commit apply).
     var matched = LeaderMatch()
+    /// Acknowledgements sent once what they acknowledge is durable.
     var pendingAcks: [(to: Int, round: UInt64, through: UInt64)] = []
+    var timeSync = TimeSync()
     /// Followers' estimate of the leader's clock (Cristian).
     public var cristian: CristianClock { timeSync.cristian }
-    var timeSync = TimeSync()
-    var skippedRecords = 0
-    /// Which peers are alive, from the frames that arrive (never the sockets).
-    var detector: FailureDetector
-    /// Routing around a cut link (direct when up, else through a neighbour).
-    var router: Router
-    var nextRoutedId: UInt64
-    var nextLinkReport: Int64 = 0
-    /// The latest `now` an input brought (routing decisions need it).
-    var lastNow: Int64 = 0
+
+    // MARK: clients and the mailbox
+
+    /// DEQUEUEs waiting for a task.
+    var waiters = WaiterQueue()
+    /// Held commands, relays to the leader, relays taken from followers.
+    var commands: CommandRouter
+    var dispatchingHeld = false
+    var delivery: MailboxDelivery
+    /// ENQUEUEs parked here while no leader was reachable.
+    public var mailbox: Mailbox { delivery.mailbox }
 
     /// Rebuilds the state from a snapshot and the records logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
