@@ -1,0 +1,170 @@
+// CommandRouter: where a client command waits while it is not served here.
+// Held: commands that arrived while no leader was reachable, in arrival
+// order, each with a deadline (at which NodeCore parks an ENQUEUE in the
+// mailbox or answers NOLEADER). Forwards: commands relayed to the leader, by
+// relay id, each with a deadline by which the leader's answer must come
+// (a message or its reply lost with a link); relay ids never repeat across
+// restarts (the driver picks a random base). Seen relays: on the leader, the
+// relays already taken (the last 100,000), so a duplicated message is not
+// applied twice.
+// Invariant: every held command and every forward is answered exactly once:
+// dispatched, expired, or failed when its leader is lost. The router only
+// keeps the state; NodeCore decides and answers.
+import DequeModule
+import HeapModule
+
+struct CommandRouter {
+    /// A command waiting for a leader to be reachable.
+    struct Held {
+        var command: ClientCommand
+        var ref: ClientRef
+        var owner: String
+        var wallMs: Int64
+        var deadline: Int64
+    }
+
+    /// A command relayed to `leader` for the client `ref`.
+    struct Forward {
+        var ref: ClientRef
+        var leader: Int
+    }
+
+    private struct ForwardDeadline: Comparable {
+        var at: Int64
+        var id: UInt64
+        static func < (a: Self, b: Self) -> Bool { (a.at, a.id) < (b.at, b.id) }
+    }
+
+    private struct RelayKey: Hashable { var from: Int; var id: UInt64 }
+
+    private(set) var held = Deque<Held>()
+    private var forwards: [UInt64: Forward] = [:]
+    private var forwardDeadlines = Heap<ForwardDeadline>()
+    private var seenRelays: Set<RelayKey> = []
+    private var seenRelayOrder = Deque<RelayKey>()
+    private var nextForwardId: UInt64
+
+    init(relayIdBase: UInt64) {
+        nextForwardId = relayIdBase
+    }
+
+    var forwardCount: Int { forwards.count }
+
+    /// The earliest hold or forward deadline.
+    var nextDeadline: Int64? {
+        [held.first?.deadline, forwardDeadlines.min?.at].compactMap { $0 }.min()
+    }
+
+    // MARK: held commands
+
+    mutating func hold(_ h: Held) {
+        held.append(h)
+    }
+
+    /// The oldest held command was dispatched.
+    mutating func removeFirstHeld() {
+        held.removeFirst()
+    }
+
+    /// Held commands whose deadline has come, oldest first.
+    mutating func expireHeld(now: Int64) -> [Held] {
+        var out: [Held] = []
+        while let h = held.first, h.deadline <= now { out.append(held.removeFirst()) }
+        return out
+    }
+
+    /// A client connection closed: its held commands go.
+    mutating func dropHeld(session: UInt64) {
+        held.removeAll { $0.ref.session == session }
+    }
+
+    // MARK: forwards
+
+    /// Records a command relayed to `leader`; returns its relay id.
+    mutating func forward(_ ref: ClientRef, to leader: Int, deadline: Int64) -> UInt64 {
+        let id = nextForwardId
+        nextForwardId &+= 1
+        forwards[id] = Forward(ref: ref, leader: leader)
+        forwardDeadlines.insert(ForwardDeadline(at: deadline, id: id))
+        return id
+    }
+
+    /// The answer to relay `id` came from `from`: the client to answer, if it
+    /// is the leader the command went to (the relay is settled either way).
+    mutating func answered(_ id: UInt64, from: Int) -> ClientRef? {
+        guard let f = forwards.removeValue(forKey: id), f.leader == from else { return nil }
+        return f.ref
+    }
+
+    /// Forwards whose answer did not come in time, by deadline.
+    mutating func expireForwards(now: Int64) -> [Forward] {
+        var out: [Forward] = []
+        while let d = forwardDeadlines.min, d.at <= now {
+            forwardDeadlines.removeMin()
+            if let f = forwards.removeValue(forKey: d.id) { out.append(f) }
+        }
+        return out
+    }
+
+    /// Forwards to leaders that went away, by relay id.
+    mutating func failForwards(where lost: (Int) -> Bool) -> [Forward] {
+        var out: [Forward] = []
+        for (id, f) in forwards.sorted(by: { $0.key < $1.key }) where lost(f.leader) {
+            forwards.removeValue(forKey: id)
+            out.append(f)
+        }
+        return out
+    }
+
+    // MARK: relays taken (leader side)
+
+    /// True the first time relay `id` from `from` is seen.
+    mutating func firstSight(relay id: UInt64, from: Int) -> Bool {
+        let key = RelayKey(from: from, id: id)
+        guard seenRelays.insert(key).inserted else { return false }
+        seenRelayOrder.append(key)
+        if seenRelayOrder.count > 100_000 { seenRelays.remove(seenRelayOrder.removeFirst()) }
+        return true
+    }
+}
+
+/// Whom a reply goes to. Relayed commands and parked deliveries travel as
+/// ClientRefs with a tag bit in the session (so waits and awaiting clients
+/// keep one key type and one order); `ReplyTarget` is the one place that
+/// reads the tags.
+enum ReplyTarget {
+    /// A client connected to this node.
+    case session(ClientRef)
+    /// A command relayed by follower `from` as relay `id`: answered over the bus.
+    case forwarded(from: Int, id: UInt64)
+    /// Node `from`'s parked entry `seq`: only a commit confirms it.
+    case parked(from: Int, seq: UInt64)
+
+    private static let remoteSession: UInt64 = 1 << 62
+    private static let parkedSession: UInt64 = 1 << 61
+
+    init(_ ref: ClientRef) {
+        if ref.session & Self.parkedSession != 0 {
+            self = .parked(from: Int(ref.session & ~Self.parkedSession), seq: ref.seq)
+        } else if ref.session & Self.remoteSession != 0 {
+            self = .forwarded(from: Int(ref.session & ~Self.remoteSession), id: ref.seq)
+        } else {
+            self = .session(ref)
+        }
+    }
+
+    /// The ref a relayed command or a parked delivery travels under.
+    var ref: ClientRef {
+        switch self {
+        case .session(let r): r
+        case .forwarded(let from, let id): ClientRef(session: Self.remoteSession | UInt64(from), seq: id)
+        case .parked(let from, let seq): ClientRef(session: Self.parkedSession | UInt64(from), seq: seq)
+        }
+    }
+
+    /// Whether `ref` stands for a command relayed from another node.
+    static func isForwarded(_ ref: ClientRef) -> Bool {
+        if case .forwarded = ReplyTarget(ref) { return true }
+        return false
+    }
+}

@@ -1,0 +1,77 @@
+// LogReplay: rebuilds a node's state at start from its snapshot and the
+// records logged after it, in order. An entry at an index already in the log
+// replaces it and everything after (a tail cut by a newer leader, logged
+// again); an entry out of sequence is skipped and counted (a damaged log);
+// a commit record moves the commit mark; a truncate record cuts the
+// uncommitted tail. Then the entries up to the commit mark apply to the
+// queue (all of them for a cluster of one: alone, everything durable was
+// committed).
+// Invariant: the queue holds exactly the effects of the committed entries,
+// the same way a running node applies them (`apply`), and the log stays
+// contiguous from the snapshot.
+
+struct LogReplay {
+    private(set) var queue = TaskQueue()
+    private(set) var log: ReplicatedLog
+    private(set) var clock = LamportClock()
+    /// The highest mailbox sequence applied from each node.
+    private(set) var parkedApplied: [Int: UInt64] = [:]
+    /// Entries out of sequence, skipped.
+    private(set) var skippedRecords = 0
+
+    init(snapshot: QueueSnapshot?, records: [LogRecord], commitAll: Bool) {
+        log = ReplicatedLog(baseIndex: snapshot?.lastIndex ?? 0, baseEpoch: snapshot?.lastEpoch ?? 0)
+        if let s = snapshot {
+            for t in s.tasks { queue.apply(enqueue: t) }
+            queue.observeTaskId(s.highestTaskId)
+            clock.observe(s.lamport)
+            parkedApplied = s.parkedApplied
+        }
+        var commitMark = log.baseIndex
+        for r in records {
+            switch r {
+            case .entry(let e):
+                guard e.index > log.baseIndex else { continue }
+                if e.index <= log.lastIndex { log.truncate(after: e.index - 1) }
+                guard e.index == log.lastIndex + 1 else { skippedRecords += 1; continue }
+                log.append(e)
+                clock.observe(e.lamport)
+            case .commit(let i):
+                commitMark = max(commitMark, i)
+            case .truncate(let after):
+                if after >= log.baseIndex && after < log.lastIndex { log.truncate(after: max(after, log.commitIndex)) }
+            }
+        }
+        for e in log.commit(through: commitAll ? log.lastIndex : commitMark) {
+            _ = Self.apply(e.op, to: &queue, parked: &parkedApplied)
+        }
+    }
+
+    /// Applies a committed operation; false when it was a duplicate
+    /// delivery of a parked task (skipped, the same on every node).
+    static func apply(_ op: LogEntry.Operation, to queue: inout TaskQueue, parked: inout [Int: UInt64]) -> Bool {
+        switch op {
+        case .noop: break
+        case .enqueue(let t): queue.apply(enqueue: t)
+        case .ack(let id): queue.apply(ack: id)
+        case .enqueueParked(let t, let from, let seq):
+            queue.observeTaskId(t.id)
+            guard seq > parked[from, default: 0] else { return false }
+            parked[from] = seq
+            queue.apply(enqueue: t)
+        }
+        return true
+    }
+
+    /// The highest task id among the uncommitted entries.
+    static func highestTaskId(in log: ReplicatedLog) -> UInt64 {
+        var top: UInt64 = 0
+        for i in stride(from: log.lastIndex, to: log.commitIndex, by: -1) {
+            switch log.entry(at: i)?.op {
+            case .enqueue(let t)?, .enqueueParked(let t, _, _)?: top = max(top, t.id)
+            default: break
+            }
+        }
+        return top
+    }
+}

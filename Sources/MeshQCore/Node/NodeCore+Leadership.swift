@@ -1,0 +1,188 @@
+// NodeCore's leadership: applying the election's outputs, taking and
+// giving up the leadership, and recovery. A new leader adopts the log of the
+// voter with the highest (last epoch, last index) among those that elected
+// it (it holds every committed entry), then commits a first entry of its
+// own epoch, and serves once that entry committed and no older leader's
+// lease can still be in force. Invariant: a leader answers nothing from its
+// state before `phase` is `.serving`, and a leadership that ends answers
+// everything it had in flight (nothing is kept for the next one).
+
+extension NodeCore {
+    /// A leader answers nothing from its state unless a majority heard it
+    /// within leader_timeout_ms (else it steps down here): run before any
+    /// command is served, so a process waking from a pause cannot hand out
+    /// a stale TASK first.
+    func checkLease(now: Int64) {
+        guard role == .leader, let election else { return }
+        let lost = election.checkQuorum(now: now)
+        if !lost.isEmpty { applyElection(lost, now: now) }
+    }
+
+    func applyElection(_ outputs: [BullyElection.Output], now: Int64) {
+        guard let election else { return }
+        var won: (epoch: UInt64, votes: [Int: LogPosition], leaseWaitMs: Int64)?
+        // Having voted for another node in epoch e, no older leader may add to
+        // our log: the vote carries our log position, and that node's recovery
+        // relies on it. The promise is made (and persisted with the vote)
+        // before the vote leaves. Our own candidacy fences nothing: we know
+        // our own log.
+        for case .send(_, .vote(let e, _, _, _)) in outputs { twoPC.promise(epoch: e) }
+        for o in outputs {
+            switch o {
+            case .send(let to, let m):
+                sendPeer(to: to, .election(m))
+            case .persistVote(let e):
+                effects.append(.persistVote(e, promised: twoPC.promisedEpoch))
+            case .becameLeader(let e, let votes, let wait):
+                won = (e, votes, wait)
+            case .following(_, let e):
+                twoPC.promise(epoch: e)
+            case .leaderLost:
+                break
+            case .log(var event):
+                if event.field("lamport") == nil { event.fields.append(("lamport", "\(clock.time)")) }
+                effects.append(.log(event))
+            }
+        }
+        let wasLeader = role == .leader
+        let oldLeader = leaderId
+        role = Role(rawValue: election.role.rawValue) ?? .follower
+        leaderId = election.leaderId
+        epoch = max(epoch, election.epoch)
+        if wasLeader && (role != .leader || won != nil) { stoppedLeading(now: now) }
+        if oldLeader != leaderId { failForwards { $0 == oldLeader } }
+        if let won {
+            elections += 1
+            servingNotBefore = now + (planted(.leaseNeverExpires) ? 0 : won.leaseWaitMs)
+            becomeLeader(epoch: won.epoch, votes: won.votes, now: now, tookMs: nil)
+        }
+        dispatchHeld(now: now)
+    }
+
+    /// A leader that cannot commit steps down and calls a new election, so
+    /// whoever leads next starts from a fresh epoch and a fresh majority.
+    func resign(now: Int64, reason: String) {
+        guard let election else { return }
+        applyElection(election.resign(now: now, reason: reason), now: now)
+    }
+
+    // MARK: leading
+
+    func becomeLeader(epoch newEpoch: UInt64, votes: [Int: LogPosition], now: Int64, tookMs: Int64?) {
+        epoch = newEpoch
+        phase = nil
+        queue.releaseAllLeases()
+        twoPC.promise(epoch: newEpoch)
+        if let tookMs {
+            elections += 1
+            emit(.info, "leader_elected", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
+                                          ("lamport", "\(clock.time)"), ("took_ms", "\(tookMs)")])
+        }
+        // Recovery: the voter with the best log holds every committed entry.
+        var best = votes.filter { $0.key != nodeId }.max { ($0.value, -$0.key) < ($1.value, -$1.key) }
+        if planted(.recoveryByIndexOnly) {
+            best = votes.filter { $0.key != nodeId }.max { ($0.value.index, -$0.key) < ($1.value.index, -$1.key) }
+            if let b = best, b.value.index <= log.lastIndex { best = nil }
+        }
+        if let best, best.value > log.position || planted(.recoveryByIndexOnly),
+           !planted(.skipRecovery) {
+            recoveryRequests += 1
+            phase = .recovering(Recovery(from: best.key, deadline: now + Int64(settings.commitTimeoutMs),
+                                         nextAsk: now + retransmitMs, request: recoveryRequests, position: best.value))
+            emit(.info, "leader_recovery", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(best.key)"),
+                                           ("their_last", "\(best.value.index)"), ("our_last", "\(log.lastIndex)")])
+            sendPeer(to: best.key, .recoverRequest(id: recoveryRequests, after: commitIndex))
+        } else {
+            recovered(now: now)
+        }
+    }
+
+    func recovered(now: Int64) {
+        nextTaskId = max(nextTaskId, queue.highestTaskId + 1, LogReplay.highestTaskId(in: log) + 1)
+        replication.start(followers: peers, next: log.lastIndex + 1)
+        // The first entry of the epoch commits everything adopted before it.
+        let l = clock.tick()
+        proposals.insert(Proposal(op: .noop, lamport: l, client: nil), at: 0)
+        phase = .committingFirst(readyIndex: log.lastIndex + 1)
+        startRound(now: now)
+    }
+
+    /// A new leader of `epoch` asks for our log after `after`; the answer
+    /// echoes the epoch and request id.
+    func answerRecovery(to: Int, epoch e: UInt64, id: UInt64, after: UInt64) {
+        let from = max(after, commitIndex) + 1
+        if after >= log.baseIndex {
+            let all = log.entries(from: after + 1, through: log.lastIndex, maxBytes: 32 << 20)
+            if all.last?.index ?? after == log.lastIndex {
+                sendPeer(to: to, .recoverReply(epoch: e, id: id, snapshot: nil, entries: all))
+                return
+            }
+        }
+        sendPeer(to: to, .recoverReply(epoch: e, id: id, snapshot: committedSnapshot(),
+                                       entries: log.entries(from: from, through: log.lastIndex)))
+    }
+
+    func receiveRecovery(from: Int, epoch e: UInt64, id: UInt64, snapshot: QueueSnapshot?,
+                                 entries: [LogEntry], now: Int64) {
+        // Only the answer to this leadership's latest request counts: a late
+        // answer to an earlier one may describe a log that has moved on.
+        guard role == .leader, let r = recovering, r.from == from, e == epoch, id == r.request else { return }
+        // The voter's log reached `r.position` when it voted for us, and it
+        // has promised this epoch since, so its answer must reach that far.
+        let replyLast = entries.last.map { LogPosition(epoch: $0.epoch, index: $0.index) }
+            ?? snapshot.map { LogPosition(epoch: $0.lastEpoch, index: $0.lastIndex) }
+        if !planted(.recoveryByIndexOnly) {
+            guard let replyLast, replyLast >= r.position else {
+                emit(.warn, "recovery_reply_refused", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(from)"),
+                                                      ("voted_last", "\(r.position.index)"),
+                                                      ("reply_last", "\(replyLast?.index ?? 0)")])
+                return
+            }
+        }
+        if let snapshot, snapshot.lastIndex > commitIndex { install(snapshot) }
+        var records: [LogRecord] = []
+        guard merge(entries, into: &records) else {
+            resign(now: now, reason: "recovery_conflict")
+            return
+        }
+        // Adopt exactly the best voter's log: anything of ours past it never committed.
+        let theirLast = entries.last?.index ?? max(snapshot?.lastIndex ?? 0, commitIndex)
+        if log.lastIndex > theirLast, theirLast >= commitIndex {
+            log.truncate(after: theirLast)
+            records.append(.truncate(after: theirLast))
+        }
+        if !records.isEmpty { persist(records) }
+        election?.position = log.position
+        emit(.info, "leader_recovered", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("last", "\(log.lastIndex)"),
+                                        ("commit", "\(commitIndex)")])
+        recovered(now: now)
+    }
+
+    /// The whole leadership ends: what was in flight is answered, nothing is kept.
+    func stoppedLeading(now: Int64) {
+        phase = nil
+        twoPC.abandon()
+        mutexRetryAt = nil
+        applyMutex(mutex.state == .inside ? mutex.release() : mutex.cancel(), now: now)
+        queue.releaseAllLeases()
+        for a in awaiting {
+            if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
+            reply(a.ref, .error(.noleader, "leadership was lost before this change committed; the next leader may still apply it"))
+        }
+        awaiting.removeAll()
+        failProposals(.noleader, "this node stopped leading before the change was replicated; nothing was committed")
+        for w in waiters.removeAll() { reply(w.ref, .error(.noleader, "this node stopped leading")) }
+        pendingPayloadBytes = 0
+        replication.stop()
+    }
+
+    /// A new leader serves once its first entry committed (so it holds every
+    /// committed entry) and no older leader's lease can still be in force.
+    func startServingIfReady(now: Int64) {
+        guard role == .leader, case .committingFirst(let readyIndex)? = phase, commitIndex >= readyIndex,
+              now >= servingNotBefore else { return }
+        phase = .serving
+        dispatchHeld(now: now)
+        deliverMailbox(now: now)
+    }
+}

@@ -1,0 +1,54 @@
+// NodeCore's mailbox glue: an ENQUEUE held past its deadline is parked
+// durably (QUEUED once it is), and the parked entries are handed to a leader
+// in sequence order once one is reachable, again after leader_timeout_ms
+// until a commit confirms them. Invariant: a parked entry applies at most once
+// (the replicated `parkedApplied` skips duplicates) and leaves the mailbox
+// only once a commit covers it.
+
+extension NodeCore {
+    /// No leader is reachable: the task is kept here durably, and the client
+    /// hears QUEUED once it is.
+    func park(_ payload: [UInt8], ref: ClientRef, wallMs: Int64) {
+        let e = delivery.park(payload: payload, at: wallMs + Int64(cristian.offsetMs), for: ref)
+        effects.append(.persistMailbox([.park(e)]))
+    }
+
+    /// Hands the parked entries to a leader once one is reachable, in
+    /// sequence order; again after a while if no confirmation came.
+    func deliverMailbox(now: Int64) {
+        guard let batch = delivery.due(now: now) else { return }
+        if role == .leader {
+            guard serving else { return }
+            receiveParked(batch, from: nodeId, now: now)
+        } else {
+            guard role == .follower, let leader = leaderId, detector.alive.contains(leader) else { return }
+            sendPeer(to: leader, .deliverParked(batch))
+        }
+        // A delivery commits in a round trip or two; one lost with a link is
+        // sent again (duplicates are skipped where they apply).
+        delivery.sent(retryAt: now + Int64(settings.leaderTimeoutMs))
+    }
+
+    /// The leader takes a node's parked entries like ENQUEUEs; duplicates of
+    /// an earlier delivery are skipped when they apply.
+    func receiveParked(_ entries: [MailboxEntry], from: Int, now: Int64) {
+        guard role == .leader, serving else { return }
+        for e in entries {
+            let t = QueuedTask(id: nextTaskId, lamport: clock.tick(), enqueuedAtMs: e.enqueuedAtMs, payload: e.payload)
+            nextTaskId += 1
+            proposals.append(Proposal(op: .enqueueParked(t, from: from, seq: e.seq), lamport: t.lamport,
+                                      client: ReplyTarget.parked(from: from, seq: e.seq).ref))
+        }
+        startRound(now: now)
+    }
+
+    /// A leader committed our parked entries up to `seq`.
+    func parkedDelivered(through seq: UInt64, now: Int64) {
+        let n = delivery.delivered(through: seq)
+        guard n > 0 else { return }
+        effects.append(.persistMailbox([.delivered(through: seq)]))
+        emit(.info, "mailbox_deliver", [("node", "\(nodeId)"), ("through", "\(nodeId)-\(seq)"), ("entries", "\(n)"),
+                                       ("mailbox", "\(mailbox.count)"), ("lamport", "\(clock.time)")])
+        deliverMailbox(now: now)
+    }
+}
