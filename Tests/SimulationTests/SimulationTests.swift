@@ -11,11 +11,17 @@ import Testing
         return (0..<UInt64(n)).map { 1_000 + $0 }
     }
 
+    /// MESHQ_SIM_PROFILE=hostile: more late messages, drops and faults.
+    static var options: ClusterSimulator.Options {
+        ProcessInfo.processInfo.environment["MESHQ_SIM_PROFILE"] == "hostile"
+            ? ClusterSimulator.hostileOptions() : ClusterSimulator.Options()
+    }
+
     @Test func threeNodeClustersKeepTheInvariantsUnderFaults() {
         var failures: [String] = []
         var elections = 0
         for seed in Self.seeds {
-            let sim = ClusterSimulator(seed: seed)
+            let sim = ClusterSimulator(seed: seed, options: Self.options)
             do {
                 try sim.run()
                 elections += sim.elections
