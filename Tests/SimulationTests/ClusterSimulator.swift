@@ -412,11 +412,15 @@ final class ClusterSimulator {
 
     private func send(_ env: PeerEnvelope) {
         guard linkUp(env.from, env.to) else { return }
-        if rng.chance(options.dropRate) { return }
-        let copies = rng.chance(options.duplicateRate) ? 2 : 1
+        // Once the faults stop, a harsher profile's network calms down to
+        // the default one's (which stays the same throughout).
+        let settling = now >= options.faultPhaseMs
+        if rng.chance(settling ? min(options.dropRate, 0.05) : options.dropRate) { return }
+        let copies = rng.chance(settling ? min(options.duplicateRate, 0.02) : options.duplicateRate) ? 2 : 1
         for _ in 0..<copies {
             order += 1
-            let delay = rng.chance(options.lateRate) ? rng.int(1_000...3_000) : rng.int(1...options.maxDelayMs)
+            let late = rng.chance(settling ? min(options.lateRate, 0.01) : options.lateRate)
+            let delay = late ? rng.int(1_000...3_000) : rng.int(1...(settling ? min(options.maxDelayMs, 25) : options.maxDelayMs))
             queue.insert(InFlight(at: now + Int64(delay), order: order, env: env))
         }
     }

@@ -73,6 +73,16 @@ struct CommandRouter {
         return out
     }
 
+    /// This node stopped leading: the commands other nodes relayed to it
+    /// and that it held (while recovering) go back unapplied. Held past
+    /// this leadership, they could apply under a later one after their
+    /// relaying node had already answered its client.
+    mutating func takeHeldForwarded() -> [Held] {
+        let out = Array(held.filter { ReplyTarget.isForwarded($0.ref) })
+        held.removeAll { ReplyTarget.isForwarded($0.ref) }
+        return out
+    }
+
     /// A client connection closed: its held commands go.
     mutating func dropHeld(session: UInt64) {
         held.removeAll { $0.ref.session == session }

@@ -172,6 +172,7 @@ extension NodeCore {
         awaiting.removeAll()
         failProposals(.noleader, "this node stopped leading before the change was replicated; nothing was committed")
         for w in waiters.removeAll() { reply(w.ref, .error(.noleader, "this node stopped leading")) }
+        for h in commands.takeHeldForwarded() { reply(h.ref, .error(.noleader, "node \(nodeId) stopped leading; not applied")) }
         pendingPayloadBytes = 0
         replication.stop()
     }

@@ -60,11 +60,16 @@ extension NodeCore {
             guard commands.firstSight(relay: id, from: env.from) else { return }
             let ref = ReplyTarget.forwarded(from: env.from, id: id).ref
             checkLease(now: now)
-            // Relayed to an earlier leadership (a late or repeated message,
-            // perhaps across our restart, which forgets the relay ids seen):
-            // its relaying node has already told its client the outcome is
-            // unknown, so it must not apply now.
-            if role == .leader && env.epoch < epoch {
+            // Only a leader takes relayed commands, and only those relayed to
+            // its own leadership: a late or repeated message (perhaps across
+            // our restart, which forgets the relay ids seen) was relayed to an
+            // earlier one, whose relaying node has already told its client
+            // the outcome is unknown, so it must not apply now.
+            guard role == .leader else {
+                reply(ref, .error(.noleader, "node \(nodeId) is not the leader"))
+                return
+            }
+            if env.epoch < epoch {
                 reply(ref, .error(.noleader, "relayed to an earlier leadership (epoch \(env.epoch)); not applied"))
                 return
             }
