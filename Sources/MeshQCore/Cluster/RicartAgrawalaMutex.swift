@@ -33,9 +33,8 @@ public final class RicartAgrawalaMutex {
     public private(set) var state = State.idle
     public private(set) var requestTs: UInt64 = 0
     private var waitingFor: Set<Int> = []
-    /// The peers asked by the current request (for the simulator's check).
-    public private(set) var asked: Set<Int> = []
-    /// The peers whose reply let the current request in.
+    /// The peers whose reply let the current request in (for the
+    /// simulator's mutual-exclusion check).
     public private(set) var repliedBy: Set<Int> = []
     /// Test hooks (see PlantedBug); empty in production.
     #if MESHQ_TESTING
@@ -58,7 +57,6 @@ public final class RicartAgrawalaMutex {
         state = .requesting
         requestTs = ts
         waitingFor = livePeers.subtracting([nodeId])
-        asked = waitingFor
         repliedBy = []
         var out: [Output] = [.log(LogEvent(.debug, "mutex_request", [("node", "\(nodeId)"), ("ts", "\(ts)")]))]
         out += waitingFor.sorted().map { .send(to: $0, .request(ts: ts)) }

@@ -458,7 +458,6 @@ public final class NodeCore {
 
     /// For the simulator's mutual-exclusion check.
     var inCriticalSection: Bool { mutex.state == .inside }
-    var mutexAsked: Set<Int> { mutex.asked }
     var mutexRepliedBy: Set<Int> { mutex.repliedBy }
 
     func reply(_ ref: ClientRef, _ r: Reply) {
