@@ -61,7 +61,7 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
-        .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore"]),
+        .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore", "MeshQTestSupport"]),
         .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "MeshQNodeTests", dependencies: ["MeshQNode", "MeshQCore", "Reactor", "MeshQTestSupport"]),
@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "IntegrationTests", dependencies: ["MeshQTestSupport", "MeshQClient", "Reactor"]),
         .testTarget(
             name: "SimulationTests",
-            dependencies: ["MeshQCore", .product(name: "HeapModule", package: "swift-collections")]
+            dependencies: ["MeshQCore", "MeshQTestSupport", .product(name: "HeapModule", package: "swift-collections")]
         ),
     ]
 )

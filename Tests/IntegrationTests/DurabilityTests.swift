@@ -7,18 +7,6 @@ import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct DurabilityTests {
-    /// Drains the queue with DEQUEUE+ACK; returns payloads in delivery order.
-    private func drain(_ c: LineClient) throws -> [String] {
-        var out: [String] = []
-        while true {
-            let r = try c.request("DEQUEUE")
-            if r == "EMPTY" { return out }
-            let p = r.split(separator: " ", maxSplits: 3).map(String.init)
-            guard p.count == 4, p[0] == "TASK" else { throw HarnessError("unexpected \(r)") }
-            out.append(p[3])
-            guard try c.request("ACK \(p[1])").hasPrefix("OK ") else { throw HarnessError("ack failed") }
-        }
-    }
 
     @Test func killDashNineDuringPipelinedLoadLosesNothingAcknowledged() throws {
         let d = try Daemon(name: "kill9").start()
@@ -50,7 +38,7 @@ import Testing
         try d.start()
         #expect(d.log.contains("event=tasks_recovered"))
         let c2 = try d.client(timeoutMs: 30_000)
-        let delivered = try drain(c2)
+        let delivered = try c2.drainAcking()
         let deliveredSet = Set(delivered)
         #expect(delivered.count == deliveredSet.count, "a task was delivered twice after recovery")
         let lost = okPayloads.subtracting(deliveredSet)

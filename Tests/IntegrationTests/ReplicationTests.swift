@@ -244,7 +244,10 @@ private extension Cluster {
 /// Takes every ready task at node `id` and acks it, pipelining 100 DEQUEUEs then their ACKs,
 /// until a whole round answers EMPTY. Returns the payloads in delivery order (twice if
 /// delivered twice). Transient refusals are retried; any other odd reply fails the drain.
-private func drain(_ c: Cluster, at id: Int, timeout: Double = 120) throws -> [String] {
+/// Drains the queue through node `id` (DEQUEUE and ACK, pipelined), riding
+/// out refusals while the cluster settles; returns payloads in delivery order.
+/// Shared by the cluster suites.
+func drain(_ c: Cluster, at id: Int, timeout: Double = 120) throws -> [String] {
     let client = try c.patientClient(id)
     let deadline = Date().addingTimeInterval(timeout)
     var delivered: [String] = []

@@ -15,29 +15,6 @@ import Testing
 @Suite(.serialized) struct StorageClusterTests {
     private func commit(_ s: [String: String]?) -> UInt64? { s?["commit"].flatMap { UInt64($0) } }
 
-    /// DEQUEUE+ACK at node `id` until EMPTY, retrying refusals of a node still settling.
-    private func drain(_ c: Cluster, at id: Int, timeout: Double = 120) throws -> [String] {
-        let client = try LineClient(host: "127.0.0.1", port: c.clientPorts[id]!, timeoutMs: 30_000)
-        let deadline = Date().addingTimeInterval(timeout)
-        var out: [String] = []
-        while Date() < deadline {
-            let r = try client.request("DEQUEUE")
-            if r == "EMPTY" { return out }
-            let p = r.split(separator: " ", maxSplits: 3).map(String.init)
-            guard p.count == 4, p[0] == "TASK" else {
-                guard r.hasPrefix("ERR ") else { throw HarnessError("DEQUEUE: \(r)") }
-                usleep(50_000)
-                continue
-            }
-            out.append(p[3])
-            while !(try client.request("ACK \(p[1])")).hasPrefix("OK ") {
-                guard Date() < deadline else { throw HarnessError("ACK \(p[1]) refused until the deadline") }
-                usleep(50_000)
-            }
-        }
-        throw HarnessError("drain at node \(id) unfinished after \(timeout) s, \(out.count) delivered")
-    }
-
     @Test func aCorruptFollowerRefusesThenRepairsCatchesUpAndTheLeaderMayDie() throws {
         let c = Cluster(name: "corrupt-follower")
         try c.start()

@@ -43,17 +43,6 @@ import Testing
         return ok
     }
 
-    private func drain(_ c: LineClient) throws -> [String] {
-        var out: [String] = []
-        while true {
-            let r = try c.request("DEQUEUE")
-            if r == "EMPTY" { return out }
-            let p = r.split(separator: " ", maxSplits: 3).map(String.init)
-            guard p.count == 4, p[0] == "TASK" else { throw HarnessError("unexpected \(r)") }
-            out.append(p[3])
-            guard try c.request("ACK \(p[1])").hasPrefix("OK ") else { throw HarnessError("ack failed") }
-        }
-    }
 
     @Test func aByteFlippedMidLogRefusesToStartUntilRepaired() throws {
         let d = try Daemon(name: "corrupt").start()
@@ -84,7 +73,7 @@ import Testing
         #expect(d.log.contains("moved_to=\(file).corrupt-at-\(offset)"))
         #expect(FileManager.default.fileExists(atPath: "\(file).corrupt-at-\(offset)"))
         let c2 = try d.client()
-        let kept = try drain(c2)
+        let kept = try c2.drainAcking()
         #expect(!kept.isEmpty && kept.count < 60)
         #expect(kept == (0..<kept.count).map { "task-\($0)" }, "exactly the records before the damage")
         #expect(try c2.request("ENQUEUE after-repair").hasPrefix("OK "))
@@ -114,7 +103,7 @@ import Testing
         #expect(log.contains("level=error event=disk_error"), "\(log.suffix(1500))")
         #expect(log.contains("op=fdatasync") && log.contains("errno=EIO"))
         try d.start()
-        let drained = Set(try drain(try d.client()))
+        let drained = Set(try d.client().drainAcking())
         #expect(Set(ok).isSubset(of: drained), "an acknowledged task was lost")
     }
 
@@ -150,7 +139,7 @@ import Testing
         try FileManager.default.removeItem(atPath: ballast)
         try d.start()
         let c = try d.client()
-        let drained = try drain(c)
+        let drained = try c.drainAcking()
         #expect(Set(ok).isSubset(of: Set(drained)), "an acknowledged task was lost")
         #expect(drained.count <= ok.count + 1, "at most the one unanswered write may have reached the disk")
         #expect(try c.request("ENQUEUE after-space").hasPrefix("OK "))

@@ -1,6 +1,7 @@
 // DeadlineSet: the indexed heap against its contract, and against a naive
 // model (a dictionary scanned in full) over long random runs of every
 // operation, with the heap's own invariant checked after each step.
+import MeshQTestSupport
 import Testing
 @testable import MeshQCore
 
@@ -115,18 +116,5 @@ import Testing
         #expect(s.invariantViolation() == nil)
         #expect(s.popExpired(now: 999).count == 10_000)
         #expect(s.isEmpty)
-    }
-}
-
-/// SplitMix64: a seeded generator, so a failing seed replays.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -2,6 +2,7 @@
 // deadlines, expire by deadline, and leave nothing behind when served,
 // expired or dropped with their connection; plus a random run against a
 // plain array model.
+import MeshQTestSupport
 import Testing
 @testable import MeshQCore
 

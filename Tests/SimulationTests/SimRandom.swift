@@ -1,20 +1,5 @@
-// SimRandom: SplitMix64, so a seed replays the same run bit for bit on any
-// machine (the system generator is neither seedable nor stable).
+// SimRandom: the simulator's generator, the shared seeded SplitMix64, so a
+// seed replays the same run bit for bit on any machine.
+import MeshQTestSupport
 
-struct SimRandom: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
-
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
-}
+typealias SimRandom = SplitMix64
