@@ -84,6 +84,12 @@ struct CommandRouter {
     }
 
     /// A client connection closed: its held commands go.
+    /// Every held command (the node halts).
+    mutating func takeAllHeld() -> [Held] {
+        defer { held.removeAll() }
+        return Array(held)
+    }
+
     mutating func dropHeld(session: UInt64) {
         held.removeAll { $0.ref.session == session }
     }

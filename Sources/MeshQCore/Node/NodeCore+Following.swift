@@ -77,6 +77,7 @@ extension NodeCore {
                      epoch: twoPC.promisedEpoch)
             return
         }
+        persistPromiseIfRaised()
         if matched.follow(epoch: e, commitIndex: commitIndex) { epoch = max(epoch, e) }
         matched.saw(round: m.round)
         guard m.prevIndex <= log.lastIndex, log.matches(index: m.prevIndex, epoch: m.prevEpoch) else {
@@ -100,10 +101,12 @@ extension NodeCore {
         pendingAcks.append((from, m.round, through))
         if unsyncedPersists == 0 { sendPendingAcks() }
         commit(through: newCommit, now: now)
+        checkCaughtUp(now: now)
     }
 
     func receiveSnapshot(_ snap: QueueSnapshot, from: Int, epoch e: UInt64, now: Int64) {
         guard role != .leader, twoPC.acceptPrepare(epoch: e) else { return }
+        persistPromiseIfRaised()
         if matched.follow(epoch: e, commitIndex: commitIndex) { epoch = max(epoch, e) }
         if snap.lastIndex > commitIndex {
             install(snap)
@@ -113,6 +116,7 @@ extension NodeCore {
         matched.matched(through: snap.lastIndex)
         pendingAcks.append((from, 0, max(snap.lastIndex, commitIndex)))
         if unsyncedPersists == 0 { sendPendingAcks() }
+        checkCaughtUp(now: now)
     }
 
     /// The leader aborted a round: our uncommitted entries of its epoch past

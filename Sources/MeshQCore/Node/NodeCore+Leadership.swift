@@ -32,11 +32,13 @@ extension NodeCore {
             case .send(let to, let m):
                 sendPeer(to: to, .election(m))
             case .persistVote(let e):
+                durablePromise = max(durablePromise, twoPC.promisedEpoch)
                 effects.append(.persistVote(e, promised: twoPC.promisedEpoch))
             case .becameLeader(let e, let votes, let wait):
                 won = (e, votes, wait)
             case .following(_, let e):
                 twoPC.promise(epoch: e)
+                persistPromiseIfRaised()
             case .leaderLost:
                 break
             case .log(var event):
@@ -110,6 +112,8 @@ extension NodeCore {
     /// A new leader of `epoch` asks for our log after `after`; the answer
     /// echoes the epoch and request id.
     func answerRecovery(to: Int, epoch e: UInt64, id: UInt64, after: UInt64) {
+        // A node catching up never voted, so no recovery relies on its log.
+        guard catchUp == nil else { return }
         let from = max(after, commitIndex) + 1
         if after >= log.baseIndex {
             let all = log.entries(from: after + 1, through: log.lastIndex, maxBytes: 32 << 20)

@@ -1,0 +1,29 @@
+// CatchUpMarkerFile: `data_dir/catching-up`, present while this node must
+// not vote because its log lost records it may have acknowledged. It is
+// written (and fsync'd) before the damaged records are set aside, and removed
+// once the node holds a leader's log again, so a restart in between still
+// starts catching up: the repaired log looks whole and cannot tell.
+// Invariant: while the file exists, the node starts as a non-voter.
+import Foundation
+import Glibc
+
+public struct CatchUpMarkerFile: Sendable {
+    private let file: ChecksummedFile
+    public var path: String { file.path }
+
+    public init(directory: String) {
+        file = ChecksummedFile(directory: directory, name: "catching-up")
+    }
+
+    /// Any marker, even a damaged one, means "catching up": the safe reading.
+    public var exists: Bool { access(file.path, F_OK) == 0 }
+
+    /// `reason`: one word for the operator (e.g. where the damage was).
+    public func create(reason: String) throws {
+        try file.write(["catching-up", reason.replacingOccurrences(of: " ", with: "_")])
+    }
+
+    public func remove() throws {
+        try file.remove()
+    }
+}
