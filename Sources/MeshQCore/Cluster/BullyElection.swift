@@ -32,7 +32,7 @@
 // send and role changes. No clock, socket or randomness of its own.
 
 public final class BullyElection {
-    public enum Role: String, Sendable { case follower, candidate, leader }
+    public typealias Role = MeshQCore.Role
 
     /// Whether this node counts in elections: a node catching up after
     /// losing part of its log neither votes nor runs.
@@ -90,8 +90,9 @@ public final class BullyElection {
     public private(set) var epoch: UInt64
     /// Highest epoch this node voted in (its own candidacy included).
     public private(set) var votedEpoch: UInt64
-    /// This node's log position, kept current by the driver.
-    public var position = LogPosition.zero
+    /// This node's log position (what its votes carry), kept current
+    /// through `logMoved(to:)`.
+    public private(set) var position: LogPosition
     /// Peers heard from within leader_timeout_ms (the failure detector's
     /// verdict, given through `peerUp` / `peerDown`).
     public private(set) var peersUp: Set<Int> = []
@@ -123,8 +124,9 @@ public final class BullyElection {
 
     public init(nodeId: Int, members: [Int], epoch: UInt64, votedEpoch: UInt64,
                 heartbeatIntervalMs: Int, leaderTimeoutMs: Int, electionTimeoutMs: Int,
-                standing: Standing = .voter) {
+                standing: Standing = .voter, position: LogPosition = .zero) {
         self.nodeId = nodeId
+        self.position = position
         self.standing = standing
         self.members = members.sorted()
         self.epoch = epoch
@@ -215,6 +217,11 @@ public final class BullyElection {
         self.heartbeatIntervalMs = Int64(heartbeatIntervalMs)
         self.leaderTimeoutMs = Int64(leaderTimeoutMs)
         self.electionTimeoutMs = Int64(electionTimeoutMs)
+    }
+
+    /// The log was appended to, cut or replaced: votes carry the new position.
+    public func logMoved(to position: LogPosition) {
+        self.position = position
     }
 
     /// The failure detector heard from `id` (directly or over a relay).

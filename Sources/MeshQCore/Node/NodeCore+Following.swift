@@ -54,7 +54,7 @@ extension NodeCore {
         unsyncedPersists += 1
         effects.append(.installSnapshot(snap))
         if !kept.isEmpty { persist(kept.map { .entry($0) }) }
-        election?.position = log.position
+        election?.logMoved(to: log.position)
     }
 
     /// The queue as of the commit point (valid at any time: the queue only
@@ -96,7 +96,7 @@ extension NodeCore {
             records.append(.commit(min(newCommit, log.lastIndex)))
             lastCommitMark = newCommit
         }
-        election?.position = log.position
+        election?.logMoved(to: log.position)
         if !records.isEmpty { persist(records) }
         pendingAcks.append((from, m.round, through))
         if unsyncedPersists == 0 { sendPendingAcks() }
@@ -142,7 +142,7 @@ extension NodeCore {
         log.truncate(after: i - 1)
         matched.cut(after: i - 1)
         persist([.truncate(after: i - 1)])
-        election?.position = log.position
+        election?.logMoved(to: log.position)
     }
 
     func sendPendingAcks() {

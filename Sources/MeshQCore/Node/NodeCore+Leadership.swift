@@ -48,7 +48,7 @@ extension NodeCore {
         }
         let wasLeader = role == .leader
         let oldLeader = leaderId
-        role = Role(rawValue: election.role.rawValue) ?? .follower
+        role = election.role
         leaderId = election.leaderId
         epoch = max(epoch, election.epoch)
         if wasLeader && (role != .leader || won != nil) { stoppedLeading(now: now) }
@@ -156,7 +156,7 @@ extension NodeCore {
             records.append(.truncate(after: theirLast))
         }
         if !records.isEmpty { persist(records) }
-        election?.position = log.position
+        election?.logMoved(to: log.position)
         emit(.info, "leader_recovered", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("last", "\(log.lastIndex)"),
                                         ("commit", "\(commitIndex)")])
         recovered(now: now)

@@ -44,7 +44,7 @@
 import DequeModule
 
 public final class NodeCore {
-    public enum Role: String, Sendable { case leader, follower, candidate }
+    public typealias Role = MeshQCore.Role
 
     public enum Effect: Sendable {
         case reply(ClientRef, Reply)
@@ -225,8 +225,7 @@ public final class NodeCore {
                                   heartbeatIntervalMs: settings.heartbeatIntervalMs,
                                   leaderTimeoutMs: settings.leaderTimeoutMs,
                                   electionTimeoutMs: settings.electionTimeoutMs,
-                                  standing: catchingUp ? .catchingUp : .voter)
-            e.position = log.position
+                                  standing: catchingUp ? .catchingUp : .voter, position: log.position)
             election = e
             if catchingUp { catchUp = CatchUp(probeId: relayIdBase) }
         } else {
