@@ -30,7 +30,7 @@ enum DiskErrorReport {
             ("node", node), ("file", c.file), ("offset", "\(c.offset)"), ("unreadable_bytes", "\(c.bytesAfter)"),
             ("moved_to", aside),
             ("action", "rejoin: starting with the records before byte \(c.writeStart); this node will not vote "
-                + "until it holds the leader's log (event caught_up)"),
+                + "until it holds the leader's log (event rejoined)"),
         ])
     }
 

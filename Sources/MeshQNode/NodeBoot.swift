@@ -39,7 +39,7 @@ public enum NodeBoot {
                 // The other nodes hold what this one lost: keep what is
                 // readable and catch up from the leader, not voting until
                 // then (the marker goes first, so a restart still knows).
-                try store.markCatchingUp(reason: "log_corrupt_at_\(c.offset)")
+                try store.markRejoining(reason: "log_corrupt_at_\(c.offset)")
                 let aside = try store.repairLog()
                 DiskErrorReport.rejoining(c, aside: aside, logger: logger, node: node)
             } else {
@@ -84,7 +84,7 @@ public enum NodeBoot {
         let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
                             snapshot: recovered.snapshot, records: recovered.records, votedEpoch: vote.voted,
                             promisedEpoch: vote.promised, relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)),
-                            mailbox: m.mailbox, catchingUp: cluster && store.catchingUpMarked)
+                            mailbox: m.mailbox, rejoining: cluster && store.rejoiningMarked)
         // The Lamport floor: written now, before any stamp leaves.
         try store.advanceLamportFloor(clock: core.clock.time)
         return .ready(store, core)

@@ -273,12 +273,12 @@ public final class NodeServer {
                     transport?.send(env)
                 case .resetPeerLink(let id):
                     transport?.reset(id)
-                case .caughtUp:
+                case .rejoined:
                     do {
-                        try store.clearCatchingUp()
+                        try store.clearRejoining()
                     } catch {
                         // Harmless: the next start catches up once more.
-                        logger.log(.warn, "catch_up_marker", [("node", "\(core.nodeId)"), ("error", "\(error)")])
+                        logger.log(.warn, "rejoin_marker", [("node", "\(core.nodeId)"), ("error", "\(error)")])
                     }
                 case .persistVote(let voted, let promised):
                     do {

@@ -40,7 +40,7 @@ public final class NodeStore {
     private let log: DurableLog
     private let vote: VoteFile
     private var floor: LamportFloorFile
-    private let catchUpMarker: CatchUpMarkerFile
+    private let rejoinMarker: RejoinMarkerFile
     /// The mailbox keeps its own small log (data_dir/mailbox): compacting or
     /// replacing the replicated log never touches a parked task.
     private let mailboxLog: DurableLog
@@ -64,7 +64,7 @@ public final class NodeStore {
         log = try DurableLog(directory: directory, fsync: fsync)
         vote = VoteFile(directory: directory)
         floor = LamportFloorFile(directory: directory)
-        catchUpMarker = CatchUpMarkerFile(directory: directory)
+        rejoinMarker = RejoinMarkerFile(directory: directory)
         let mdir = directory + "/mailbox"
         do {
             try FileManager.default.createDirectory(atPath: mdir, withIntermediateDirectories: true)
@@ -129,16 +129,16 @@ public final class NodeStore {
 
     /// Whether this node must start catching up (not voting): its log lost
     /// records it may have acknowledged, and it has not caught up since.
-    public var catchingUpMarked: Bool { catchUpMarker.exists }
+    public var rejoiningMarked: Bool { rejoinMarker.exists }
 
     /// Made durable before the damaged records are set aside.
-    public func markCatchingUp(reason: String) throws {
-        try reported { try catchUpMarker.create(reason: reason) }
+    public func markRejoining(reason: String) throws {
+        try reported { try rejoinMarker.create(reason: reason) }
     }
 
     /// The node holds a leader's log again.
-    public func clearCatchingUp() throws {
-        try reported { try catchUpMarker.remove() }
+    public func clearRejoining() throws {
+        try reported { try rejoinMarker.remove() }
     }
 
     public func persistVote(voted: UInt64, promised: UInt64) throws {

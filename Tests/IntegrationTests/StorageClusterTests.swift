@@ -45,11 +45,11 @@ import Testing
         // the rest aside; it must not vote, so node 2 (which never had the
         // tasks) cannot be elected with its vote.
         try c.start([2, 1])
-        #expect(Harness.eventually(timeout: 30) { c.log(1).contains("event=catch_up_start node=1") }, "\(c.log(1).suffix(1500))")
+        #expect(Harness.eventually(timeout: 30) { c.log(1).contains("event=rejoin_start node=1") }, "\(c.log(1).suffix(1500))")
         let corrupt = c.log(1).split(separator: "\n").first { $0.contains("event=log_corrupt") }.map(String.init) ?? ""
         #expect(corrupt.contains("file=\(file) offset="), "\(corrupt)")
         #expect(corrupt.contains("moved_to=\(file).corrupt-at-"), "\(corrupt)")
-        #expect(FileManager.default.fileExists(atPath: dir + "/catching-up"))
+        #expect(FileManager.default.fileExists(atPath: dir + "/rejoining"))
         // For ten leader timeouts, nobody leads (a majority needs node 1).
         let until = Date().addingTimeInterval(4)
         while Date() < until {
@@ -63,8 +63,8 @@ import Testing
         // Node 3, which holds everything, returns: it leads, node 1 catches up.
         try c.start([3])
         _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3], timeout: 60))
-        #expect(Harness.eventually(timeout: 60) { c.log(1).contains("event=caught_up node=1") }, "\(c.log(1).suffix(1500))")
-        #expect(Harness.eventually(timeout: 10) { !FileManager.default.fileExists(atPath: dir + "/catching-up") })
+        #expect(Harness.eventually(timeout: 60) { c.log(1).contains("event=rejoined node=1") }, "\(c.log(1).suffix(1500))")
+        #expect(Harness.eventually(timeout: 10) { !FileManager.default.fileExists(atPath: dir + "/rejoining") })
 
         // Now node 3 may die: nodes 1 and 2 elect node 2, and nothing is lost.
         c.kill9(3)

@@ -154,7 +154,7 @@ final class TranscriptRunner {
                 guard let n = d.nodes[id] else { out.append("n\(id) down"); continue }
                 out.append("n\(id) \(n.role.rawValue) leader=\(n.leaderId.map(String.init) ?? "-") epoch=\(n.epoch) "
                            + "commit=\(n.commitIndex) last=\(n.lastIndex) tasks=\(n.queue.count)"
-                           + (n.catchingUp ? " catching-up" : ""))
+                           + (n.rejoining ? " rejoining" : ""))
             }
             return out
         default:

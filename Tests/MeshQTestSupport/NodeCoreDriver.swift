@@ -17,8 +17,8 @@ public final class NodeCoreDriver {
         public var snapshot: QueueSnapshot?
         public var records: [LogRecord] = []
         public var mailbox: [MailboxRecord] = []
-        /// The catching-up marker (set by `corrupt`, cleared by `.caughtUp`).
-        public var catchingUp = false
+        /// The rejoining marker (set by `corrupt`, cleared by `.rejoined`).
+        public var rejoining = false
     }
 
     public let ids: [Int]
@@ -71,7 +71,7 @@ public final class NodeCoreDriver {
             let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
                              votedEpoch: d.votedEpoch, promisedEpoch: d.promisedEpoch,
                              relayIdBase: UInt64(id) << 40 | UInt64(now),
-                             mailbox: Mailbox(records: d.mailbox), catchingUp: d.catchingUp)
+                             mailbox: Mailbox(records: d.mailbox), rejoining: d.rejoining)
             if let w = logWindow { n.logWindow = w }
             nodes[id] = n
         }
@@ -96,7 +96,7 @@ public final class NodeCoreDriver {
     public func corrupt(_ id: Int, keep: Int) {
         precondition(nodes[id] == nil, "corrupt a node's disk while it is down")
         disks[id]!.records.removeSubrange(min(keep, disks[id]!.records.count)...)
-        disks[id]!.catchingUp = true
+        disks[id]!.rejoining = true
     }
 
     public func isolate(_ id: Int) { isolated.insert(id) }
@@ -198,8 +198,8 @@ public final class NodeCoreDriver {
                 if linked(env.from, env.to) { wire.append(env) }
             case .resetPeerLink:
                 break
-            case .caughtUp:
-                disks[id]!.catchingUp = false
+            case .rejoined:
+                disks[id]!.rejoining = false
             }
         }
     }

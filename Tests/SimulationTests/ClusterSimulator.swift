@@ -57,7 +57,7 @@ final class ClusterSimulator {
         var corruptionAtBootRate = 0.2
         /// Check 10 (no vote while catching up); off to see whether the
         /// data checks alone catch a node that votes too early.
-        var checkCatchUpVotes = true
+        var checkRejoinVotes = true
     }
 
     /// Disks that lose data often: most boots find a record corrupt.
@@ -129,9 +129,9 @@ final class ClusterSimulator {
         var snapshot: QueueSnapshot?
         var records: [LogRecord] = []
         var mailbox: [MailboxRecord] = []
-        /// The catching-up marker: set when a corrupt record cut the log,
-        /// cleared by the node's `.caughtUp`.
-        var catchingUp = false
+        /// The rejoining marker: set when a corrupt record cut the log,
+        /// cleared by the node's `.rejoined`.
+        var rejoining = false
         /// Handed to the disk, not yet durable (the next step makes them so).
         var inFlight: [Write] = []
     }
@@ -225,19 +225,19 @@ final class ClusterSimulator {
         // catches up (the marker is durable before the rest is set aside).
         // Only as many disks lose data at once as the cluster can survive:
         // with a majority of logs damaged, nobody knows what was committed.
-        let damaged = disks.values.filter(\.catchingUp).count
+        let damaged = disks.values.filter(\.rejoining).count
         if now < options.faultPhaseMs, !disks[id]!.records.isEmpty, damaged < (ids.count - 1) / 2,
            rng.chance(options.corruptionAtBootRate) {
             let keep = rng.int(0...(disks[id]!.records.count - 1))
             note("disk \(id): record \(keep + 1) of \(disks[id]!.records.count) corrupt; catching up")
             disks[id]!.records.removeSubrange(keep...)
-            disks[id]!.catchingUp = true
+            disks[id]!.rejoining = true
         }
         let d = disks[id]!
         let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
                          votedEpoch: d.votedEpoch,
                          promisedEpoch: d.promisedEpoch, relayIdBase: rng.next() >> 1,
-                         mailbox: Mailbox(records: d.mailbox), catchingUp: d.catchingUp)
+                         mailbox: Mailbox(records: d.mailbox), rejoining: d.rejoining)
         #if MESHQ_TESTING
         n.plantedBugs = options.plantedBugs
         #endif
@@ -562,8 +562,8 @@ final class ClusterSimulator {
                         // acknowledged votes only once it has caught up.
                         // 11. A node halted by its disk says nothing more.
                         if let why = n.halted { throw fail("node \(id), halted (\(why)), sent \(env.body)") }
-                        if options.checkCatchUpVotes, disks[id]!.catchingUp, Self.isVote(env) {
-                            throw fail("node \(id) voted while catching up (its log lost records it may have acknowledged)")
+                        if options.checkRejoinVotes, disks[id]!.rejoining, Self.isVote(env) {
+                            throw fail("node \(id) voted while rejoining (its log lost records it may have acknowledged)")
                         }
                         // 4, locally: a node inside the section defers every request.
                         if case .mutex(.reply) = env.body, n.inCriticalSection {
@@ -591,8 +591,8 @@ final class ClusterSimulator {
                         n.mailboxPersisted(now: now)
                     case .installSnapshot(let snap):
                         disks[id]!.inFlight.append(.snapshot(snap))
-                    case .caughtUp:
-                        disks[id]!.catchingUp = false
+                    case .rejoined:
+                        disks[id]!.rejoining = false
                     case .log(let ev):
                         if ev.name == "leader_elected" { elections += 1 }
                         if ["leader_elected", "leader_timeout", "leader_stepdown", "leader_recovery",

@@ -75,7 +75,7 @@ import Testing
         // MESHQ_PLANTED_ONLY=name[,name]: measure only these.
         let only = ProcessInfo.processInfo.environment["MESHQ_PLANTED_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
         var dataChecksOnly = ClusterSimulator.corruptionOptions()
-        dataChecksOnly.checkCatchUpVotes = false
+        dataChecksOnly.checkRejoinVotes = false
         let profiles: [(String, ClusterSimulator.Options)] = [
             ("default", ClusterSimulator.Options()), ("hostile", ClusterSimulator.hostileOptions()),
             ("frozen leader", ClusterSimulator.frozenOptions(nil)), ("corrupt disks", ClusterSimulator.corruptionOptions()),
@@ -103,7 +103,7 @@ import Testing
 
     /// Which check a failure report comes from.
     static func kind(of report: String) -> String {
-        let checks = [("voted while catching up", "no vote while catching up"), ("final leader", "final leader holds"), ("two leaders", "one leader per epoch"), ("Lamport", "Lamport"), ("after its ACK got OK", "task after ACK"),
+        let checks = [("voted while rejoining", "no vote while catching up"), ("final leader", "final leader holds"), ("two leaders", "one leader per epoch"), ("Lamport", "Lamport"), ("after its ACK got OK", "task after ACK"),
                       ("whose ENQUEUE got OK", "lost task"), ("critical section", "mutual exclusion"),
                       ("twice", "applied once"), ("log agreement", "log agreement"), ("task id", "one payload per id"),
                       ("payload", "one payload per id"), ("liveness", "liveness"), ("parked", "mailbox"),
@@ -114,11 +114,11 @@ import Testing
 
     @Test func corruptionTreatedAsATornTailIsCaught() {
         // Directly: the node votes before catching up (check 10)...
-        expectCaught(.corruptionAsTornTail, by: "voted while catching up", seeds: 30)
+        expectCaught(.corruptionAsTornTail, by: "voted while rejoining", seeds: 30)
         // ...and by what it costs: without check 10, committed entries are
         // lost (an OK'd task, or a committed index rewritten).
         var o = ClusterSimulator.corruptionOptions()
-        o.checkCatchUpVotes = false
+        o.checkRejoinVotes = false
         let report = firstFailure(.corruptionAsTornTail, seeds: 100, options: o)
         let kind = report.map(Self.kind(of:))
         #expect(["lost task", "final leader holds", "log agreement", "task after ACK"].contains(kind ?? ""), "\(report ?? "not caught")")

@@ -21,9 +21,9 @@
 // comes first and the driver must apply outputs in order.
 //
 // A node that may have lost entries it acknowledged (its log was found
-// corrupt) is `catchingUp`: it follows and acknowledges heartbeats, but
+// corrupt) is `rejoining`: it follows and acknowledges heartbeats, but
 // neither votes nor runs, and answers every ELECTION with ABSTAIN so that a
-// lower candidate need not wait for it; the driver calls `caughtUp()` once it
+// lower candidate need not wait for it; the driver calls `rejoined()` once it
 // holds a leader's log, and only then does it count in a majority again.
 // (A majority that elects must intersect every majority that committed;
 // a node that forgot what it acknowledged would break that intersection.)
@@ -36,7 +36,7 @@ public final class BullyElection {
 
     /// Whether this node counts in elections: a node catching up after
     /// losing part of its log neither votes nor runs.
-    public enum Standing: Sendable, Equatable { case voter, catchingUp }
+    public enum Standing: Sendable, Equatable { case voter, rejoining }
 
     public enum Message: Equatable, Sendable {
         case election(epoch: UInt64, position: LogPosition)
@@ -147,7 +147,7 @@ public final class BullyElection {
     public func start(now: Int64) -> [Output] {
         guard standing == .voter else {
             lastHeardFromLeader = now
-            return [.log(LogEvent(.warn, "catch_up_start", [("node", "\(nodeId)"),
+            return [.log(LogEvent(.warn, "rejoin_start", [("node", "\(nodeId)"),
                                                            ("reason", "log damaged: not voting until it holds a leader's log")]))]
         }
         return startElection(now: now, reason: "start")
@@ -155,7 +155,7 @@ public final class BullyElection {
 
     /// The log now holds everything a leader had when this node asked: it
     /// counts in elections again (and may bully a lower leader as usual).
-    public func caughtUp() {
+    public func rejoined() {
         standing = .voter
     }
 
@@ -243,7 +243,7 @@ public final class BullyElection {
         seenEpoch = max(seenEpoch, msg.epoch)
         switch msg {
         case .election(let e, _):
-            if standing == .catchingUp {
+            if standing == .rejoining {
                 return [.send(to: from, .abstain(epoch: e))]
             }
             if from < nodeId {

@@ -56,10 +56,10 @@ public struct PeerEnvelope: Equatable, Sendable {
         case relay(id: UInt64, origin: Int, dest: Int, ttl: Int, inner: Relayed)
         /// A node catching up asks the leader how far it must get (`id`
         /// tells this incarnation's question from any older one).
-        case catchUpProbe(id: UInt64)
+        case rejoinProbe(id: UInt64)
         /// The leader of `epoch` answers probe `id`: its log's last index
         /// when the probe arrived.
-        case catchUpTarget(epoch: UInt64, id: UInt64, index: UInt64)
+        case rejoinTarget(epoch: UInt64, id: UInt64, index: UInt64)
     }
 
     /// The envelope inside a relay (boxed: an envelope holding an envelope).
@@ -111,7 +111,7 @@ public struct PeerEnvelope: Equatable, Sendable {
         case forward = 50, forwardReply, deliverParked, parkedDelivered
         case links = 60, relay
         case abstain = 16
-        case catchUpProbe = 80, catchUpTarget
+        case rejoinProbe = 80, rejoinTarget
     }
 
     /// The whole frame, length prefix included.
@@ -149,8 +149,8 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .parkedDelivered: w.u8(Kind.parkedDelivered.rawValue)
         case .links: w.u8(Kind.links.rawValue)
         case .relay: w.u8(Kind.relay.rawValue)
-        case .catchUpProbe: w.u8(Kind.catchUpProbe.rawValue)
-        case .catchUpTarget: w.u8(Kind.catchUpTarget.rawValue)
+        case .rejoinProbe: w.u8(Kind.rejoinProbe.rawValue)
+        case .rejoinTarget: w.u8(Kind.rejoinTarget.rawValue)
         }
         w.u32(UInt32(truncatingIfNeeded: from))
         w.u32(UInt32(truncatingIfNeeded: to))
@@ -242,9 +242,9 @@ public struct PeerEnvelope: Equatable, Sendable {
             w.u32(UInt32(truncatingIfNeeded: dest))
             w.u8(UInt8(clamping: ttl))
             w.blob(inner.envelope.framed())
-        case .catchUpProbe(let id):
+        case .rejoinProbe(let id):
             w.u64(id)
-        case .catchUpTarget(let e, let id, let index):
+        case .rejoinTarget(let e, let id, let index):
             w.u64(e)
             w.u64(id)
             w.u64(index)
@@ -293,12 +293,12 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .abstain:
             guard let e = r.u64() else { return .failure(.truncated) }
             body = .election(.abstain(epoch: e))
-        case .catchUpProbe:
+        case .rejoinProbe:
             guard let id = r.u64() else { return .failure(.truncated) }
-            body = .catchUpProbe(id: id)
-        case .catchUpTarget:
+            body = .rejoinProbe(id: id)
+        case .rejoinTarget:
             guard let e = r.u64(), let id = r.u64(), let index = r.u64() else { return .failure(.truncated) }
-            body = .catchUpTarget(epoch: e, id: id, index: index)
+            body = .rejoinTarget(epoch: e, id: id, index: index)
         case .heartbeat, .heartbeatAck:
             guard let e = r.u64(), let at = r.i64() else { return .failure(.truncated) }
             body = .election(kind == .heartbeat ? .heartbeat(epoch: e, sentAt: at) : .heartbeatAck(epoch: e, sentAt: at))

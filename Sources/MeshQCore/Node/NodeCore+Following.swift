@@ -101,7 +101,7 @@ extension NodeCore {
         pendingAcks.append((from, m.round, through))
         if unsyncedPersists == 0 { sendPendingAcks() }
         commit(through: newCommit, now: now)
-        checkCaughtUp(now: now)
+        checkRejoined(now: now)
     }
 
     func receiveSnapshot(_ snap: QueueSnapshot, from: Int, epoch e: UInt64, now: Int64) {
@@ -116,7 +116,7 @@ extension NodeCore {
         matched.matched(through: snap.lastIndex)
         pendingAcks.append((from, 0, max(snap.lastIndex, commitIndex)))
         if unsyncedPersists == 0 { sendPendingAcks() }
-        checkCaughtUp(now: now)
+        checkRejoined(now: now)
     }
 
     /// The leader aborted a round: our uncommitted entries of its epoch past

@@ -113,7 +113,7 @@ extension NodeCore {
     /// echoes the epoch and request id.
     func answerRecovery(to: Int, epoch e: UInt64, id: UInt64, after: UInt64) {
         // A node catching up never voted, so no recovery relies on its log.
-        guard catchUp == nil else { return }
+        guard rejoin == nil else { return }
         let from = max(after, commitIndex) + 1
         if after >= log.baseIndex {
             let all = log.entries(from: after + 1, through: log.lastIndex, maxBytes: 32 << 20)

@@ -28,7 +28,7 @@
 //   LeaderReplication         per-follower Progress (match, next, in flight)
 //   CommandRouter, ReplyTarget held commands, relays to the leader, relays taken
 //   LeaderMatch               a follower's match with the leader it replicates
-//   CatchUp                   a node that lost part of its log, until it holds a leader's
+//   Rejoin                    a node that lost part of its log, until it holds a leader's
 //   TimeSync                  Cristian sampling of the leader's clock
 //   NodeCore+Peers            the peer bus, link reports, failure detector glue
 //   NodeCore+Leadership       election glue, taking and ending a leadership, recovery
@@ -37,7 +37,7 @@
 //   NodeCore+Clients          client commands, queue service and waiters
 //   MailboxDelivery           the mailbox and handing its entries to a leader
 //   NodeCore+Mailbox          parking and delivering the mailbox (glue)
-//   NodeCore+CatchUp          a node that lost part of its log, and the durable promise
+//   NodeCore+Rejoin           a node that lost part of its log, and the durable promise
 //   NodeCore+Halt             storage refused a write: answer everything, fall silent
 // The value types keep their own state and return decisions; NodeCore
 // applies them (replies, sends, log lines) in the order the effects need.
@@ -66,7 +66,7 @@ public final class NodeCore {
         /// This node, started as catching up (its log was found damaged),
         /// now holds a leader's log and votes again: the driver removes the
         /// marker that made it start that way.
-        case caughtUp
+        case rejoined
     }
 
     struct Proposal {
@@ -161,9 +161,9 @@ public final class NodeCore {
     var pendingAcks: [(to: Int, round: UInt64, through: UInt64)] = []
     var timeSync = TimeSync()
     /// Set while this node, having lost part of its log, must not vote.
-    var catchUp: CatchUp?
+    var rejoin: Rejoin?
     /// Whether this node is catching up after losing part of its log.
-    public var catchingUp: Bool { catchUp != nil }
+    public var rejoining: Bool { rejoin != nil }
     /// The epoch promise the vote file holds: accepting a newer leader
     /// writes it before acknowledging anything, so a damaged log cannot
     /// take the promise with it.
@@ -188,7 +188,7 @@ public final class NodeCore {
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
                 snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64 = 0,
                 promisedEpoch: UInt64 = 0, relayIdBase: UInt64 = 1, mailbox: Mailbox = Mailbox(),
-                catchingUp: Bool = false) {
+                rejoining: Bool = false) {
         self.nodeId = nodeId
         self.durablePromise = promisedEpoch
         self.delivery = MailboxDelivery(mailbox: mailbox)
@@ -225,9 +225,9 @@ public final class NodeCore {
                                   heartbeatIntervalMs: settings.heartbeatIntervalMs,
                                   leaderTimeoutMs: settings.leaderTimeoutMs,
                                   electionTimeoutMs: settings.electionTimeoutMs,
-                                  standing: catchingUp ? .catchingUp : .voter, position: log.position)
+                                  standing: rejoining ? .rejoining : .voter, position: log.position)
             election = e
-            if catchingUp { catchUp = CatchUp(probeId: relayIdBase) }
+            if rejoining { rejoin = Rejoin(probeId: relayIdBase) }
         } else {
             election = nil
         }
@@ -266,7 +266,7 @@ public final class NodeCore {
                      election == nil ? nil : nextLinkReport, detector.nextExpiry(),
                      twoPC.deadline, mutexRetryAt, recovering?.deadline, recovering?.nextAsk, commands.nextDeadline,
                      role == .leader && !serving && servingNotBefore > lastNow ? servingNotBefore : nil,
-                     role == .follower && leaderId != nil ? catchUp?.nextWakeup : nil]
+                     role == .follower && leaderId != nil ? rejoin?.nextWakeup : nil]
         if role == .leader { times.append(replication.nextRetransmit(afterMs: retransmitMs)) }
         return times.compactMap { $0 }.min()
     }
@@ -304,9 +304,9 @@ public final class NodeCore {
             election?.plantedBugs = plantedBugs
             mutex.plantedBugs = plantedBugs
             detector.trustTransport = plantedBugs.contains(.trustTransport)
-            if plantedBugs.contains(.corruptionAsTornTail), catchUp != nil {
-                catchUp = nil
-                election?.caughtUp()
+            if plantedBugs.contains(.corruptionAsTornTail), rejoin != nil {
+                rejoin = nil
+                election?.rejoined()
             }
         }
     }
@@ -365,7 +365,7 @@ public final class NodeCore {
         guard halted == nil else { return }
         unsyncedPersists = 0
         sendPendingAcks()
-        checkCaughtUp(now: now)
+        checkRejoined(now: now)
         if role == .leader { applyTwoPC(twoPC.localDurable(through: log.lastIndex), now: now) }
     }
 
@@ -420,7 +420,7 @@ public final class NodeCore {
         if let election {
             applyElection(election.tick(now: now), now: now)
             sampleLeaderClock(now: now, wallMs: wallMs)
-            askCatchUpTarget(now: now)
+            askRejoinTarget(now: now)
         }
         applyTwoPC(twoPC.tick(now: now), now: now)
         if let d = mutexRetryAt, now >= d, mutex.state == .requesting {

@@ -1,44 +1,44 @@
 // NodeCore's glue for a node catching up after losing part of its log (see
-// CatchUp), and for the durable epoch promise it relies on. Invariant: a
-// catching-up node votes again only after its log durably matches, through
+// Rejoin), and for the durable epoch promise it relies on. Invariant: a
+// rejoining node votes again only after its log durably matches, through
 // the target, the log of the leader that answered this incarnation's probe;
 // and a follower's promise to a newer leader is in the vote file before it
 // acknowledges anything to that leader.
 
 extension NodeCore {
-    /// A catching-up follower asks its leader how far it must get.
-    func askCatchUpTarget(now: Int64) {
-        guard catchUp != nil, role == .follower, let leader = leaderId else { return }
-        catchUp!.leaderChanged(epoch: epoch)
-        guard catchUp!.shouldAsk(leaderEpoch: epoch, now: now, retryMs: retransmitMs) else { return }
-        sendPeer(to: leader, .catchUpProbe(id: catchUp!.probeId))
+    /// A rejoining follower asks its leader how far it must get.
+    func askRejoinTarget(now: Int64) {
+        guard rejoin != nil, role == .follower, let leader = leaderId else { return }
+        rejoin!.leaderChanged(epoch: epoch)
+        guard rejoin!.shouldAsk(leaderEpoch: epoch, now: now, retryMs: retransmitMs) else { return }
+        sendPeer(to: leader, .rejoinProbe(id: rejoin!.probeId))
     }
 
     /// A leader answers with its last index, once it has recovered (before
     /// that its log may still lack what its best voter holds).
-    func answerCatchUpProbe(from: Int, id: UInt64, now: Int64) {
+    func answerRejoinProbe(from: Int, id: UInt64, now: Int64) {
         checkLease(now: now)
         guard role == .leader, serving else { return }
-        sendPeer(to: from, .catchUpTarget(epoch: epoch, id: id, index: log.lastIndex))
+        sendPeer(to: from, .rejoinTarget(epoch: epoch, id: id, index: log.lastIndex))
     }
 
-    func receiveCatchUpTarget(from: Int, epoch e: UInt64, id: UInt64, index: UInt64, now: Int64) {
-        guard catchUp != nil, from == leaderId else { return }
-        catchUp!.answered(epoch: e, id: id, index: index, followingEpoch: epoch)
-        emit(.info, "catch_up_target", [("node", "\(nodeId)"), ("leader", "\(from)"), ("epoch", "\(e)"),
+    func receiveRejoinTarget(from: Int, epoch e: UInt64, id: UInt64, index: UInt64, now: Int64) {
+        guard rejoin != nil, from == leaderId else { return }
+        rejoin!.answered(epoch: e, id: id, index: index, followingEpoch: epoch)
+        emit(.info, "rejoin_target", [("node", "\(nodeId)"), ("leader", "\(from)"), ("epoch", "\(e)"),
                                         ("index", "\(index)"), ("last", "\(log.lastIndex)")])
-        checkCaughtUp(now: now)
+        checkRejoined(now: now)
     }
 
     /// Once the log durably matches the leader's through the target, this
     /// node counts in elections again.
-    func checkCaughtUp(now: Int64) {
-        guard let c = catchUp, unsyncedPersists == 0,
+    func checkRejoined(now: Int64) {
+        guard let c = rejoin, unsyncedPersists == 0,
               c.reached(matchedEpoch: matched.epoch, matchedThrough: matched.through) else { return }
-        catchUp = nil
-        election?.caughtUp()
-        effects.append(.caughtUp)
-        emit(.info, "caught_up", [("node", "\(nodeId)"), ("leader", "\(leaderId.map(String.init) ?? "-")"),
+        rejoin = nil
+        election?.rejoined()
+        effects.append(.rejoined)
+        emit(.info, "rejoined", [("node", "\(nodeId)"), ("leader", "\(leaderId.map(String.init) ?? "-")"),
                                   ("epoch", "\(matched.epoch)"), ("index", "\(matched.through)"),
                                   ("lamport", "\(clock.time)")])
     }

@@ -1,11 +1,11 @@
-// A node that lost part of its log (CatchUp, BullyElection's catchingUp
+// A node that lost part of its log (Rejoin, BullyElection's rejoining
 // standing): it never votes or runs, it abstains so candidates need not wait
 // for it, and it counts again only once it holds the log of the leader that
 // answered this incarnation's probe.
 import Testing
 @testable import MeshQCore
 
-@Suite struct CatchUpTests {
+@Suite struct RejoinTests {
     private func election(_ id: Int, _ standing: BullyElection.Standing, votedEpoch: UInt64 = 0) -> BullyElection {
         BullyElection(nodeId: id, members: [1, 2, 3], epoch: 0, votedEpoch: votedEpoch,
                       heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300, standing: standing)
@@ -13,24 +13,24 @@ import Testing
 
     @Test func aCatchingUpNodeNeitherVotesNorRunsButAbstains() {
         let net = ElectionNet([1, 2, 3])
-        net.nodes[3] = election(3, .catchingUp)
+        net.nodes[3] = election(3, .rejoining)
         net.start()
         // Node 3 is up and highest, yet node 2 wins at once: 3 abstained.
         net.run(ms: 100)
         #expect(net.leaders() == [2])
-        #expect(net.persistedVotes[3] == nil, "a catching-up node persisted a vote")
+        #expect(net.persistedVotes[3] == nil, "a rejoining node persisted a vote")
         net.run(ms: 2_000)
-        #expect(net.leaders() == [2], "a catching-up node must not bully its way in")
+        #expect(net.leaders() == [2], "a rejoining node must not bully its way in")
         #expect(net.nodes[3]!.leaderId == 2)
         // Caught up: it counts again, and the highest node takes over.
-        net.nodes[3]!.caughtUp()
+        net.nodes[3]!.rejoined()
         net.run(ms: 2_000)
         #expect(net.leaders() == [3])
     }
 
     @Test func withoutItsVoteNoMajorityIsLeft() {
         let net = ElectionNet([1, 2, 3], alive: [1, 3])
-        net.nodes[3] = election(3, .catchingUp)
+        net.nodes[3] = election(3, .rejoining)
         net.start()
         net.run(ms: 5_000)
         #expect(net.leaders().isEmpty, "node 1 led with the vote of a node that lost its log")
@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func aCatchingUpNodeSendsOnlyAbstain() {
-        let e = election(2, .catchingUp)
+        let e = election(2, .rejoining)
         #expect(e.start(now: 0).allSatisfy { if case .log = $0 { return true } else { return false } })
         for from in [1, 3] {
             let out = e.receive(from: from, .election(epoch: 7, position: .zero), now: 10)
@@ -50,7 +50,7 @@ import Testing
     }
 
     @Test func theTargetMustAnswerThisProbeFromTheLeaderFollowed() {
-        var c = CatchUp(probeId: 42)
+        var c = Rejoin(probeId: 42)
         let first = c.shouldAsk(leaderEpoch: 5, now: 0, retryMs: 200)
         let tooSoon = c.shouldAsk(leaderEpoch: 5, now: 100, retryMs: 200)
         #expect(first)

@@ -1,4 +1,4 @@
-// CatchUpMarkerFile: `data_dir/catching-up`, present while this node must
+// RejoinMarkerFile: `data_dir/rejoining`, present while this node must
 // not vote because its log lost records it may have acknowledged. It is
 // written (and fsync'd) before the damaged records are set aside, and removed
 // once the node holds a leader's log again, so a restart in between still
@@ -7,12 +7,12 @@
 import Foundation
 import Glibc
 
-public struct CatchUpMarkerFile: Sendable {
+public struct RejoinMarkerFile: Sendable {
     private let file: ChecksummedFile
     public var path: String { file.path }
 
     public init(directory: String) {
-        file = ChecksummedFile(directory: directory, name: "catching-up")
+        file = ChecksummedFile(directory: directory, name: "rejoining")
     }
 
     /// Any marker, even a damaged one, means "catching up": the safe reading.
@@ -20,7 +20,7 @@ public struct CatchUpMarkerFile: Sendable {
 
     /// `reason`: one word for the operator (e.g. where the damage was).
     public func create(reason: String) throws {
-        try file.write(["catching-up", reason.replacingOccurrences(of: " ", with: "_")])
+        try file.write(["rejoining", reason.replacingOccurrences(of: " ", with: "_")])
     }
 
     public func remove() throws {

@@ -1,8 +1,8 @@
-// CatchUp: a node that may have lost entries it acknowledged (its log was
+// Rejoin: a node that may have lost entries it acknowledged (its log was
 // found corrupt and cut before the damage) takes no part in elections until
 // it holds everything a leader had after this node came back.
 //
-// It asks the leader it follows for a target (`catchUpProbe` with an id of
+// It asks the leader it follows for a target (`rejoinProbe` with an id of
 // this incarnation); the leader answers with its log's last index when the
 // probe arrived. Everything this node acknowledged before it lost its log was
 // acknowledged to a leader of an epoch it had promised, and the vote file
@@ -15,7 +15,7 @@
 // Invariant: `reached` is true only for a target answered to this
 // incarnation's probe by the leader of the epoch our log is known to match.
 
-struct CatchUp {
+struct Rejoin {
     /// Tells this incarnation's probe from any earlier one still in flight.
     let probeId: UInt64
     /// The leader's answer: its epoch, and its last index then.
