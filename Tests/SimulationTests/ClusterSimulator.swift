@@ -370,11 +370,11 @@ final class ClusterSimulator {
             }
             for id in ids { if let until = pausedUntil[id], now >= until { try wake(id) } }
             for id in ids {
-                guard let until = diskFullUntil[id], now >= until else { continue }
-                // Space again: the halted process rebuilds from its disk.
+                // Space again: the halted process rebuilds from its disk
+                // (in-process, so not while it is paused: it first reads,
+                // and refuses, what its kernel kept meanwhile).
+                guard let until = diskFullUntil[id], now >= until, pausedUntil[id] == nil else { continue }
                 nodes.removeValue(forKey: id)
-                pausedUntil.removeValue(forKey: id)
-                backlog.removeValue(forKey: id)
                 boot(id)
             }
             try syncDisks()
