@@ -287,8 +287,9 @@ public final class PeerTransport {
         }
         conn.onClose = { [weak self, unowned i] c, reason in
             guard let self else { return }
+            let named = i.peer != nil
             self.inbound.removeValue(forKey: key)
-            if case .tls(let why) = reason, i.peer == nil { self.inboundTLSFailed(remote: c.peerDescription, reason: why) }
+            if case .tls(let why) = reason, !named { self.inboundTLSFailed(remote: c.peerDescription, reason: why) }
         }
         if secret != nil || conn.isTLS {
             var rng = SystemRandomNumberGenerator()
@@ -304,7 +305,7 @@ public final class PeerTransport {
         if let last = inboundTLSLogged[key], now - last < 60_000 { return }
         if inboundTLSLogged.count > 1_000 { inboundTLSLogged.removeAll() }
         inboundTLSLogged[key] = now
-        logTLSFailure(peer: "?", remote: remote, reason: reason)
+        logTLSFailure(peer: "-", remote: remote, reason: reason)
     }
 
     private func drain(_ i: Inbound) {

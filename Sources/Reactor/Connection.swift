@@ -201,7 +201,9 @@ public final class Connection {
         while true {
             let e = bufferevent_get_openssl_error(bev)
             if e == 0 { break }
-            parts.append(TLSContext.describe(e))
+            // libevent also queues SSL_get_error() codes (library 0): a
+            // socket error (SSL_ERROR_SYSCALL) or a clean close is not a TLS failure.
+            if TLSContext.isLibraryError(e) { parts.append(TLSContext.describe(e)) }
         }
         if let ssl = bufferevent_openssl_get_ssl(bev), !isHandshakeDone, let why = TLSContext.verifyFailure(ssl),
            !parts.isEmpty {

@@ -82,6 +82,9 @@ public final class TLSContext: @unchecked Sendable {
         return parts.isEmpty ? "unknown OpenSSL error" : parts.joined(separator: "; ")
     }
 
+    /// An OpenSSL library error (not a bare SSL_get_error code).
+    static func isLibraryError(_ code: UInt) -> Bool { code > 0xFF }
+
     static func describe(_ code: UInt) -> String {
         if let r = ERR_reason_error_string(code) { return String(cString: r) }
         var buf = [CChar](repeating: 0, count: 256)
