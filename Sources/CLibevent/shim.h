@@ -55,6 +55,13 @@ static inline int meshq_ssl_ctx_min_tls12(SSL_CTX *ctx) {
 static inline void meshq_ssl_ctx_partial_writes(SSL_CTX *ctx) {
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 }
+// OpenSSL 3 reports a TCP close without close_notify as an error; as in
+// OpenSSL 1.1 it becomes an end of stream (a client's half-close, `nc -q`).
+static inline void meshq_ssl_ctx_ignore_unexpected_eof(SSL_CTX *ctx) {
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
+}
 static inline int meshq_ssl_set_sni(SSL *ssl, const char *name) {
     return (int)SSL_set_tlsext_host_name(ssl, name);
 }

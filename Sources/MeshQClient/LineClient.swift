@@ -151,6 +151,13 @@ public final class LineClient {
         }
     }
 
+    /// Half-closes: no more bytes from us (as `nc -q` does); replies still
+    /// come. Over TLS this is a TCP FIN without close_notify, which the
+    /// server takes as the end of input too.
+    public func shutdownWrite() {
+        if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
+    }
+
     /// Sends one command line and returns its one reply line.
     public func request(_ line: String) throws(ReactorError) -> String {
         try send(line + "\n")

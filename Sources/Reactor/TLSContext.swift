@@ -24,6 +24,7 @@ public final class TLSContext: @unchecked Sendable {
         self.ctx = ctx
         _ = meshq_ssl_ctx_min_tls12(ctx)
         meshq_ssl_ctx_partial_writes(ctx)
+        meshq_ssl_ctx_ignore_unexpected_eof(ctx)
         if let certificate {
             guard SSL_CTX_use_certificate_chain_file(ctx, certificate) == 1 else {
                 throw TLSLoadError(file: certificate, message: "cannot load the certificate: \(TLSContext.lastError())")

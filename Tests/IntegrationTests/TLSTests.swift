@@ -1,6 +1,6 @@
 // TLS on both ports (PROTOCOL.md §7) against real meshqd processes, with a
 // throwaway CA made by `openssl req`/`openssl x509`: the line protocol over
-// `openssl s_client` and `meshq --tls`, a plain client on the TLS port, a
+// `openssl s_client` and `meshq --tls`, a half-close, a plain client on the TLS port, a
 // cluster over mutual TLS, a peer whose certificate comes from another CA,
 // the key files checked at start, and a SIGHUP that swaps the certificate.
 import Foundation
@@ -48,6 +48,18 @@ struct TLSClientPortTests {
         #expect(try s.request("ACK \(parts[1])")?.hasPrefix("OK \(parts[1]) ") == true)
         // The plain port serves the same queue: nothing left.
         #expect(try d.client().request("DEQUEUE") == "EMPTY")
+    }
+
+    @Test func aHalfCloseOverTLSStillGetsEveryReply() throws {
+        let certs = try certificates("halfclose")
+        let (d, tlsPort) = node("tls-halfclose", certs)
+        try d.start()
+        let c = try LineClient(host: "127.0.0.1", port: tlsPort, timeoutMs: 10_000,
+                               tls: TLSContext(certificate: nil, privateKey: nil, trustedCA: certs.caCert("ca")))
+        try c.send("ENQUEUE sent before the half-close\nPING\n")
+        c.shutdownWrite()
+        let replies = try c.readToEnd().split(separator: "\n").map(String.init)
+        #expect(replies.count == 2 && replies[0].hasPrefix("OK ") && replies[1] == "PONG", "\(replies)")
     }
 
     @Test func meshqCLIOverTLS() throws {
