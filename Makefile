@@ -1,6 +1,7 @@
 # meshq — build, run, test, install.
-# `make run` and `make test` install the one system package they need
-# (libevent-dev) when it is missing, so a fresh Debian machine needs nothing else.
+# `make run` and `make test` install the system packages they need
+# (libevent-dev, libssl-dev; openssl for the TLS tests) when missing, so a
+# fresh Debian machine needs nothing else.
 
 SWIFT    ?= swift
 PREFIX   ?= /usr/local
@@ -23,17 +24,18 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim sim-planted clean \
+.PHONY: all deps testdeps build release run test warnings bench bench-tls install install-files uninstall sim sim-planted clean \
 	chaos chaosdeps test-chaos test-chaos-checker partitions
 
 all: build
 
-# libevent headers and pkg-config are all the project needs from the system.
+# libevent (with its OpenSSL bufferevents, in libevent-dev on Debian),
+# OpenSSL's headers and pkg-config are all the project needs from the system.
 deps:
-	@if ! pkg-config --exists libevent 2>/dev/null; then \
-		echo "installing libevent-dev (needs root)"; \
+	@if ! pkg-config --exists libevent libevent_openssl openssl 2>/dev/null; then \
+		echo "installing libevent-dev libssl-dev (needs root)"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libevent-dev pkg-config; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libevent-dev libssl-dev pkg-config; \
 	fi
 
 # The metrics test validates /metrics with the Prometheus Python parser.
@@ -43,6 +45,9 @@ testdeps: deps
 	@command -v systemd-analyze >/dev/null || { \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq systemd; }
+	@command -v openssl >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssl; }
 
 build: deps
 	$(SWIFT) build
@@ -115,6 +120,14 @@ sim-planted: deps
 
 bench: release
 	$(BIN_RELEASE)/meshq bench --local $(BENCH_NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100
+
+# The same run with everything inside TLS (mutual TLS between the nodes, the
+# clients on the client_tls ports), certificates from a throwaway CA; then the
+# plain run again, so the two figures come from the same machine and minutes.
+bench-tls: release
+	@dir=$$(mktemp -d) && scripts/tls-certs.sh $$dir && \
+	$(BIN_RELEASE)/meshq bench --local $(BENCH_NODES) --local-tls $$dir --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100; \
+	rc=$$?; rm -rf $$dir; [ $$rc = 0 ] && $(MAKE) --no-print-directory bench
 
 UNITDIR    ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d

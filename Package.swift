@@ -23,7 +23,7 @@ let package = Package(
         .systemLibrary(
             name: "CLibevent",
             pkgConfig: "libevent",
-            providers: [.apt(["libevent-dev"])]
+            providers: [.apt(["libevent-dev", "libssl-dev"])]
         ),
         .target(name: "Reactor", dependencies: ["CLibevent"]),
         .target(name: "MeshQClient", dependencies: ["Reactor"]),
@@ -63,7 +63,7 @@ let package = Package(
         ),
         .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore", "MeshQTestSupport"], exclude: ["testdata"]),
         .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore"]),
-        .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
+        .testTarget(name: "ReactorTests", dependencies: ["Reactor", "MeshQTestSupport"]),
         .testTarget(name: "MeshQNodeTests", dependencies: ["MeshQNode", "MeshQCore", "Reactor", "MeshQTestSupport"]),
         .testTarget(name: "MeshQClientTests", dependencies: ["MeshQClient", "MeshQCore"]),
         .target(name: "MeshQTestSupport", dependencies: ["MeshQClient", "MeshQCore", "Reactor"], path: "Tests/MeshQTestSupport"),

@@ -2,7 +2,9 @@
 // and the tests (the daemon itself never blocks). Every wait goes through
 // poll(2) with a deadline, so a dead server fails a call instead of hanging it.
 // It lives outside Reactor (the daemon's non-blocking loop) and borrows only
-// its address resolution.
+// its address resolution. With a TLSContext the same lines travel inside TLS
+// (OpenSSL through BlockingTLS), the server's certificate checked against the
+// context's CA and for the host name or address dialled.
 import Glibc
 import Reactor
 
@@ -10,10 +12,11 @@ public final class LineClient {
     private var fd: Int32
     private var inbox: [UInt8] = []
     private var inboxStart = 0
+    private var tls: BlockingTLS?
     public let address: SocketAddress
     public var timeoutMs: Int
 
-    public init(host: String, port: UInt16, timeoutMs: Int = 5_000) throws(ReactorError) {
+    public init(host: String, port: UInt16, timeoutMs: Int = 5_000, tls: TLSContext? = nil) throws(ReactorError) {
         address = try SocketAddress.resolve(host: host, port: port)
         self.timeoutMs = timeoutMs
         let family = address.withSockaddr { sa, _ in Int32(sa.pointee.sa_family) }
@@ -40,11 +43,21 @@ public final class LineClient {
         }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        if let tls {
+            do {
+                self.tls = try BlockingTLS(context: tls, fd: fd, serverName: host, timeoutMs: timeoutMs)
+            } catch {
+                close()
+                throw ReactorError("\(address): \(error)")
+            }
+        }
     }
 
     deinit { close() }
 
     public func close() {
+        tls?.shutdown()
+        tls = nil
         if fd >= 0 { Glibc.close(fd) }
         fd = -1
     }
@@ -63,6 +76,10 @@ public final class LineClient {
     }
 
     public func send(bytes: [UInt8]) throws(ReactorError) {
+        if let tls {
+            try tls.write(bytes, timeoutMs: timeoutMs)
+            return
+        }
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { raw in
@@ -113,6 +130,13 @@ public final class LineClient {
     }
 
     private func fill(timeoutMs: Int) throws(ReactorError) {
+        if let tls {
+            // OpenSSL may hold decrypted bytes already: read first, it polls when it must.
+            guard try tls.read(into: &inbox, timeoutMs: timeoutMs) else {
+                throw ReactorError("\(address) closed the connection")
+            }
+            return
+        }
         guard wait(for: Int16(POLLIN), timeoutMs: timeoutMs) else {
             throw ReactorError("read from \(address): timed out after \(timeoutMs) ms")
         }
@@ -125,6 +149,13 @@ public final class LineClient {
         } else if errno != EAGAIN && errno != EINTR {
             throw ReactorError.errno("read from \(address)")
         }
+    }
+
+    /// Half-closes: no more bytes from us (as `nc -q` does); replies still
+    /// come. Over TLS this is a TCP FIN without close_notify, which the
+    /// server takes as the end of input too.
+    public func shutdownWrite() {
+        if fd >= 0 { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
     }
 
     /// Sends one command line and returns its one reply line.

@@ -120,15 +120,23 @@ public enum Daemon {
             stderr("meshqd: config error: \(args.config): no [node.\(id)] section (nodes: \(config.nodes.map { String($0.id) }.joined(separator: ", ")))")
             return 2
         }
+        // TLS key files are read (and checked) before anything else, --check included.
+        let tls: TLSContexts
+        switch TLSSetup.load(me.tls, configFile: args.config) {
+        case .success(let t): tls = t
+        case .failure(let e):
+            stderr("meshqd: config error: \(e)")
+            return 2
+        }
         if args.check {
             print(config.summary(for: id))
             return 0
         }
-        return serve(config: config, me: me, configPath: args.config, repair: args.repair, environment: environment)
+        return serve(config: config, me: me, configPath: args.config, repair: args.repair, environment: environment, tls: tls)
     }
 
     static func serve(config: MeshQConfig, me: NodeConfig, configPath: String, repair: Bool,
-                      environment: [String: String]) -> Int32 {
+                      environment: [String: String], tls: TLSContexts = TLSContexts()) -> Int32 {
         let logger = Logger(level: config.cluster.logLevel, environment: environment)
         let node = "\(me.id)"
         func fail(_ event: String, _ error: String) -> Int32 {
@@ -168,19 +176,29 @@ public enum Daemon {
         let floorTimer = Reactor.Timer(loop: loop, repeating: true) { server.advanceLamportFloor() }
         floorTimer.schedule(afterMs: 100)
 
-        let bound: UInt16
-        do {
-            let addr = try SocketAddress.resolve(host: me.listenClient.host, port: me.listenClient.port)
-            bound = try server.listen(on: addr)
-        } catch {
-            return fail("listen_failed", "client \(me.listenClient): \(error)")
+        var bound: UInt16 = 0
+        if me.tls.clientPlain {
+            do {
+                let addr = try SocketAddress.resolve(host: me.listenClient.host, port: me.listenClient.port)
+                bound = try server.listen(on: addr)
+            } catch {
+                return fail("listen_failed", "client \(me.listenClient): \(error)")
+            }
+        }
+        var tlsBound: UInt16?
+        if let ctx = tls.client, let hp = me.tls.clientTLS {
+            do {
+                tlsBound = try server.listen(on: try SocketAddress.resolve(host: hp.host, port: hp.port), tls: ctx)
+            } catch {
+                return fail("listen_failed", "client_tls \(hp): \(error)")
+            }
         }
 
         var transport: PeerTransport?
         if config.nodes.count > 1 {
             let peers = Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.peer) })
             let t = PeerTransport(loop: loop, nodeId: me.id, peers: peers, secret: config.cluster.clusterSecret, logger: logger,
-                                  leaderTimeoutMs: config.cluster.leaderTimeoutMs)
+                                  leaderTimeoutMs: config.cluster.leaderTimeoutMs, tls: tls.peer)
             t.connectTimeoutMs = max(200, min(2_000, config.cluster.leaderTimeoutMs))
             #if MESHQ_TESTING
             // Test-only fault switch, compiled only with -D MESHQ_TESTING (`make test`).
@@ -237,6 +255,8 @@ public enum Daemon {
                 if !restart.isEmpty {
                     logger.log(.warn, "config_needs_restart", [("node", node), ("keys", restart.joined(separator: ","))])
                 }
+                TLSSetup.reload(from: new, running: me.tls, nodeId: me.id, configFile: configPath,
+                                server: server, transport: transport, logger: logger)
             }
             notifier?.notify("READY=1")
         }
@@ -247,7 +267,10 @@ public enum Daemon {
             watchdog?.schedule(afterMs: max(1, ms / 2))
         }
 
-        logger.log(.info, "node_started", [("node", node), ("client", "\(me.listenClient.host):\(bound)"),
+        logger.log(.info, "node_started", [("node", node),
+                                           ("client", me.tls.clientPlain ? "\(me.listenClient.host):\(bound)" : "off"),
+                                           ("client_tls", tlsBound.map { "\(me.tls.clientTLS!.host):\($0)" } ?? "-"),
+                                           ("peer_tls", tls.peer == nil ? "off" : "mutual"),
                                            ("data_dir", me.dataDir), ("fsync", config.cluster.fsync.rawValue),
                                            ("backend", loop.method), ("max_fds", "\(fdLimit)"),
                                            ("members", "\(config.nodes.count)"),

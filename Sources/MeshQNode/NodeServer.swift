@@ -23,6 +23,8 @@ public final class NodeServer {
     private var spaceProbe: Timer!
     private var settings: ClusterSettings
     private var listener: Listener?
+    /// The `client_tls` port: the same sessions, inside TLS.
+    private var tlsListener: Listener?
     private var sessions: [UInt64: ClientSession] = [:]
     private var nextSessionId: UInt64 = 1
     private var dirty: [ClientSession] = []
@@ -52,15 +54,21 @@ public final class NodeServer {
 
     public var connectionCount: Int { sessions.count }
 
-    /// Starts serving clients on `address`; returns the bound port.
+    /// Starts serving clients on `address` (inside TLS with `tls`: the
+    /// client_tls port); returns the bound port.
     @discardableResult
-    public func listen(on address: SocketAddress) throws(ReactorError) -> UInt16 {
-        let l = try Listener(loop: loop, address: address) { [unowned self] conn in self.accept(conn) }
+    public func listen(on address: SocketAddress, tls: TLSContext? = nil) throws(ReactorError) -> UInt16 {
+        let l = try Listener(loop: loop, address: address, tls: tls) { [unowned self] conn in self.accept(conn) }
         l.onError = { [unowned self] reason in
             self.logger.log(.warn, "accept_failed", [("node", "\(self.core.nodeId)"), ("error", reason)])
         }
-        listener = l
+        if tls != nil { tlsListener = l } else { listener = l }
         return l.boundPort
+    }
+
+    /// New certificates for the TLS client port (SIGHUP): new connections only.
+    public func reloadClientTLS(_ context: TLSContext) {
+        tlsListener?.tls = context
     }
 
     /// Serves Prometheus text on /metrics and leader knowledge on /health.
@@ -116,6 +124,8 @@ public final class NodeServer {
     public func shutdown() {
         listener?.close()
         listener = nil
+        tlsListener?.close()
+        tlsListener = nil
         http?.close()
         http = nil
         transport?.stop()

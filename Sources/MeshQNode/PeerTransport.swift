@@ -10,6 +10,16 @@
 // carry HMAC-SHA256(secret, challenge, direction): the secret never crosses
 // the wire, and a recorded proof is useless on any other connection.
 //
+// With TLS (tls_ca, tls_cert, tls_key) every link is mutual TLS: the dialer
+// verifies the acceptor's certificate against tls_ca and the acceptor
+// requires and verifies the dialer's. Under TLS 1.3 a client finishes its
+// handshake before the server has judged its certificate, so the acceptor
+// always sends its challenge on a TLS link and the dialer counts the link up
+// only once that arrives (proof empty without a secret, the HMAC with one:
+// the secret stays an extra check). A TLS failure is logged as
+// `peer_tls_failed` with OpenSSL's reason (once per peer and reason until
+// the link comes up; inbound at most once a minute per address and reason).
+//
 // An open connection is not proof of life (PROTOCOL.md §1): NodeCore's
 // failure detector judges peers by the frames that arrive and asks for a
 // link whose frames no longer get through to be reset (`reset`), which
@@ -30,6 +40,7 @@ public final class PeerTransport {
         var reader = PeerFrameReader()
         var handshakeTimer: Timer?
         var established = false
+        var lastTLSFailure: String?
         init(id: Int, address: HostPort) {
             self.id = id
             self.address = address
@@ -52,6 +63,9 @@ public final class PeerTransport {
     private var outbound: [Int: Outbound] = [:]
     private var inbound: [ObjectIdentifier: Inbound] = [:]
     private var stopped = false
+    /// Mutual TLS for every link (nil: plain TCP). Replaced by `reloadTLS`.
+    private var tls: TLSContext?
+    private var inboundTLSLogged: [String: Int64] = [:]
     public var connectTimeoutMs = 1_000
     /// TCP_USER_TIMEOUT and keepalive period for peer sockets.
     private var userTimeoutMs: Int
@@ -68,8 +82,9 @@ public final class PeerTransport {
     public var onLinkDown: ((Int) -> Void)?
 
     public init(loop: EventLoop, nodeId: Int, peers: [Int: HostPort], secret: String?, logger: Logger,
-                leaderTimeoutMs: Int = 500) {
+                leaderTimeoutMs: Int = 500, tls: TLSContext? = nil) {
         self.loop = loop
+        self.tls = tls
         self.userTimeoutMs = Self.userTimeout(leaderTimeoutMs)
         self.nodeId = nodeId
         self.secret = secret
@@ -81,7 +96,7 @@ public final class PeerTransport {
 
     @discardableResult
     public func listen(on address: SocketAddress) throws(ReactorError) -> UInt16 {
-        let l = try Listener(loop: loop, address: address) { [unowned self] conn in self.accepted(conn) }
+        let l = try Listener(loop: loop, address: address, tls: tls) { [unowned self] conn in self.accepted(conn) }
         listener = l
         return l.boundPort
     }
@@ -110,6 +125,22 @@ public final class PeerTransport {
             logger.log(.warn, "peer_slow", [("node", "\(nodeId)"), ("peer", "\(o.id)"), ("pending_bytes", "\(c.pendingOutputBytes)")])
             c.close()
         }
+    }
+
+    /// New certificates (SIGHUP): used for links opened from now on; open
+    /// links keep the context they were made with.
+    public func reloadTLS(_ context: TLSContext) {
+        guard tls != nil else { return }
+        tls = context
+        listener?.tls = context
+    }
+
+    /// The dialer waits for the acceptor's challenge before it counts the
+    /// link up: with a secret (to answer it) and with TLS (see the header).
+    private var awaitsChallenge: Bool { secret != nil || tls != nil }
+
+    private func logTLSFailure(peer: String, remote: String, reason: String) {
+        logger.log(.warn, "peer_tls_failed", [("node", "\(nodeId)"), ("peer", peer), ("remote", remote), ("reason", reason)])
     }
 
     private static func userTimeout(_ leaderTimeoutMs: Int) -> Int { max(1_000, leaderTimeoutMs * 2) }
@@ -148,11 +179,15 @@ public final class PeerTransport {
             retry(o, reason: "\(error)")
             return
         }
-        Connection.connect(loop: loop, to: addr, timeoutMs: connectTimeoutMs) { [weak self, unowned o] conn, err in
+        Connection.connect(loop: loop, to: addr, timeoutMs: connectTimeoutMs, tls: tls) { [weak self, unowned o] conn, err in
             guard let self else { return }
             o.connecting = false
             guard let conn, !self.stopped else {
                 conn?.close()
+                if let err, err.hasPrefix("tls: "), o.lastTLSFailure != err {
+                    o.lastTLSFailure = err
+                    self.logTLSFailure(peer: "\(o.id)", remote: "\(o.address)", reason: String(err.dropFirst(5)))
+                }
                 self.retry(o, reason: err ?? "stopped")
                 return
             }
@@ -172,20 +207,26 @@ public final class PeerTransport {
                 if wasUp {
                     self.logger.log(.info, "peer_down", [("node", "\(self.nodeId)"), ("peer", "\(o.id)"), ("reason", "\(reason)")])
                     self.onLinkDown?(o.id)
+                } else if case .tls(let why) = reason {
+                    if o.lastTLSFailure != "tls: \(why)" {
+                        o.lastTLSFailure = "tls: \(why)"
+                        self.logTLSFailure(peer: "\(o.id)", remote: "\(o.address)", reason: why)
+                    }
                 } else if self.secret != nil {
                     self.logger.log(.warn, "peer_auth_failed", [("node", "\(self.nodeId)"), ("peer", "\(o.id)"),
                                                                 ("reason", "closed during the handshake: is cluster_secret the same on both nodes?")])
                 }
                 self.retry(o, reason: "\(reason)")
             }
-            if self.secret == nil {
+            if !self.awaitsChallenge {
                 self.establish(o, proof: [])
             } else {
                 // Wait for the acceptor's challenge; a peer without the secret never sends one.
                 o.handshakeTimer = Timer(loop: self.loop) { [weak self, unowned o] in
                     guard let self, !o.established else { return }
-                    self.logger.log(.warn, "peer_auth_failed", [("node", "\(self.nodeId)"), ("peer", "\(o.id)"),
-                                                                ("reason", "no challenge: does the peer have cluster_secret set?")])
+                    let why = self.secret != nil ? "no challenge: does the peer have cluster_secret set?"
+                        : "no challenge over TLS: does the peer accept our certificate?"
+                    self.logger.log(.warn, "peer_auth_failed", [("node", "\(self.nodeId)"), ("peer", "\(o.id)"), ("reason", why)])
                     o.conn?.close()
                 }
                 o.handshakeTimer?.schedule(afterMs: self.connectTimeoutMs)
@@ -197,6 +238,7 @@ public final class PeerTransport {
         guard let conn = o.conn else { return }
         o.handshakeTimer = nil
         o.established = true
+        o.lastTLSFailure = nil
         o.backoffMs = 50
         conn.write(PeerEnvelope(from: nodeId, to: o.id, lamport: 0, epoch: 0, body: .hello(nodeId: nodeId, proof: proof)).framed())
         logger.log(.info, "peer_up", [("node", "\(nodeId)"), ("peer", "\(o.id)"), ("address", "\(o.address)")])
@@ -212,13 +254,13 @@ public final class PeerTransport {
         }
         guard let next = o.reader.next() else { return }
         guard case .success(let env) = next.flatMap(PeerEnvelope.decode(frame:)),
-              case .challenge(let nonce) = env.body, let secret, !nonce.isEmpty else {
+              case .challenge(let nonce) = env.body, !nonce.isEmpty, awaitsChallenge else {
             logger.log(.warn, "peer_protocol_error", [("node", "\(nodeId)"), ("peer", "\(o.id)"),
                                                       ("error", "expected a challenge from the peer")])
             o.conn?.close()
             return
         }
-        establish(o, proof: PeerEnvelope.proof(secret: secret, nonce: nonce, from: nodeId, to: o.id))
+        establish(o, proof: secret.map { PeerEnvelope.proof(secret: $0, nonce: nonce, from: nodeId, to: o.id) } ?? [])
     }
 
     private func retry(_ o: Outbound, reason: String) {
@@ -243,12 +285,27 @@ public final class PeerTransport {
             _ = i.reader.withBuffer { c.read(into: &$0) }
             self.drain(i)
         }
-        conn.onClose = { [weak self] _, _ in self?.inbound.removeValue(forKey: key) }
-        if secret != nil {
+        conn.onClose = { [weak self, unowned i] c, reason in
+            guard let self else { return }
+            let named = i.peer != nil
+            self.inbound.removeValue(forKey: key)
+            if case .tls(let why) = reason, !named { self.inboundTLSFailed(remote: c.peerDescription, reason: why) }
+        }
+        if secret != nil || conn.isTLS {
             var rng = SystemRandomNumberGenerator()
             i.nonce = (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }
             conn.write(PeerEnvelope(from: nodeId, to: 0, lamport: 0, epoch: 0, body: .challenge(nonce: i.nonce)).framed())
         }
+    }
+
+    private func inboundTLSFailed(remote: String, reason: String) {
+        let host = remote.lastIndex(of: ":").map { String(remote[..<$0]) } ?? remote
+        let key = "\(host) \(reason)"
+        let now = Clock.monotonicMs()
+        if let last = inboundTLSLogged[key], now - last < 60_000 { return }
+        if inboundTLSLogged.count > 1_000 { inboundTLSLogged.removeAll() }
+        inboundTLSLogged[key] = now
+        logTLSFailure(peer: "-", remote: remote, reason: reason)
     }
 
     private func drain(_ i: Inbound) {

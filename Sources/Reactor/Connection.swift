@@ -4,18 +4,27 @@
 // replies were queued. An open Connection keeps itself alive (a retained
 // context pointer) until it closes, so callers may drop it inside callbacks;
 // the retain is released exactly once, in `close`.
+//
+// A TLS connection is the same object over libevent's OpenSSL bufferevent
+// (bufferevent_openssl_socket_new): callers see plaintext reads and writes,
+// `onConnect` fires once the handshake is done, and a failed handshake or a
+// bad record closes with `.tls(reason)` (OpenSSL's reason, with the
+// certificate verification error when that is what failed).
 import CLibevent
 import Glibc
 
 public final class Connection {
     public enum CloseReason: Sendable, CustomStringConvertible {
         case local, eof, error(String), timeout
+        /// The TLS handshake or a TLS record failed.
+        case tls(String)
         public var description: String {
             switch self {
             case .local: return "closed"
             case .eof: return "eof"
             case .error(let e): return e
             case .timeout: return "timeout"
+            case .tls(let e): return "tls: \(e)"
             }
         }
     }
@@ -40,10 +49,16 @@ public final class Connection {
 
     public private(set) var isOpen = false
     public let peerDescription: String
+    /// Whether the bytes travel inside TLS.
+    public let isTLS: Bool
+    /// TLS: the handshake has completed (plain connections: always true).
+    public private(set) var isHandshakeDone: Bool
 
-    init?(loop: EventLoop, fd: Int32, peer: String = "") {
+    init?(loop: EventLoop, fd: Int32, peer: String = "", tls: TLSContext? = nil) {
         peerDescription = peer
-        guard let b = bufferevent_socket_new(loop.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+        isTLS = tls != nil
+        isHandshakeDone = tls == nil
+        guard let b = Connection.makeBufferevent(loop: loop, fd: fd, tls: tls, connecting: false, host: nil) else {
             return nil
         }
         bev = b
@@ -51,13 +66,31 @@ public final class Connection {
         bufferevent_enable(b, Int16(meshq_ev_read() | meshq_ev_write()))
     }
 
-    private init?(loop: EventLoop, connectingTo address: SocketAddress) {
+    private init?(loop: EventLoop, connectingTo address: SocketAddress, tls: TLSContext?, serverName: String?) {
         peerDescription = address.description
-        guard let b = bufferevent_socket_new(loop.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+        isTLS = tls != nil
+        isHandshakeDone = tls == nil
+        guard let b = Connection.makeBufferevent(loop: loop, fd: -1, tls: tls, connecting: true, host: serverName) else {
             return nil
         }
         bev = b
         open()
+    }
+
+    private static func makeBufferevent(loop: EventLoop, fd: Int32, tls: TLSContext?, connecting: Bool,
+                                        host: String?) -> OpaquePointer? {
+        let opts = Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
+        guard let tls else { return bufferevent_socket_new(loop.base, fd, opts) }
+        guard let ssl = tls.makeSSL(expectedHost: host) else { return nil }
+        let state = connecting ? BUFFEREVENT_SSL_CONNECTING : BUFFEREVENT_SSL_ACCEPTING
+        guard let b = bufferevent_openssl_socket_new(loop.base, fd, ssl, state, opts) else {
+            SSL_free(ssl)
+            return nil
+        }
+        // A peer that closes TCP without close_notify ends the stream (EOF),
+        // as it would on a plain socket, instead of raising an error.
+        bufferevent_openssl_set_allow_dirty_shutdown(b, 1)
+        return b
     }
 
     private func open() {
@@ -77,9 +110,13 @@ public final class Connection {
 
     /// Opens a TCP connection. A connect that hangs (a cut cable drops SYNs)
     /// fails after `timeoutMs` without ever blocking the loop.
+    /// With `tls`, the completion runs after the TLS handshake (and
+    /// certificate checks) succeeded, or with the reason it failed;
+    /// `serverName` checks that the server's certificate names that host.
     public static func connect(loop: EventLoop, to address: SocketAddress, timeoutMs: Int,
+                               tls: TLSContext? = nil, serverName: String? = nil,
                                completion: @escaping (Connection?, String?) -> Void) {
-        guard let conn = Connection(loop: loop, connectingTo: address) else {
+        guard let conn = Connection(loop: loop, connectingTo: address, tls: tls, serverName: serverName) else {
             completion(nil, "cannot create a socket")
             return
         }
@@ -116,6 +153,7 @@ public final class Connection {
     private func event(_ what: Int16) {
         let w = Int32(what)
         if w & Int32(BEV_EVENT_CONNECTED) != 0 {
+            isHandshakeDone = true
             connectTimer = nil
             if let fd = bev.map({ bufferevent_getfd($0) }) { setNoDelay(fd) }
             bufferevent_enable(bev, Int16(meshq_ev_read() | meshq_ev_write()))
@@ -125,7 +163,12 @@ public final class Connection {
             return
         }
         if onConnect != nil {
-            failConnect(w & Int32(BEV_EVENT_ERROR) != 0 ? String(cString: strerror(errno)) : "connection refused")
+            let err = errno
+            if let why = tlsFailure() {
+                failConnect("tls: \(why)")
+            } else {
+                failConnect(w & Int32(BEV_EVENT_ERROR) != 0 ? String(cString: strerror(err)) : "connection refused")
+            }
             return
         }
         if w & Int32(BEV_EVENT_EOF) != 0, w & Int32(BEV_EVENT_READING) != 0, let eoi = onEndOfInput {
@@ -135,15 +178,38 @@ public final class Connection {
             return
         }
         let reason: CloseReason
-        if w & Int32(BEV_EVENT_EOF) != 0 {
+        let err = errno
+        if let why = tlsFailure() {
+            reason = .tls(why)
+        } else if isTLS && !isHandshakeDone {
+            reason = .tls("closed during the handshake")
+        } else if w & Int32(BEV_EVENT_EOF) != 0 {
             reason = .eof
         } else if w & Int32(BEV_EVENT_TIMEOUT) != 0 {
             reason = .timeout
         } else {
-            let e = EVUTIL_SOCKET_ERROR_number()
-            reason = .error(e == 0 ? "socket error" : String(cString: strerror(e)))
+            reason = .error(err == 0 ? "socket error" : String(cString: strerror(err)))
         }
         finish(reason)
+    }
+
+    /// OpenSSL's errors for this connection (drained), with the certificate
+    /// verification result when it failed; nil when TLS reported nothing.
+    private func tlsFailure() -> String? {
+        guard isTLS, let bev else { return nil }
+        var parts: [String] = []
+        while true {
+            let e = bufferevent_get_openssl_error(bev)
+            if e == 0 { break }
+            // libevent also queues SSL_get_error() codes (library 0): a
+            // socket error (SSL_ERROR_SYSCALL) or a clean close is not a TLS failure.
+            if TLSContext.isLibraryError(e) { parts.append(TLSContext.describe(e)) }
+        }
+        if let ssl = bufferevent_openssl_get_ssl(bev), !isHandshakeDone, let why = TLSContext.verifyFailure(ssl),
+           !parts.isEmpty {
+            parts.append(why)
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: ": ")
     }
 
     /// A backstop for links that go silent without a reset: the kernel
@@ -201,8 +267,9 @@ public final class Connection {
     /// Hands queued output to the kernel now rather than on the next loop
     /// iteration: before a blocking fsync, so the peer's work overlaps ours.
     /// Whatever the socket does not take stays queued for the loop.
+    /// TLS connections leave it to the loop (the bytes must be encrypted first).
     public func flushNow() {
-        guard let bev, pendingOutputBytes > 0 else { return }
+        guard !isTLS, let bev, pendingOutputBytes > 0 else { return }
         let fd = bufferevent_getfd(bev)
         guard fd >= 0 else { return }
         _ = evbuffer_write(bufferevent_get_output(bev), fd)
@@ -236,6 +303,10 @@ public final class Connection {
 
     /// Closes at once; `onClose` is called with `.local`.
     public func close() {
+        if isOpen, isTLS, isHandshakeDone, let bev, let ssl = bufferevent_openssl_get_ssl(bev) {
+            // close_notify, best effort: the socket is non-blocking.
+            _ = SSL_shutdown(ssl)
+        }
         finish(.local)
     }
 
@@ -266,5 +337,3 @@ public final class Connection {
         r?.release()
     }
 }
-
-private func EVUTIL_SOCKET_ERROR_number() -> Int32 { errno }

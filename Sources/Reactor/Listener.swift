@@ -1,6 +1,8 @@
 // Listener: a bound, listening TCP socket. Each accepted socket becomes a
 // non-blocking `Connection` with TCP_NODELAY (replies are small and pipelined;
-// Nagle would add 40 ms stalls).
+// Nagle would add 40 ms stalls). With `tls` set, each accepted socket is a
+// TLS server connection built from the context current at accept time, so
+// swapping the context (a certificate reload) affects only new connections.
 import CLibevent
 import Glibc
 
@@ -12,10 +14,13 @@ public final class Listener {
     public var onError: ((String) -> Void)?
     private var pauseTimer: Timer?
     public private(set) var boundPort: UInt16 = 0
+    /// Accepted connections speak TLS with this context (nil: plain TCP).
+    public var tls: TLSContext?
 
-    public init(loop: EventLoop, address: SocketAddress, backlog: Int32 = 1024,
+    public init(loop: EventLoop, address: SocketAddress, backlog: Int32 = 1024, tls: TLSContext? = nil,
                 onAccept: @escaping (Connection) -> Void) throws(ReactorError) {
         self.loop = loop
+        self.tls = tls
         self.onAccept = onAccept
         let flags = UInt32(LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC)
         let ctx = Unmanaged.passUnretained(self).toOpaque()
@@ -42,7 +47,7 @@ public final class Listener {
 
     private func accepted(_ fd: Int32) {
         setNoDelay(fd)
-        guard let conn = Connection(loop: loop, fd: fd) else {
+        guard let conn = Connection(loop: loop, fd: fd, peer: Listener.peerName(of: fd), tls: tls) else {
             Glibc.close(fd)
             return
         }
@@ -62,6 +67,27 @@ public final class Listener {
             }
         }
         pauseTimer?.schedule(afterMs: 100)
+    }
+
+    /// "host:port" of the remote end, for log lines ("" if unknown).
+    static func peerName(of fd: Int32) -> String {
+        var ss = sockaddr_storage()
+        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &ss) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &len) }
+        }
+        guard rc == 0 else { return "" }
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var serv = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        let ok = withUnsafePointer(to: &ss) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, len, &host, socklen_t(host.count), &serv, socklen_t(serv.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        guard ok == 0 else { return "" }
+        func text(_ b: [CChar]) -> String { String(decoding: b.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        let h = text(host)
+        return h.contains(":") ? "[\(h)]:\(text(serv))" : "\(h):\(text(serv))"
     }
 
     static func localPort(of fd: Int32) -> UInt16 {

@@ -21,6 +21,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print JSON instead of tables.") var json = false
     @Flag(help: "Print a progress line every second.") var progress = false
     @Option(help: "With --local: the meshqd binary.") var meshqd: String?
+    @Option(name: .customLong("local-tls"),
+            help: ArgumentHelp("With --local: mutual TLS between the nodes and TLS client ports, from DIR/ca.pem, DIR/node.pem and DIR/node.key (scripts/tls-certs.sh DIR writes them); the bench connects over TLS.", valueName: "dir"))
+    var localTLS: String?
     @Option(help: "With --local 3 or more: kill -9 the leader this many times and report how long each failover kept a client waiting, instead of the throughput phases.")
     var failover: Int?
 
@@ -30,6 +33,7 @@ struct BenchCommand: ParsableCommand {
         }
         guard payloadBytes >= 1, payloadBytes <= 1 << 20 else { throw ValidationError("--payload-bytes must be from 1 to 1048576") }
         if let local, !(1...9).contains(local) { throw ValidationError("--local takes 1 to 9 nodes") }
+        if localTLS != nil && local == nil { throw ValidationError("--local-tls needs --local") }
         if let failover {
             guard failover >= 1 else { throw ValidationError("--failover must be at least 1") }
             guard let local, local >= 3 else { throw ValidationError("--failover needs --local 3 or more (a majority must survive the kill)") }
@@ -39,6 +43,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         var cluster: LocalCluster?
         let nodes: [HostPort]
+        var tls = try nodeOptions.tlsContext()
         if let local {
             let dir = FileManager.default.temporaryDirectory
                 .appendingPathComponent("meshq-bench-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
@@ -48,6 +53,14 @@ struct BenchCommand: ParsableCommand {
             let c = LocalCluster(dir: dir, count: local, basePort: 17_000 + Int(getpid() % 1_500) * 10,
                                  meshqd: meshqd ?? LocalCluster.defaultMeshqd())
             c.forwardLogs = false
+            if let localTLS {
+                c.tlsDir = localTLS
+                do {
+                    tls = try TLSContext(certificate: nil, privateKey: nil, trustedCA: localTLS + "/ca.pem")
+                } catch {
+                    throw ValidationError("--local-tls: \(error)")
+                }
+            }
             try c.writeConfig(fsync: noFsync ? "never" : "always")
             try c.start()
             cluster = c
@@ -55,7 +68,7 @@ struct BenchCommand: ParsableCommand {
                 c.stop()
                 throw fail("the local cluster elected no leader within 60 s")
             }
-            nodes = (1...local).map { HostPort(host: "127.0.0.1", port: UInt16(c.clientPort($0))) }
+            nodes = (1...local).map { HostPort(host: "127.0.0.1", port: UInt16(localTLS == nil ? c.clientPort($0) : c.clientTLSPort($0))) }
         } else {
             nodes = try nodeOptions.parsed()
         }
@@ -82,7 +95,7 @@ struct BenchCommand: ParsableCommand {
         }
 
         let runner = BenchRunner(nodes: nodes, connections: connections, pipeline: pipeline,
-                                 messages: messages, payloadBytes: payloadBytes)
+                                 messages: messages, payloadBytes: payloadBytes, tls: tls)
         if progress || isatty(STDERR_FILENO) != 0 { runner.progress = { FileOut.stderr($0) } }
         do {
             try runner.connect()
@@ -94,7 +107,7 @@ struct BenchCommand: ParsableCommand {
         if runner.abortReason == nil { phases.append(runner.runDrain()) }
         runner.close()
         if !runner.foreignIds.isEmpty, let n = nodes.first,
-           let c = try? LineClient(host: n.host, port: n.port, timeoutMs: 10_000) {
+           let c = try? LineClient(host: n.host, port: n.port, timeoutMs: 10_000, tls: tls) {
             _ = try? c.send(runner.foreignIds.map { "NACK \($0)\n" }.joined())
             for _ in runner.foreignIds { _ = try? c.readLine() }
         }

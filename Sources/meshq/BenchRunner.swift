@@ -80,7 +80,11 @@ final class BenchRunner {
     /// Tasks of other producers leased during the drain, NACKed at the end.
     private(set) var foreignIds: [String] = []
 
-    init(nodes: [HostPort], connections: Int, pipeline: Int, messages: Int, payloadBytes: Int) {
+    /// Every connection is TLS with this context.
+    let tls: TLSContext?
+
+    init(nodes: [HostPort], connections: Int, pipeline: Int, messages: Int, payloadBytes: Int, tls: TLSContext? = nil) {
+        self.tls = tls
         self.nodes = nodes
         self.connections = connections
         self.pipeline = pipeline
@@ -115,7 +119,7 @@ final class BenchRunner {
         for i in 0..<connections {
             let n = nodes[i % nodes.count]
             let addr = try SocketAddress.resolve(host: n.host, port: n.port)
-            Connection.connect(loop: loop, to: addr, timeoutMs: 5_000) { [unowned self] c, err in
+            Connection.connect(loop: loop, to: addr, timeoutMs: 5_000, tls: tls, serverName: n.host) { [unowned self] c, err in
                 pendingConnects -= 1
                 if let c {
                     let client = Client(c)

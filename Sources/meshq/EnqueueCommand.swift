@@ -26,7 +26,7 @@ struct EnqueueCommand: ParsableCommand {
     }
 
     func run() throws {
-        let client = QueueClient(nodes: try nodes.parsed(), clientId: clientId)
+        let client = QueueClient(nodes: try nodes.parsed(), clientId: clientId, tls: try nodes.tlsContext())
         defer { client.close() }
         if verbose { client.onRetry = { FileOut.stderr("meshq: \($0)") } }
         let ok = payload == ["-"] ? try enqueueStdin(client) : try enqueueOne(client, payload.joined(separator: " "))

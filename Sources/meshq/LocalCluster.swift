@@ -1,7 +1,9 @@
 // LocalCluster: N meshqd children on loopback, for `meshq cluster` and
 // `meshq bench --local`. It writes one config for all of them (as an operator
 // would), forwards each child's log lines to our stderr prefixed with its node,
-// and stops them with SIGTERM, waiting for each to exit.
+// and stops them with SIGTERM, waiting for each to exit. With `tlsDir` (a
+// ca.pem, node.pem and node.key, as scripts/tls-certs.sh writes them) peers
+// use mutual TLS and each node opens a TLS client port beside the plain one.
 import Foundation
 import Glibc
 import MeshQClient
@@ -17,6 +19,8 @@ final class LocalCluster: @unchecked Sendable {
     /// Forward child logs to stderr (cluster) or keep quiet (bench).
     var forwardLogs = true
     var onChildExit: (@Sendable (Int, Int32) -> Void)?
+    /// TLS material for the cluster (nil: plain TCP everywhere).
+    var tlsDir: String?
 
     init(dir: String, count: Int, basePort: Int, meshqd: String) {
         self.dir = dir
@@ -29,13 +33,19 @@ final class LocalCluster: @unchecked Sendable {
 
     func clientPort(_ id: Int) -> Int { basePort + id }
 
+    /// The node's client_tls port (with `tlsDir`).
+    func clientTLSPort(_ id: Int) -> Int { basePort + 200 + id }
+
     var clientAddresses: String { (1...count).map { "127.0.0.1:\(clientPort($0))" }.joined(separator: ",") }
 
-    static func configText(count: Int, basePort: Int, dir: String, fsync: String) -> String {
+    static func configText(count: Int, basePort: Int, dir: String, fsync: String, tlsDir: String? = nil) -> String {
         ConfigWriter(comment: ["Written by `meshq cluster`: \(count) node(s) on loopback."],
-                     cluster: ["fsync = \(fsync)"],
-                     nodes: (1...count).map {
-                         .loopback(id: $0, peerPort: basePort + 100 + $0, clientPort: basePort + $0, dataDir: "\(dir)/\($0)")
+                     cluster: ["fsync = \(fsync)"] + (tlsDir.map { ["tls_ca = \($0)/ca.pem"] } ?? []),
+                     nodes: (1...count).map { id in
+                         let tls = tlsDir.map { ["tls_cert = \($0)/node.pem", "tls_key = \($0)/node.key",
+                                                 "client_tls = 127.0.0.1:\(basePort + 200 + id)"] } ?? []
+                         return .loopback(id: id, peerPort: basePort + 100 + id, clientPort: basePort + id,
+                                          dataDir: "\(dir)/\(id)", extra: tls)
                      }).text
     }
 
@@ -54,7 +64,7 @@ final class LocalCluster: @unchecked Sendable {
 
     func writeConfig(fsync: String) throws {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try LocalCluster.configText(count: count, basePort: basePort, dir: dir, fsync: fsync)
+        try LocalCluster.configText(count: count, basePort: basePort, dir: dir, fsync: fsync, tlsDir: tlsDir)
             .write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 

@@ -55,9 +55,13 @@ final class QueueClient {
         case notSent(String)
     }
 
-    init(nodes: [HostPort], clientId: String) {
+    /// Every connection is TLS with this context (`--tls`).
+    let tls: TLSContext?
+
+    init(nodes: [HostPort], clientId: String, tls: TLSContext? = nil) {
         self.nodes = nodes
         self.clientId = clientId
+        self.tls = tls
     }
 
     private func connect(probe: Bool = false) throws -> LineClient {
@@ -71,7 +75,7 @@ final class QueueClient {
             let i = (current + step) % nodes.count
             let n = nodes[i]
             do {
-                let c = try LineClient(host: n.host, port: n.port, timeoutMs: timeoutMs)
+                let c = try LineClient(host: n.host, port: n.port, timeoutMs: timeoutMs, tls: tls)
                 let hello = try c.request("HELLO \(clientId) \(lamport.tickForSend())")
                 guard hello.hasPrefix("HELLO ") else {
                     errors.append("\(n): \(hello)")

@@ -2,6 +2,7 @@
 // so a split or a lagging follower shows at a glance.
 import ArgumentParser
 import MeshQClient
+import Reactor
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "One row per node.")
@@ -13,9 +14,10 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         var rows: [[String]] = [["node"] + Self.columns.map { $0 == "peers_up" ? "peers" : $0 }]
         var answered = 0
+        let tls = try nodes.tlsContext()
         for n in try nodes.parsed() {
             do {
-                let c = try LineClient(host: n.host, port: n.port, timeoutMs: 3_000)
+                let c = try LineClient(host: n.host, port: n.port, timeoutMs: 3_000, tls: tls)
                 let line = try c.request("STATUS")
                 c.close()
                 guard let f = StatusLine.fields(line) else { throw Failure(line) }

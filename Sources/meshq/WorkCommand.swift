@@ -32,7 +32,7 @@ struct WorkCommand: ParsableCommand {
         // A command that exits without reading its stdin, or a closed stdout,
         // must be an error we handle, not a signal that kills us mid-lease.
         ProcessSignals.ignore(SIGPIPE)
-        let client = QueueClient(nodes: try nodes.parsed(), clientId: clientId)
+        let client = QueueClient(nodes: try nodes.parsed(), clientId: clientId, tls: try nodes.tlsContext())
         client.timeoutMs = waitMs + 10_000
         if verbose { client.onRetry = { FileOut.stderr("meshq: \($0)") } }
         let stop = StopFlag(message: "meshq: stopping after the current task")

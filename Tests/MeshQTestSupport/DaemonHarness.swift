@@ -112,6 +112,9 @@ public final class Daemon {
         return self
     }
 
+    /// Takes over a meshqd started with `launch` (a test that waits for it its own way).
+    public func adopt(_ p: Process) { process = p }
+
     public static func launch(config: String, id: Int = 1, extraArgs: [String] = [], log: String,
                        environment: [String: String] = [:]) throws -> Process {
         let p = Process()

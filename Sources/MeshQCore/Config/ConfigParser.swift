@@ -34,6 +34,9 @@ private struct Parser {
         "max_connections", "max_memory_mb", "log_level", "cluster_secret", "client_token",
     ]
     static let nodeKeys: Set<String> = ["peer", "client", "listen_peer", "listen_client", "data_dir", "metrics"]
+    // TLS (PROTOCOL.md §7), parsed in `tls(for:)` below.
+    static let tlsClusterKeys: Set<String> = ["tls_ca"]
+    static let tlsNodeKeys: Set<String> = ["tls_cert", "tls_key", "client_tls", "client_plain"]
 
     init(file: String) { self.file = file }
 
@@ -84,13 +87,13 @@ private struct Parser {
             case .none:
                 throw error(lineNo, key, "key outside any section (put it under [cluster] or [node.N])")
             case .cluster:
-                guard Parser.clusterKeys.contains(key) else { throw error(lineNo, key, "unknown key in [cluster]") }
+                guard Parser.clusterKeys.contains(key) || Parser.tlsClusterKeys.contains(key) else { throw error(lineNo, key, "unknown key in [cluster]") }
                 if clusterValues[key] != nil {
                     throw error(lineNo, key, "duplicate key (first set on line \(clusterValues[key]!.1))")
                 }
                 clusterValues[key] = (value, lineNo)
             case .node(let id):
-                guard Parser.nodeKeys.contains(key) else { throw error(lineNo, key, "unknown key in [node.\(id)]") }
+                guard Parser.nodeKeys.contains(key) || Parser.tlsNodeKeys.contains(key) else { throw error(lineNo, key, "unknown key in [node.\(id)]") }
                 let i = nodes.count - 1
                 if let first = nodes[i].values[key] {
                     throw error(lineNo, key, "duplicate key (first set on line \(first.1))")
@@ -192,11 +195,61 @@ private struct Parser {
                 guard v.hasPrefix("/") else { throw error(line, "data_dir", "must be an absolute path, got '\(v)'") }
                 dataDir = v
             }
-            out.append(NodeConfig(id: n.id, peer: peer, client: client,
-                                  listenPeer: try addr("listen_peer") ?? peer,
-                                  listenClient: try addr("listen_client") ?? client,
-                                  dataDir: dataDir, metrics: try addr("metrics"), line: n.line))
+            var nc = NodeConfig(id: n.id, peer: peer, client: client,
+                                listenPeer: try addr("listen_peer") ?? peer,
+                                listenClient: try addr("listen_client") ?? client,
+                                dataDir: dataDir, metrics: try addr("metrics"), line: n.line)
+            nc.tls = try tls(for: n, clientTLS: try addr("client_tls"))
+            if let t = nc.tls.clientTLS {
+                if let other = clients[t] {
+                    throw error(n.values["client_tls"]!.1, "client_tls", "\(t) is already the client address of node \(other)")
+                }
+                clients[t] = n.id
+            }
+            out.append(nc)
         }
         return MeshQConfig(file: file, cluster: c, nodes: out.sorted { $0.id < $1.id })
+    }
+
+    // MARK: TLS (PROTOCOL.md §7)
+
+    /// The TLS keys of one node. tls_ca (cluster-wide) turns on mutual TLS
+    /// for peer links, so then every node needs tls_cert and tls_key; a
+    /// certificate needs its key and the reverse; client_tls needs both; and
+    /// client_plain = off needs client_tls (or no client port would be left).
+    func tls(for n: RawNode, clientTLS: HostPort?) throws(ConfigError) -> TLSConfig {
+        var t = TLSConfig()
+        func file(_ key: String, _ values: [String: (String, Int)]) throws(ConfigError) -> TLSConfig.File? {
+            guard let (v, line) = values[key] else { return nil }
+            guard !v.isEmpty else { throw error(line, key, "must name a PEM file (comment the line out to disable)") }
+            return TLSConfig.File(path: v, line: line, key: key)
+        }
+        t.ca = try file("tls_ca", clusterValues)
+        t.cert = try file("tls_cert", n.values)
+        t.key = try file("tls_key", n.values)
+        t.clientTLS = clientTLS
+        if let c = t.cert, t.key == nil {
+            throw error(c.line, "tls_cert", "needs tls_key in [node.\(n.id)] (the certificate's private key)")
+        }
+        if let k = t.key, t.cert == nil {
+            throw error(k.line, "tls_key", "needs tls_cert in [node.\(n.id)] (the certificate for this key)")
+        }
+        if let ca = t.ca, t.cert == nil {
+            throw error(n.line, "tls_cert", "missing in [node.\(n.id)]: tls_ca (line \(ca.line)) turns on mutual TLS for peer links, so every node needs tls_cert and tls_key")
+        }
+        if clientTLS != nil, t.cert == nil {
+            throw error(n.values["client_tls"]!.1, "client_tls", "needs tls_cert and tls_key in [node.\(n.id)]")
+        }
+        if let (v, line) = n.values["client_plain"] {
+            switch v.lowercased() {
+            case "on", "yes", "true": t.clientPlain = true
+            case "off", "no", "false": t.clientPlain = false
+            default: throw error(line, "client_plain", "expected on or off, got '\(v)'")
+            }
+            if !t.clientPlain && clientTLS == nil {
+                throw error(line, "client_plain", "off needs client_tls in [node.\(n.id)], or the node would have no client port")
+            }
+        }
+        return t
     }
 }

@@ -23,6 +23,7 @@ public struct MeshQConfig: Sendable, Equatable {
             me += " data_dir=\(n.dataDir)"
             if let m = n.metrics { me += " metrics=\(m)" }
             lines.append(me)
+            lines.append(n.tls.summary)
         }
         lines.append("timings: heartbeat=\(c.heartbeatIntervalMs)ms leader_timeout=\(c.leaderTimeoutMs)ms election_timeout=\(c.electionTimeoutMs)ms ack_timeout=\(c.ackTimeoutMs)ms commit_timeout=\(c.commitTimeoutMs)ms time_sync=\(c.timeSyncIntervalMs)ms")
         lines.append("limits: max_payload_bytes=\(c.maxPayloadBytes) max_connections=\(c.maxConnections) max_memory_mb=\(c.maxMemoryMB) fsync=\(c.fsync.rawValue) route_ttl=\(c.routeTTL) log_level=\(c.logLevel.rawValue)")

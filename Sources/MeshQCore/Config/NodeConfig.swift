@@ -9,6 +9,8 @@ public struct NodeConfig: Sendable, Equatable {
     public var listenClient: HostPort
     public var dataDir: String
     public var metrics: HostPort?
+    /// TLS keys (TLSConfig.swift): peer mutual TLS, the TLS client port.
+    public var tls = TLSConfig()
     /// Line of the section header, for errors found after parsing.
     public var line: Int
 }
