@@ -24,7 +24,7 @@ BIN_DEBUG   = .build/debug
 
 
 .PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim sim-planted clean \
-	chaos chaosdeps test-chaos test-chaos-checker partitions
+	chaos chaosdeps test-chaos test-chaos-checker partitions fuzz test-asan
 
 all: build
 
@@ -113,6 +113,19 @@ sim-planted: deps
 	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_PLANTED_RATE_SEEDS=$(or $(PLANTED_SEEDS),200) $(SWIFT) test -c release -Xswiftc -enable-testing $(TESTFLAGS) \
 		--scratch-path .build-sim --filter 'PlantedBugTests/detectionRates'
 
+# Coverage-guided fuzzing of every parser of outside bytes (fuzz/README.md):
+# the client line framer and parser, peer frames, the config, log records,
+# snapshots and log-file recovery. libFuzzer ships with the Swift toolchain.
+# make fuzz FUZZ_SECONDS=600 FUZZ_TARGETS="lines peer"
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= lines peer config storage
+FUZZFLAGS = -c release --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DMESHQ_FUZZ \
+	-Xswiftc -enable-testing -Xswiftc -use-ld=lld
+
+fuzz: deps
+	$(SWIFT) build $(FUZZFLAGS) --product meshq-fuzz
+	fuzz/run.sh .build-fuzz/release/meshq-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 bench: release
 	$(BIN_RELEASE)/meshq bench --local $(BENCH_NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100
 
@@ -153,4 +166,4 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/meshq.1 $(DESTDIR)$(MANDIR)/man5/meshq.conf.5 $(DESTDIR)$(MANDIR)/man8/meshqd.8
 
 clean:
-	rm -rf .build chaos-out
+	rm -rf .build .build-fuzz .build-asan .build-ubsan chaos-out
