@@ -24,7 +24,7 @@ BIN_DEBUG   = .build/debug
 
 
 .PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim sim-planted clean \
-	chaos chaosdeps test-chaos test-chaos-checker partitions fuzz test-asan
+	chaos chaosdeps test-chaos test-chaos-checker partitions fuzz test-asan sanitized
 
 all: build
 
@@ -65,6 +65,28 @@ test: testdeps test-chaos-checker
 ifeq ($(CHAOS_IN_TEST),1)
 	$(MAKE) test-chaos
 endif
+
+# The unit and integration tests (not the simulator) under AddressSanitizer,
+# then under UndefinedBehaviorSanitizer, each in its own build directory; the
+# meshqd and meshq the integration tests start are the sanitized ones too.
+# Every sanitizer report (from any process) lands in .build-<san>/reports/,
+# and a report fails the target even when the test that caused it passed.
+# Not part of `make test` (README, "Sanitizers": how long, how often).
+SAN_SKIP = 'SimulationTests|PlantedBugTests'
+
+test-asan: testdeps
+	$(MAKE) sanitized SAN=address SANDIR=.build-asan
+	$(MAKE) sanitized SAN=undefined SANDIR=.build-ubsan
+
+sanitized:
+	rm -rf $(SANDIR)/reports && mkdir -p $(SANDIR)/reports
+	$(SWIFT) build $(TESTFLAGS) --scratch-path $(SANDIR) --sanitize=$(SAN)
+	MESHQD_BIN=$(CURDIR)/$(SANDIR)/debug/meshqd \
+	ASAN_OPTIONS=log_path=$(CURDIR)/$(SANDIR)/reports/asan:detect_leaks=0 \
+	UBSAN_OPTIONS=log_path=$(CURDIR)/$(SANDIR)/reports/ubsan:print_stacktrace=1 \
+		$(SWIFT) test $(TESTFLAGS) --scratch-path $(SANDIR) --sanitize=$(SAN) --skip $(SAN_SKIP)
+	@if [ -n "$$(ls -A $(SANDIR)/reports)" ]; then echo "$(SAN) sanitizer reports:"; \
+		head -50 $(SANDIR)/reports/*; exit 1; else echo "$(SAN): no sanitizer reports"; fi
 
 # Zero compiler warnings in our own targets, in debug (tests included) and in
 # release; CI runs it before `make test` (whose build it leaves ready).
