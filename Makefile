@@ -163,7 +163,7 @@ install: release
 # build and a DESTDIR). With no DESTDIR, as root, it also creates the user.
 install-files:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/meshq
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/meshqd $(BUILD)/meshq $(DESTDIR)$(PREFIX)/bin/
 	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' systemd/meshqd@.service > $(DESTDIR)$(UNITDIR)/meshqd@.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/meshqd@.service
@@ -171,14 +171,19 @@ install-files:
 	install -m 0644 man/meshq.1 $(DESTDIR)$(MANDIR)/man1/meshq.1
 	install -m 0644 man/meshq.conf.5 $(DESTDIR)$(MANDIR)/man5/meshq.conf.5
 	install -m 0644 man/meshqd.8 $(DESTDIR)$(MANDIR)/man8/meshqd.8
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd meshq >/dev/null; then \
+		if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/meshq.conf; \
+		else useradd --system --home-dir /var/lib/meshq --shell /usr/sbin/nologin meshq; fi; \
+	fi
+	@# The secrets' directory (cluster_secret_file, client_token_file): the
+	@# meshq group reads it, nobody else; group meshq only where it exists.
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/meshq
+	@if [ "$$(id -u)" = 0 ] && getent group meshq >/dev/null; then chown root:meshq $(DESTDIR)$(SYSCONFDIR)/meshq; \
+	else echo "note: no meshq group here: $(DESTDIR)$(SYSCONFDIR)/meshq left to $$(id -un)"; fi
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/meshq/meshq.conf ]; then \
 		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/meshq/meshq.conf"; \
 	else \
 		install -m 0644 etc/meshq/meshq.conf $(DESTDIR)$(SYSCONFDIR)/meshq/meshq.conf; \
-	fi
-	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd meshq >/dev/null; then \
-		if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/meshq.conf; \
-		else useradd --system --home-dir /var/lib/meshq --shell /usr/sbin/nologin meshq; fi; \
 	fi
 
 # Keeps the config and the data: an operator removes those on purpose.
