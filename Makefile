@@ -72,7 +72,8 @@ endif
 # lands in $(SANDIR)/reports/, and a report fails the target even when the
 # test that caused it passed. No UBSan run: swiftc refuses -sanitize=undefined
 # on Linux, and Swift's own overflow/bounds checks trap in every build of ours
-# (README, "Sanitizers"). Not part of `make test`: about 12 minutes.
+# (README, "Sanitizers"). Not part of `make test`: about 8 minutes of
+# build from a clean tree, then 2 of tests.
 # killLeaderUnderPipelinedLoad...: under ASan's slowdown the returning leader's
 # recovery of 10,000 entries outlasts leader_timeout_ms again and again
 # (elections churn past the test's 30 s); the bench test's timed leadership
