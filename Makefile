@@ -148,7 +148,7 @@ sim-planted: deps
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= lines peer config storage
 FUZZFLAGS = -c release --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DMESHQ_FUZZ \
-	-Xswiftc -enable-testing -Xswiftc -use-ld=lld
+	-Xswiftc -use-ld=lld
 
 fuzz: deps
 	$(SWIFT) build $(FUZZFLAGS) --product meshq-fuzz

@@ -4,7 +4,7 @@
 // fuzz/corpus/<target>/ when MESHQ_WRITE_FUZZ_SEEDS=1 and replays them always.
 
 import MeshQCore
-@testable import MeshQStorage
+import MeshQStorage
 
 extension FuzzTargets {
     public static func seeds(_ target: Target) -> [(name: String, bytes: [UInt8])] {
@@ -128,14 +128,15 @@ extension FuzzTargets {
         let snap = QueueSnapshot(lastIndex: 4, lastEpoch: 2, lamport: 4, highestTaskId: 1, tasks: [task],
                                  parkedApplied: [3: 9])
         out.append(("snapshot", snap.encoded()))
-        // A log file: one plain frame, then two batches behind markers.
-        var file: [UInt8] = []
-        LogFrames.frame(records[0].encoded(), into: &file)
+        // A log file: one plain frame, then two batches behind markers
+        // (LogFrames' layout: [len][crc32c][body]; [0xFFFFFFFF][crc32c][batch length]).
+        func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        func frame(_ body: [UInt8]) -> [UInt8] { le32(UInt32(body.count)) + le32(CRC32C.checksum(body)) + body }
+        var file = frame(records[0].encoded())
         for batch in [records[1...3], records[4...5]] {
-            var b = LogFrames.markerPlaceholder
-            for r in batch { LogFrames.frame(r.encoded(), into: &b) }
-            LogFrames.sealBatch(&b)
-            file += b
+            let frames = batch.flatMap { frame($0.encoded()) }
+            let length = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(frames.count) >> (8 * $0)) }
+            file += le32(0xFFFF_FFFF) + le32(CRC32C.checksum(length)) + length + frames
         }
         out.append(("logfile", file))
         var torn = file

@@ -8,7 +8,7 @@
 // Invariant: a parser never traps on input; it returns a value or an error.
 
 import MeshQCore
-@testable import MeshQStorage
+import MeshQStorage
 
 public enum FuzzTargets {
     /// The targets by name (MESHQ_FUZZ_TARGET, the corpus directory names).
