@@ -25,7 +25,7 @@ BIN_DEBUG   = .build/debug
 
 
 .PHONY: all deps testdeps build release run test warnings bench bench-tls install install-files uninstall sim sim-planted clean \
-	chaos chaosdeps test-chaos test-chaos-checker partitions
+	chaos chaosdeps test-chaos test-chaos-checker partitions fuzz test-asan sanitized
 
 all: build
 
@@ -70,6 +70,34 @@ test: testdeps test-chaos-checker
 ifeq ($(CHAOS_IN_TEST),1)
 	$(MAKE) test-chaos
 endif
+
+# The unit and integration tests (not the simulator) under AddressSanitizer,
+# in their own build directory; the meshqd and meshq the integration tests
+# start are the sanitized ones too. Every sanitizer report (from any process)
+# lands in $(SANDIR)/reports/, and a report fails the target even when the
+# test that caused it passed. No UBSan run: swiftc refuses -sanitize=undefined
+# on Linux, and Swift's own overflow/bounds checks trap in every build of ours
+# (README, "Sanitizers"). Not part of `make test`: about 8 minutes of
+# build from a clean tree, then 2 of tests.
+# killLeaderUnderPipelinedLoad...: under ASan's slowdown the returning leader's
+# recovery of 10,000 entries outlasts leader_timeout_ms again and again
+# (elections churn past the test's 30 s); the bench test's timed leadership
+# loses a round now and then under that slowdown. No sanitizer report (README).
+SAN_SKIP = 'SimulationTests|PlantedBugTests|killLeaderUnderPipelinedLoadLosesNothingAcknowledged|benchOnALocalThreeNodeClusterVerifiesItsOwnWork'
+SAN ?= address
+SANDIR ?= .build-asan
+
+test-asan: testdeps
+	$(MAKE) sanitized SAN=address SANDIR=.build-asan
+
+sanitized:
+	rm -rf $(SANDIR)/reports && mkdir -p $(SANDIR)/reports
+	$(SWIFT) build $(TESTFLAGS) --scratch-path $(SANDIR) --sanitize=$(SAN)
+	MESHQD_BIN=$(CURDIR)/$(SANDIR)/debug/meshqd \
+	ASAN_OPTIONS=log_path=$(CURDIR)/$(SANDIR)/reports/asan:detect_leaks=0 \
+		$(SWIFT) test $(TESTFLAGS) --scratch-path $(SANDIR) --sanitize=$(SAN) --skip $(SAN_SKIP)
+	@if [ -n "$$(ls -A $(SANDIR)/reports)" ]; then echo "$(SAN) sanitizer reports:"; \
+		head -50 $(SANDIR)/reports/*; exit 1; else echo "$(SAN): no sanitizer reports"; fi
 
 # Zero compiler warnings in our own targets, in debug (tests included) and in
 # release; CI runs it before `make test` (whose build it leaves ready).
@@ -118,6 +146,19 @@ sim-planted: deps
 	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_PLANTED_RATE_SEEDS=$(or $(PLANTED_SEEDS),200) $(SWIFT) test -c release -Xswiftc -enable-testing $(TESTFLAGS) \
 		--scratch-path .build-sim --filter 'PlantedBugTests/detectionRates'
 
+# Coverage-guided fuzzing of every parser of outside bytes (fuzz/README.md):
+# the client line framer and parser, peer frames, the config, log records,
+# snapshots and log-file recovery. libFuzzer ships with the Swift toolchain.
+# make fuzz FUZZ_SECONDS=600 FUZZ_TARGETS="lines peer"
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= lines peer config storage
+FUZZFLAGS = -c release --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DMESHQ_FUZZ \
+	-Xswiftc -use-ld=lld
+
+fuzz: deps
+	$(SWIFT) build $(FUZZFLAGS) --product meshq-fuzz
+	fuzz/run.sh .build-fuzz/release/meshq-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 bench: release
 	$(BIN_RELEASE)/meshq bench --local $(BENCH_NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100
 
@@ -141,7 +182,7 @@ install: release
 # build and a DESTDIR). With no DESTDIR, as root, it also creates the user.
 install-files:
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
-		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSCONFDIR)/meshq
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/meshqd $(BUILD)/meshq $(DESTDIR)$(PREFIX)/bin/
 	sed 's|/usr/local/bin/|$(PREFIX)/bin/|g' systemd/meshqd@.service > $(DESTDIR)$(UNITDIR)/meshqd@.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/meshqd@.service
@@ -149,14 +190,19 @@ install-files:
 	install -m 0644 man/meshq.1 $(DESTDIR)$(MANDIR)/man1/meshq.1
 	install -m 0644 man/meshq.conf.5 $(DESTDIR)$(MANDIR)/man5/meshq.conf.5
 	install -m 0644 man/meshqd.8 $(DESTDIR)$(MANDIR)/man8/meshqd.8
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd meshq >/dev/null; then \
+		if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/meshq.conf; \
+		else useradd --system --home-dir /var/lib/meshq --shell /usr/sbin/nologin meshq; fi; \
+	fi
+	@# The secrets' directory (cluster_secret_file, client_token_file): the
+	@# meshq group reads it, nobody else; group meshq only where it exists.
+	install -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/meshq
+	@if [ "$$(id -u)" = 0 ] && getent group meshq >/dev/null; then chown root:meshq $(DESTDIR)$(SYSCONFDIR)/meshq; \
+	else echo "note: no meshq group here: $(DESTDIR)$(SYSCONFDIR)/meshq left to $$(id -un)"; fi
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/meshq/meshq.conf ]; then \
 		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/meshq/meshq.conf"; \
 	else \
 		install -m 0644 etc/meshq/meshq.conf $(DESTDIR)$(SYSCONFDIR)/meshq/meshq.conf; \
-	fi
-	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && ! getent passwd meshq >/dev/null; then \
-		if command -v systemd-sysusers >/dev/null; then systemd-sysusers $(SYSUSERSDIR)/meshq.conf; \
-		else useradd --system --home-dir /var/lib/meshq --shell /usr/sbin/nologin meshq; fi; \
 	fi
 
 # Keeps the config and the data: an operator removes those on purpose.
@@ -166,4 +212,4 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/meshq.1 $(DESTDIR)$(MANDIR)/man5/meshq.conf.5 $(DESTDIR)$(MANDIR)/man8/meshqd.8
 
 clean:
-	rm -rf .build chaos-out
+	rm -rf .build .build-fuzz .build-asan chaos-out

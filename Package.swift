@@ -68,6 +68,11 @@ let package = Package(
         .testTarget(name: "MeshQClientTests", dependencies: ["MeshQClient", "MeshQCore"]),
         .target(name: "MeshQTestSupport", dependencies: ["MeshQClient", "MeshQCore", "Reactor"], path: "Tests/MeshQTestSupport"),
         .testTarget(name: "IntegrationTests", dependencies: ["MeshQTestSupport", "MeshQClient", "Reactor"]),
+        // `make fuzz` (fuzz/README.md): the targets' bodies, and the libFuzzer
+        // entry, which an ordinary build makes a corpus replayer.
+        .target(name: "MeshQFuzzTargets", dependencies: ["MeshQCore", "MeshQStorage"], path: "fuzz/Targets"),
+        .executableTarget(name: "meshq-fuzz", dependencies: ["MeshQFuzzTargets"], path: "fuzz/Entry"),
+        .testTarget(name: "FuzzCorpusTests", dependencies: ["MeshQFuzzTargets"]),
         .testTarget(
             name: "SimulationTests",
             dependencies: ["MeshQCore", "MeshQTestSupport", .product(name: "HeapModule", package: "swift-collections")]

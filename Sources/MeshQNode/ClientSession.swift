@@ -9,6 +9,12 @@
 // one connection sees x). A DEQUEUE with a wait blocks the connection until it
 // answers, as a blocking pop does in Redis or a reserve in beanstalkd.
 //
+// Hostile clients (README, "Hostile clients"): a wrong AUTH after the first
+// is answered only after a delay doubling from 100 ms (capped at 5 s), and the
+// connection reads nothing more meanwhile, so pipelined guesses wait too; the
+// 10th wrong token closes it. Timeouts are ClientWatch's: the session only
+// counts complete lines and says whether it owes the client anything.
+//
 // It sees its connection and its server only through ClientConnection and
 // SessionHost (ClientSessionPorts.swift), so MeshQNodeTests drive it directly.
 import DequeModule
@@ -43,6 +49,16 @@ final class ClientSession {
     private var processing = false
     private var out: [UInt8] = []
     var isDirty = false
+    /// Complete non-blank lines received: what keeps a connection from idling out.
+    private(set) var linesReceived: UInt64 = 0
+    private(set) var authFailures = 0
+    /// The reply slot of a wrong AUTH whose answer waits, and how long it must.
+    private(set) var authPenalty: (seq: UInt64, delayMs: Int)?
+
+    static let maxAuthFailures = 10
+    static func authDelayMs(failures: Int) -> Int {
+        failures < 2 ? 0 : min(5_000, 100 << min(failures - 2, 10))
+    }
 
     /// Bytes of unprocessed input or unsent output past which we stop reading.
     static let backpressureBytes = 4 << 20
@@ -83,7 +99,9 @@ final class ClientSession {
                 let seq = allocate(.local)
                 fill(seq, .error(.toolarge, "line longer than max_payload_bytes + 64 (\(framer.maxLineBytes) bytes); discarded"))
             case .line(let range):
-                switch LineParser.parse(framer.buffer[range]) {
+                let parsed = LineParser.parse(framer.buffer[range])
+                if parsed != .blank { linesReceived &+= 1 }
+                switch parsed {
                 case .blank:
                     continue
                 case .error(let code, let text):
@@ -122,12 +140,21 @@ final class ClientSession {
             quitting = true
             fill(allocate(.quit), .bye)
         case .auth(let token):
-            let seq = allocate(.local)
             if server.checkToken(token) {
                 authenticated = true
-                fill(seq, .plainOK)
+                fill(allocate(.local), .plainOK)
+                return
+            }
+            authFailures += 1
+            if authFailures >= Self.maxAuthFailures {
+                quitting = true
+                fill(allocate(.quit), .error(.auth, "wrong token (\(authFailures) wrong tokens: closing)"))
+            } else if authFailures == 1 {
+                fill(allocate(.local), .error(.auth, "wrong token"))
             } else {
-                fill(seq, .error(.auth, "wrong token"))
+                // Answered by ClientWatch after the delay; nothing is read until then.
+                blocked = true
+                authPenalty = (allocate(.blockingRead), Self.authDelayMs(failures: authFailures))
             }
         case .hello(let cid, _):
             clientId = cid
@@ -206,6 +233,32 @@ final class ClientSession {
         } else if !tooMuch, readPaused {
             readPaused = false
             connection.resumeReading()
+        }
+    }
+
+    var isAuthenticated: Bool { authenticated }
+
+    /// Waiting on nothing: no reply owed, no command held, no line half-read.
+    var owesNothing: Bool { slots.isEmpty && held == nil && !blocked }
+
+    /// The delay of a wrong AUTH is over: answer it and read on.
+    func releaseAuthPenalty() {
+        guard let p = authPenalty else { return }
+        authPenalty = nil
+        fill(p.seq, .error(.auth, "wrong token"))
+    }
+
+    /// Closes for a timeout: `reply` is the last line, after every reply
+    /// already owed (a wrong AUTH still waiting is answered first); with no
+    /// reply (only when it owes nothing) the connection just closes.
+    func expire(_ reply: Reply?) {
+        guard !quitting else { return }
+        releaseAuthPenalty()
+        quitting = true
+        if let reply {
+            fill(allocate(.quit), reply)
+        } else {
+            connection.closeAfterFlush()
         }
     }
 

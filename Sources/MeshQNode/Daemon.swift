@@ -82,7 +82,7 @@ public enum Daemon {
             return .failure(LoadError(message: "\(path):1: the file is not UTF-8 text"))
         }
         do {
-            return .success(try ConfigParser.parse(text, file: path))
+            return .success(try ConfigParser.parse(text, file: path, readFile: ConfigFiles.read))
         } catch {
             return .failure(LoadError(message: "\(error)"))
         }
@@ -194,6 +194,11 @@ public enum Daemon {
             }
         }
 
+        let exposed = PeerSecurity.exposedPeerAddresses(config, node: me)
+        if !exposed.isEmpty {
+            logger.log(.warn, "insecure_peer_port", [("node", node), ("peers", exposed.map(\.description).joined(separator: ",")),
+                                                     ("hint", "set cluster_secret or mutual TLS (tls_ca, tls_cert, tls_key): anyone who reaches these ports can join the cluster")])
+        }
         var transport: PeerTransport?
         if config.nodes.count > 1 {
             let peers = Dictionary(uniqueKeysWithValues: config.nodes.map { ($0.id, $0.peer) })

@@ -40,6 +40,8 @@ public final class NodeServer {
     public let metrics = NodeMetrics()
     private var http: HTTPServer?
     private var transport: PeerTransport?
+    /// Auth and idle timeouts, delayed wrong-AUTH answers (ClientWatch.swift).
+    private var clientWatch: ClientWatch!
 
     public init(loop: EventLoop, core: NodeCore, store: NodeStore, settings: ClusterSettings, logger: Logger) {
         self.loop = loop
@@ -50,6 +52,8 @@ public final class NodeServer {
         endOfIteration = DeferredEvent(loop: loop) { [unowned self] in self.iterationEnded() }
         wakeup = Timer(loop: loop) { [unowned self] in self.wakeupFired() }
         spaceProbe = Timer(loop: loop) { [unowned self] in self.probeSpace() }
+        clientWatch = ClientWatch(loop: loop, settings: { [unowned self] in self.settings },
+                                  sessions: { [unowned self] in self.sessions })
     }
 
     public var connectionCount: Int { sessions.count }

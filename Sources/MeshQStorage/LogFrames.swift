@@ -48,7 +48,7 @@ public enum LogFrames {
 
     /// Every intact frame from the start, the end of the intact prefix, and
     /// what kind of damage (if any) stops it.
-    static func parse(_ bytes: [UInt8]) -> Parsed {
+    public static func parse(_ bytes: [UInt8]) -> Parsed {
         var records: [[UInt8]] = []
         var offset = 0
         var batchStart = 0

@@ -27,6 +27,11 @@ import Testing
         let unit = try String(contentsOfFile: "\(dest)/lib/systemd/system/meshqd@.service", encoding: .utf8)
         #expect(unit.contains("ExecStart=/usr/local/bin/meshqd --config /etc/meshq/meshq.conf --id %i"))
 
+        // The secrets' directory: 0750, group meshq where that group exists.
+        var st = stat()
+        #expect(stat("\(dest)/etc/meshq", &st) == 0)
+        #expect(st.st_mode & 0o7777 == 0o750)
+        if getuid() == 0, let g = getgrnam("meshq") { #expect(st.st_gid == g.pointee.gr_gid && st.st_uid == 0) }
         // The sample config is valid as installed.
         let check = Process()
         check.executableURL = URL(fileURLWithPath: "\(dest)/usr/local/bin/meshqd")

@@ -17,6 +17,12 @@ public struct ClusterSettings: Sendable, Equatable {
     public var logLevel = LogLevel.info
     public var clusterSecret: String?
     public var clientToken: String?
+    /// A connection that has not sent a right `AUTH` within this is closed
+    /// (only when client_token is set; 0 = never).
+    public var authTimeoutMs = 10_000
+    /// A connection with nothing outstanding that sends no complete line
+    /// within this is closed (0 = never, like Redis `timeout 0`).
+    public var idleTimeoutMs = 0
 
     public init() {}
 
@@ -31,7 +37,8 @@ public struct ClusterSettings: Sendable, Equatable {
          ("election_timeout_ms", "\(electionTimeoutMs)"), ("ack_timeout_ms", "\(ackTimeoutMs)"),
          ("commit_timeout_ms", "\(commitTimeoutMs)"), ("time_sync_interval_ms", "\(timeSyncIntervalMs)"),
          ("max_connections", "\(maxConnections)"), ("max_memory_mb", "\(maxMemoryMB)"),
-         ("log_level", logLevel.rawValue)]
+         ("log_level", logLevel.rawValue),
+         ("auth_timeout_ms", "\(authTimeoutMs)"), ("idle_timeout_ms", "\(idleTimeoutMs)")]
     }
 
     private var restartOnly: [(String, String)] {
@@ -63,6 +70,8 @@ public struct ClusterSettings: Sendable, Equatable {
         s.maxConnections = new.maxConnections
         s.maxMemoryMB = new.maxMemoryMB
         s.logLevel = new.logLevel
+        s.authTimeoutMs = new.authTimeoutMs
+        s.idleTimeoutMs = new.idleTimeoutMs
         return s
     }
 }

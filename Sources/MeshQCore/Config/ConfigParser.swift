@@ -2,13 +2,25 @@
 // at the start of a line or after a space or tab (so `a;b` is a value, `a ;b`
 // is `a` and a comment). Every error names the file, the line and the key;
 // duplicates are reported at the second occurrence, a missing key at its
-// section header. Parsing is pure: the caller reads the file.
+// section header. Parsing is pure: the caller reads the file, and hands in
+// `readFile` for the secrets kept in files of their own (`cluster_secret_file`,
+// `client_token_file`: an absolute path, read at every load, trailing newlines
+// stripped; exclusive with the inline key).
+
+/// Reads a file a config key names: its text, or why it cannot be read.
+public typealias ConfigFileReader = (String) -> Result<String, ConfigFileReadError>
+
+public struct ConfigFileReadError: Error, Sendable {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+}
 
 public enum ConfigParser {
-    public static func parse(_ text: String, file: String) throws(ConfigError) -> MeshQConfig {
+    public static func parse(_ text: String, file: String,
+                             readFile: ConfigFileReader? = nil) throws(ConfigError) -> MeshQConfig {
         var p = Parser(file: file)
         try p.run(text)
-        return try p.finish()
+        return try p.finish(readFile: readFile)
     }
 }
 
@@ -32,6 +44,8 @@ private struct Parser {
         "heartbeat_interval_ms", "leader_timeout_ms", "election_timeout_ms", "ack_timeout_ms",
         "commit_timeout_ms", "time_sync_interval_ms", "route_ttl", "max_payload_bytes", "fsync",
         "max_connections", "max_memory_mb", "log_level", "cluster_secret", "client_token",
+        "auth_timeout_ms", "idle_timeout_ms",
+        "cluster_secret_file", "client_token_file",
     ]
     static let nodeKeys: Set<String> = ["peer", "client", "listen_peer", "listen_client", "data_dir", "metrics"]
     // TLS (PROTOCOL.md §7), parsed in `tls(for:)` below.
@@ -131,7 +145,29 @@ private struct Parser {
         return n
     }
 
-    func finish() throws(ConfigError) -> MeshQConfig {
+    /// The value of `key`, or of `key_file` read through `readFile`.
+    func secret(_ key: String, readFile: ConfigFileReader?) throws(ConfigError) -> String? {
+        let fileKey = key + "_file"
+        guard let (path, line) = clusterValues[fileKey] else { return clusterValues[key]?.0 }
+        if let (_, inline) = clusterValues[key] {
+            throw error(line, fileKey, "set both \(key) (line \(inline)) and \(fileKey): keep one")
+        }
+        guard path.hasPrefix("/") else { throw error(line, fileKey, "must be an absolute path, got '\(path)'") }
+        guard let readFile else { throw error(line, fileKey, "cannot read '\(path)' here") }
+        switch readFile(path) {
+        case .failure(let e):
+            throw error(line, fileKey, "cannot read '\(path)': \(e.reason)")
+        case .success(var text):
+            while let last = text.last, last == "\n" || last == "\r\n" || last == "\r" { text.removeLast() }
+            guard !text.isEmpty else { throw error(line, fileKey, "'\(path)' is empty") }
+            guard !text.contains(where: { $0 == "\n" || $0 == "\r\n" }) else {
+                throw error(line, fileKey, "'\(path)' holds more than one line")
+            }
+            return text
+        }
+    }
+
+    func finish(readFile: ConfigFileReader?) throws(ConfigError) -> MeshQConfig {
         var c = ClusterSettings()
         let ms = 1...86_400_000
         let msWhat = "an integer number of milliseconds"
@@ -145,6 +181,9 @@ private struct Parser {
         if let v = try int("max_payload_bytes", 1...67_108_864, "an integer") { c.maxPayloadBytes = v }
         if let v = try int("max_connections", 1...1_000_000, "an integer") { c.maxConnections = v }
         if let v = try int("max_memory_mb", 1...1_048_576, "an integer") { c.maxMemoryMB = v }
+        let msOrOff = "an integer number of milliseconds (0 = off)"
+        if let v = try int("auth_timeout_ms", 0...86_400_000, msOrOff) { c.authTimeoutMs = v }
+        if let v = try int("idle_timeout_ms", 0...86_400_000, msOrOff) { c.idleTimeoutMs = v }
         if let (v, line) = clusterValues["fsync"] {
             guard let m = FsyncMode(rawValue: v.lowercased()) else {
                 throw error(line, "fsync", "expected always or never, got '\(v)'")
@@ -158,8 +197,10 @@ private struct Parser {
             c.logLevel = l
         }
         for key in ["cluster_secret", "client_token"] {
-            guard let (v, line) = clusterValues[key] else { continue }
-            guard !v.isEmpty else { throw error(line, key, "must not be empty (comment the line out to disable)") }
+            if let (v, line) = clusterValues[key], v.isEmpty {
+                throw error(line, key, "must not be empty (comment the line out to disable)")
+            }
+            guard let v = try secret(key, readFile: readFile) else { continue }
             if key == "cluster_secret" { c.clusterSecret = v } else { c.clientToken = v }
         }
         if c.heartbeatIntervalMs >= c.leaderTimeoutMs {
