@@ -213,10 +213,14 @@ public final class NodeServer {
     }
 
     private func applyEffects() {
-        let commitBefore = core.commitIndex
         defer {
             reportRoleIfChanged()
-            if core.commitIndex != commitBefore { compactIfDue() }
+            // Against the last commit point checked, not the one on entry: in a
+            // cluster the commit moves while a peer message is handled, before this runs.
+            if core.commitIndex != compactCheckedAt {
+                compactCheckedAt = core.commitIndex
+                compactIfDue()
+            }
         }
         while core.hasEffects {
             for effect in core.takeEffects() {
@@ -279,14 +283,22 @@ public final class NodeServer {
         metrics.observeCommit(seconds: Double(Clock.monotonicNs() - t0) / 1e9)
     }
 
+    /// The commit point at the last compaction check.
+    private var compactCheckedAt: UInt64 = 0
+
     private func compactIfDue() {
         let live = core.queue.payloadBytes + 64 * core.queue.count
-        guard store.shouldCompact(liveBytes: live), let snap = core.snapshot() else { return }
+        // Every record handed out must be durable first: the image's tail is
+        // what the old log holds after the commit point.
+        guard !core.hasEffects, store.shouldCompact(liveBytes: live) else { return }
+        let image = core.compactionImage()
+        let snap = image.snapshot
         let before = store.logBytes
         do {
-            try store.compact(snap)
+            try store.compact(snap, tail: image.tail)
             logger.log(.info, "log_compacted", [("node", "\(core.nodeId)"), ("index", "\(snap.lastIndex)"),
-                                                 ("tasks", "\(snap.tasks.count)"), ("log_bytes_before", "\(before)")])
+                                                 ("tasks", "\(snap.tasks.count)"), ("tail", "\(image.tail.count)"),
+                                                 ("log_bytes_before", "\(before)")])
         } catch {
             onFatal?("log compaction failed: \(error)")
         }

@@ -149,10 +149,10 @@ public final class NodeStore {
             snapshot = s
         }
         var records: [LogRecord] = []
-        records.reserveCapacity(r.records.count)
-        for (i, rec) in r.records.enumerated() {
-            guard let e = LogRecord.decode(rec) else {
-                throw CorruptData(description: "\(directory): log record \(i + 1) passed its checksum but cannot be decoded (written by a newer meshqd?)")
+        records.reserveCapacity(r.recordCount)
+        try r.forEachRecord { bytes, range in
+            guard let e = LogRecord.decode(bytes, range: range) else {
+                throw CorruptData(description: "\(directory): log record \(records.count + 1) passed its checksum but cannot be decoded (written by a newer meshqd?)")
             }
             records.append(e)
         }
@@ -181,8 +181,10 @@ public final class NodeStore {
         log.logBytes >= compactMinBytes && log.logBytes > compactRatio * liveBytes
     }
 
-    public func compact(_ snapshot: QueueSnapshot) throws {
-        try reported { try log.compact(snapshot: snapshot.encoded()) }
+    /// Replaces the log by `snapshot`, keeping `tail` (durable entries after
+    /// the snapshot's point: a cluster's uncommitted ones) after it.
+    public func compact(_ snapshot: QueueSnapshot, tail: [LogEntry] = []) throws {
+        try reported { try log.compact(snapshot: snapshot.encoded(), tail: tail.map { LogRecord.entry($0).encoded() }) }
     }
 
     public func close() {

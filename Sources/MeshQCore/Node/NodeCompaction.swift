@@ -1,0 +1,23 @@
+// What a node writes when it compacts its log: the committed state as a
+// snapshot, plus the entries after the commit point (a cluster's uncommitted
+// tail: durable, maybe acknowledged to a leader, so they must outlive the old
+// log). Asking only for a moment with no tail would starve compaction: a
+// leader under steady load starts its next round in the same step that
+// commits the last one, so its log always has a tail, and its log (and its
+// followers') would then grow without bound.
+// Invariant: snapshot.lastIndex == commitIndex, and tail holds exactly the
+// entries commitIndex+1 ... lastIndex of the in-memory log, in order.
+
+extension NodeCore {
+    public struct CompactionImage: Sendable {
+        public var snapshot: QueueSnapshot
+        public var tail: [LogEntry]
+    }
+
+    /// The state to compact into, valid at any time (the caller writes it
+    /// only once every record handed out is durable).
+    public func compactionImage() -> CompactionImage {
+        let tail = log.lastIndex > commitIndex ? log.entries(from: commitIndex + 1, through: log.lastIndex) : []
+        return CompactionImage(snapshot: committedSnapshot(), tail: tail)
+    }
+}
