@@ -70,6 +70,14 @@ public final class NodeStore {
             throw CorruptData(description: "\(mdir): cannot create the mailbox directory: \(error)")
         }
         mailboxLog = try DurableLog(directory: mdir, fsync: fsync)
+        #if MESHQ_TESTING
+        // Test-only, compiled only with -D MESHQ_TESTING (`make test`): a
+        // smaller segment, so a debug build's few thousand commands a second
+        // still write many of them (the bounded-growth integration test).
+        if let v = ProcessInfo.processInfo.environment["MESHQ_TEST_COMPACT_MIN_BYTES"].flatMap(Int.init), v > 0 {
+            compactMinBytes = v
+        }
+        #endif
     }
 
     private func reported<T>(_ body: () throws -> T) throws -> T {
