@@ -210,6 +210,10 @@ public enum Daemon {
                             snapshot: recovered.snapshot, records: recovered.records, votedEpoch: vote.voted,
                             promisedEpoch: vote.promised, relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)),
                             mailbox: mailbox)
+        // The core holds the state now: drop the replay input (a big log's
+        // records and snapshot), or it stays resident as long as this scope.
+        recovered.records = []
+        recovered.snapshot = nil
         let server = NodeServer(loop: loop, core: core, store: store, settings: config.cluster, logger: logger)
         var exitCode: Int32 = 0
         server.onFatal = { reason in
