@@ -221,7 +221,7 @@ public final class NodeServer {
             reportRoleIfChanged()
             // Against the last commit point checked, not the one on entry: in a
             // cluster the commit moves while a peer message is handled, before this runs.
-            if core.commitIndex != compactCheckedAt {
+            if core.commitIndex != compactCheckedAt || store.compactionRunning {
                 compactCheckedAt = core.commitIndex
                 compactIfDue()
             }
@@ -287,22 +287,43 @@ public final class NodeServer {
         metrics.observeCommit(seconds: Double(Clock.monotonicNs() - t0) / 1e9)
     }
 
+    private func finishedCompaction() {
+        guard let c = compacting else { return }
+        compacting = nil
+        logger.log(.info, "log_compacted", [("node", "\(core.nodeId)"), ("index", "\(c.index)"),
+                                             ("tasks", "\(c.tasks)"), ("tail", "\(c.tail)"),
+                                             ("log_bytes_before", "\(c.logBytes)"),
+                                             ("took_ms", "\(Clock.monotonicMs() - c.startedMs)")])
+    }
+
     /// The commit point at the last compaction check.
     private var compactCheckedAt: UInt64 = 0
+    /// The compaction being written, for its log line.
+    private var compacting: (index: UInt64, tasks: Int, tail: Int, logBytes: Int, startedMs: Int64)?
 
     private func compactIfDue() {
-        let live = core.queue.payloadBytes + 64 * core.queue.count
-        // Every record handed out must be durable first: the image's tail is
-        // what the old log holds after the commit point.
-        guard !core.hasEffects, store.shouldCompact(liveBytes: live) else { return }
-        let image = core.compactionImage()
-        let snap = image.snapshot
-        let before = store.logBytes
         do {
-            try store.compact(snap, tail: image.tail)
-            logger.log(.info, "log_compacted", [("node", "\(core.nodeId)"), ("index", "\(snap.lastIndex)"),
-                                                 ("tasks", "\(snap.tasks.count)"), ("tail", "\(image.tail.count)"),
-                                                 ("log_bytes_before", "\(before)")])
+            // The snapshot is written on its own thread; each later pass checks whether it is done.
+            if store.compactionRunning {
+                if try store.finishCompaction() { finishedCompaction() }
+                return
+            }
+            let live = core.queue.payloadBytes + 64 * core.queue.count
+            // Every record handed out must be durable first: the image's tail is
+            // what the old log holds after the commit point.
+            guard !core.hasEffects, store.shouldCompact(liveBytes: live) else { return }
+            // A small queue is written at once (milliseconds: no thread, and no
+            // second copy of what arrives meanwhile); a big one in the background.
+            let inBackground = live >= store.backgroundCompactionBytes
+            let image = core.compactionImage(sorted: !inBackground)
+            compacting = (image.snapshot.lastIndex, image.snapshot.tasks.count, image.tail.count, store.logBytes,
+                          Clock.monotonicMs())
+            if inBackground {
+                try store.startCompaction(image)
+            } else {
+                try store.compact(image.snapshot, tail: image.tail)
+                finishedCompaction()
+            }
         } catch {
             onFatal?("log compaction failed: \(error)")
         }

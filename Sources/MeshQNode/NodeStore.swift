@@ -48,6 +48,9 @@ public final class NodeStore {
     public var compactMinBytes = 64 << 20
     /// ...and this many times the size of the live state.
     public var compactRatio = 2
+    /// A live state this big is compacted on a thread of its own
+    /// (`startCompaction`); a smaller one at once (`compact`, milliseconds).
+    public var backgroundCompactionBytes = 16 << 20
     /// Told of every failed write before it is thrown.
     public var onDiskError: ((StorageError) -> Void)?
     /// Injected disk failures (MESHQ_TEST_DISK_FAULT), shared by both logs.
@@ -193,6 +196,28 @@ public final class NodeStore {
     /// the snapshot's point: a cluster's uncommitted ones) after it.
     public func compact(_ snapshot: QueueSnapshot, tail: [LogEntry] = []) throws {
         try reported { try log.compact(snapshot: snapshot.encoded(), tail: tail.map { LogRecord.entry($0).encoded() }) }
+    }
+
+    /// A compaction whose snapshot is written on its own thread, so a big
+    /// queue never stalls the loop; `finishCompaction` commits it (call it
+    /// on later events until it returns true).
+    public var compactionRunning: Bool { log.compactionRunning }
+
+    public func startCompaction(_ image: NodeCore.CompactionImage) throws {
+        let snapshot = image.snapshot
+        try reported {
+            try log.startCompaction(tail: image.tail.map { LogRecord.entry($0).encoded() }) {
+                // Off the loop: the sort by task id and the encoding are the bulk of the work.
+                var s = snapshot
+                s.tasks.sort { $0.id < $1.id }
+                return s.encoded()
+            }
+        }
+    }
+
+    @discardableResult
+    public func finishCompaction(wait: Bool = false) throws -> Bool {
+        try reported { try log.finishCompaction(wait: wait) }
     }
 
     public func close() {

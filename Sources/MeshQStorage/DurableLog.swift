@@ -86,17 +86,19 @@ public final class DurableLog {
     public let directory: String
     public let fsync: Bool
     /// Readable by tests, which swap the descriptor underneath to make a write fail.
-    private(set) var fd: FileDescriptor?
-    private var generation: UInt64 = 0
-    private var pending: [UInt8] = []
+    var fd: FileDescriptor?
+    var generation: UInt64 = 0
+    var pending: [UInt8] = []
     private var pendingRecords = 0
-    private var failed: StorageError?
+    var failed: StorageError?
     /// Set by a recovery that found corruption, until `repairCorruption()`.
     private var unrepaired: Corruption?
+    /// A compaction whose snapshot is being written on its own thread.
+    var background: BackgroundCompaction?
     /// Injected failures (tests and meshqd's MESHQ_TEST_DISK_FAULT); nil in service.
     public var faults: DiskFaults?
-    public private(set) var logBytes = 0
-    public private(set) var recordCount = 0
+    public internal(set) var logBytes = 0
+    public internal(set) var recordCount = 0
 
     public init(directory: String, fsync: Bool) throws {
         self.directory = directory
@@ -129,7 +131,7 @@ public final class DurableLog {
         return UInt64(digits)
     }
 
-    private func path(_ kind: String, _ gen: UInt64) -> String { directory + "/" + DurableLog.name(kind, gen) }
+    func path(_ kind: String, _ gen: UInt64) -> String { directory + "/" + DurableLog.name(kind, gen) }
 
     public var pendingBytes: Int { pending.count }
 
@@ -137,6 +139,7 @@ public final class DurableLog {
 
     public func recover() throws -> Recovery {
         close()
+        background = nil
         let fm = FileManager.default
         let files: [String]
         do {
@@ -357,96 +360,16 @@ public final class DurableLog {
         }
         logBytes += pending.count
         recordCount += pendingRecords
+        // Durable in the old log; the generation being written gets them too.
+        background?.carry(pending, records: pendingRecords)
         pendingRecords = 0
         // Keep a batch-sized buffer for the next batch, but do not pin a huge one.
         pending.removeAll(keepingCapacity: pending.capacity <= 8 << 20)
     }
 
-    private func poison(_ error: StorageError) -> StorageError {
+    func poison(_ error: StorageError) -> StorageError {
         failed = error
         return error
-    }
-
-    // MARK: compaction
-
-    private struct SnapshotDidNotFit: Error { let error: StorageError }
-
-    /// Replaces the snapshot and the log by `snapshot` and an empty log.
-    /// `tail`: records that follow the snapshot's point and must stay (a
-    /// cluster's uncommitted entries, already durable in the old log); they
-    /// go into the snapshot file after it, so the rename commits both at once.
-    /// Any failure is final for this process, like a failed sync: after the
-    /// rename it is unknown which generation the disk holds. The exception:
-    /// no room to write the snapshot (ENOSPC) is thrown `recoverable`, with
-    /// nothing changed; the log stays as it was and usable.
-    public func compact(snapshot: [UInt8], tail: [[UInt8]] = []) throws {
-        // A failed log answers every call with its failure, even with records left pending.
-        if let failed { throw failed }
-        precondition(pending.isEmpty, "compact with unsynced records")
-        guard fd != nil else { throw StorageError("log in \(directory) is not open (call recover() first)") }
-        let next = generation + 1
-        let snapPath = path("snapshot", next)
-        let tmp = snapPath + ".tmp"
-        let logPath = path("log", next)
-        var framed: [UInt8] = []
-        framed.reserveCapacity(snapshot.count + 8)
-        DurableLog.frame(snapshot, into: &framed, limit: DurableLog.maxSnapshotBytes)
-        if !tail.isEmpty {
-            var batch = LogFrames.markerPlaceholder
-            for r in tail { LogFrames.frame(r, into: &batch) }
-            LogFrames.sealBatch(&batch)
-            framed.append(contentsOf: batch)
-        }
-        do {
-            let sfd: FileDescriptor
-            do {
-                sfd = try FileDescriptor.open(tmp, .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                              permissions: [.ownerReadWrite])
-            } catch {
-                throw StorageError("cannot create", tmp, error, op: "open")
-            }
-            try sfd.closeAfter {
-                do {
-                    if let e = faults?.fail(.write) { throw Errno(rawValue: e) }
-                    _ = try sfd.writeAll(framed)
-                } catch {
-                    let err = StorageError("write failed on", tmp, error, op: "write")
-                    // No room for the snapshot: nothing changed yet, the log
-                    // goes on as it is. Its space comes back with the file.
-                    if err.isDiskFull && unlink(tmp) == 0 { throw SnapshotDidNotFit(error: err.rolledBack()) }
-                    throw err
-                }
-                try syncFile(sfd, tmp)
-            }
-            let newLog = try openLog(logPath)
-            do {
-                try syncFile(newLog, logPath)
-                // log.<g+1> must be durable before the snapshot that names it commits.
-                try syncDirectory()
-                do {
-                    try FileManager.default.moveItem(atPath: tmp, toPath: snapPath)
-                } catch {
-                    throw StorageError("cannot rename \(tmp) to", snapPath, error, op: "rename")
-                }
-                try syncDirectory()
-            } catch {
-                try? newLog.close()
-                throw error
-            }
-            close()
-            fd = newLog
-        } catch let e as SnapshotDidNotFit {
-            throw e.error
-        } catch {
-            throw poison(error as? StorageError ?? StorageError("compaction failed in", directory, error))
-        }
-        let old = generation
-        generation = next
-        logBytes = 0
-        recordCount = tail.count
-        // Leftovers are harmless: recovery removes generations older than the newest snapshot.
-        try? FileManager.default.removeItem(atPath: path("snapshot", old))
-        try? FileManager.default.removeItem(atPath: path("log", old))
     }
 
     // MARK: files
@@ -492,7 +415,7 @@ public final class DurableLog {
         }
     }
 
-    private func openLog(_ p: String) throws -> FileDescriptor {
+    func openLog(_ p: String) throws -> FileDescriptor {
         do {
             return try FileDescriptor.open(p, .writeOnly, options: [.create, .append, .closeOnExec],
                                            permissions: [.ownerReadWrite])
@@ -501,12 +424,12 @@ public final class DurableLog {
         }
     }
 
-    private func syncFile(_ fd: FileDescriptor, _ p: String) throws {
+    func syncFile(_ fd: FileDescriptor, _ p: String) throws {
         guard Glibc.fsync(fd.rawValue) == 0 else { throw StorageError.errno("fsync failed on", p, op: "fsync") }
     }
 
     /// Makes creations, renames and removals in the directory durable.
-    private func syncDirectory() throws {
+    func syncDirectory() throws {
         let dfd: FileDescriptor
         do {
             dfd = try FileDescriptor.open(directory, .readOnly, options: [.directory, .closeOnExec])

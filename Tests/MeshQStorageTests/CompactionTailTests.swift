@@ -1,6 +1,8 @@
 // Compaction with records after the snapshot's point (a cluster's uncommitted
 // tail): they ride in the snapshot file, committed by the same rename, and
-// come back first at recovery; a damaged tail is a damaged snapshot.
+// come back first at recovery; a damaged tail is a damaged snapshot. And the
+// background compaction: records synced while the snapshot is written follow
+// it into the new generation; a crash before it commits leaves the old one.
 import Foundation
 import MeshQCore
 import Testing
@@ -83,5 +85,56 @@ import Testing
         #expect(restored.commitIndex == 4 && restored.lastIndex == 6)
         #expect(restored.queue.count == 4)
         #expect(restored.log.entry(at: 6) == entries[5])
+    }
+
+    @Test func recordsSyncedDuringABackgroundCompactionFollowTheSnapshot() throws {
+        let dir = makeTempDir("bg")
+        defer { removeTempDir(dir) }
+        let log = try DurableLog(directory: dir, fsync: true)
+        _ = try log.recover()
+        for i in 0..<4 { log.append(rec(i)) }
+        try log.sync()
+        let gate = DispatchSemaphore(value: 0)
+        try log.startCompaction(tail: [rec(3)]) {
+            gate.wait()   // the snapshot takes its time: the log goes on meanwhile
+            return Array("state-at-2".utf8)
+        }
+        #expect(log.compactionRunning)
+        #expect(try log.finishCompaction() == false)
+        log.append(rec(4))
+        try log.sync()
+        log.append(rec(5))
+        log.append(rec(6))
+        try log.sync()
+        gate.signal()
+        #expect(try log.finishCompaction(wait: true))
+        #expect(!log.compactionRunning && log.logBytes == 0)
+        log.append(rec(7))
+        try log.sync()
+        let r = try DurableLog(directory: dir, fsync: true).recover()
+        #expect(r.snapshot == Array("state-at-2".utf8))
+        #expect(r.records == (3...7).map { rec($0) })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("log.") }
+            == [DurableLog.name("log", 1)])
+    }
+
+    @Test func aCrashBeforeTheBackgroundCompactionCommitsKeepsTheOldGeneration() throws {
+        let dir = makeTempDir("bg-crash")
+        defer { removeTempDir(dir) }
+        let log = try DurableLog(directory: dir, fsync: false)
+        _ = try log.recover()
+        for i in 0..<3 { log.append(rec(i)) }
+        try log.sync()
+        try log.startCompaction(tail: []) { Array("state".utf8) }
+        log.append(rec(3))
+        try log.sync()
+        // The snapshot's .tmp is complete and durable, but never renamed: "crash" here.
+        _ = log.background?.wait()
+        #expect(FileManager.default.fileExists(atPath: dir + "/" + DurableLog.name("snapshot", 1) + ".tmp"))
+        log.close()
+        let r = try DurableLog(directory: dir, fsync: false).recover()
+        #expect(r.snapshot == nil)
+        #expect(r.records == (0...3).map { rec($0) })
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).allSatisfy { !$0.hasSuffix(".tmp") })
     }
 }

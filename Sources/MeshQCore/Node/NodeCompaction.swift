@@ -5,6 +5,7 @@
 // leader under steady load starts its next round in the same step that
 // commits the last one, so its log always has a tail, and its log (and its
 // followers') would then grow without bound.
+// The snapshot is the one `committedSnapshot` gives (same fields).
 // Invariant: snapshot.lastIndex == commitIndex, and tail holds exactly the
 // entries commitIndex+1 ... lastIndex of the in-memory log, in order.
 
@@ -15,9 +16,15 @@ extension NodeCore {
     }
 
     /// The state to compact into, valid at any time (the caller writes it
-    /// only once every record handed out is durable).
-    public func compactionImage() -> CompactionImage {
+    /// only once every record handed out is durable). With `sorted: false`
+    /// the snapshot's tasks come in no particular order, for a caller that
+    /// sorts them by id off the loop (a snapshot is always written sorted).
+    public func compactionImage(sorted: Bool = true) -> CompactionImage {
         let tail = log.lastIndex > commitIndex ? log.entries(from: commitIndex + 1, through: log.lastIndex) : []
-        return CompactionImage(snapshot: committedSnapshot(), tail: tail)
+        var snap = QueueSnapshot(lastIndex: commitIndex, lastEpoch: log.epoch(at: commitIndex) ?? log.baseEpoch,
+                                 lamport: clock.time, highestTaskId: queue.highestTaskId, tasks: [],
+                                 parkedApplied: parkedApplied)
+        snap.tasks = sorted ? queue.allTasks() : queue.tasksInAnyOrder()
+        return CompactionImage(snapshot: snap, tail: tail)
     }
 }

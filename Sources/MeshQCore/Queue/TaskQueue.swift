@@ -40,6 +40,11 @@ public struct TaskQueue: Sendable {
         tasks.values.map(\.task).sorted { $0.id < $1.id }
     }
 
+    /// Every task, unordered: O(n) with no sort (a compaction sorts off the loop).
+    public func tasksInAnyOrder() -> [QueuedTask] {
+        tasks.values.map(\.task)
+    }
+
     /// Recovery from a snapshot: ids at or below this were used before.
     public mutating func observeTaskId(_ id: UInt64) {
         highestTaskId = max(highestTaskId, id)
