@@ -96,10 +96,6 @@ public final class NodeServer {
     }
 
     public func start() {
-        // Recovery's buffers (the log read whole, the decoded records) are
-        // freed by now; glibc keeps freed pages inside its heap resident, so
-        // hand them back: a restarted node holds its queue, not its replay.
-        ReleaseFreedMemory.now()
         core.start(now: Clock.monotonicMs())
         applyEffects()
         endOfIteration.activate()
