@@ -238,10 +238,14 @@ public final class NodeServer {
     }
 
     private func applyEffects() {
-        let commitBefore = core.commitIndex
         defer {
             reportRoleIfChanged()
-            if core.commitIndex != commitBefore { compactIfDue() }
+            // Against the last commit point checked, not the one on entry: in a
+            // cluster the commit moves while a peer message is handled, before this runs.
+            if core.commitIndex != compactCheckedAt || store.compactionRunning {
+                compactCheckedAt = core.commitIndex
+                compactIfDue()
+            }
         }
         // After a failed write, only replies and log lines still apply: the
         // rest of the batch may depend on that write.
@@ -354,6 +358,11 @@ public final class NodeServer {
             return
         }
         let old = core
+        // A snapshot still being written on its own thread must be done
+        // before the data_dir is opened again (committed if it fits, its
+        // temporary file gone if not): nothing may write there behind the
+        // rebuilt store.
+        _ = try? store.finishCompaction(wait: true)
         store.close()
         do {
             switch try rebuild() {
@@ -397,14 +406,45 @@ public final class NodeServer {
         store.close()
     }
 
+    private func finishedCompaction() {
+        guard let c = compacting else { return }
+        compacting = nil
+        logger.log(.info, "log_compacted", [("node", "\(core.nodeId)"), ("index", "\(c.index)"),
+                                             ("tasks", "\(c.tasks)"), ("tail", "\(c.tail)"),
+                                             ("log_bytes_before", "\(c.logBytes)"),
+                                             ("took_ms", "\(Clock.monotonicMs() - c.startedMs)")])
+    }
+
+    /// The commit point at the last compaction check.
+    private var compactCheckedAt: UInt64 = 0
+    /// The compaction being written, for its log line.
+    private var compacting: (index: UInt64, tasks: Int, tail: Int, logBytes: Int, startedMs: Int64)?
+
     private func compactIfDue() {
-        let live = core.queue.payloadBytes + 64 * core.queue.count
-        guard store.shouldCompact(liveBytes: live), let snap = core.snapshot() else { return }
-        let before = store.logBytes
+        // A halted core's memory may be ahead of its disk: it compacts nothing.
+        guard core.halted == nil else { return }
         do {
-            try store.compact(snap)
-            logger.log(.info, "log_compacted", [("node", "\(core.nodeId)"), ("index", "\(snap.lastIndex)"),
-                                                 ("tasks", "\(snap.tasks.count)"), ("log_bytes_before", "\(before)")])
+            // The snapshot is written on its own thread; each later pass checks whether it is done.
+            if store.compactionRunning {
+                if try store.finishCompaction() { finishedCompaction() }
+                return
+            }
+            let live = core.queue.payloadBytes + 64 * core.queue.count
+            // Every record handed out must be durable first: the image's tail is
+            // what the old log holds after the commit point.
+            guard !core.hasEffects, store.shouldCompact(liveBytes: live) else { return }
+            // A small queue is written at once (milliseconds: no thread, and no
+            // second copy of what arrives meanwhile); a big one in the background.
+            let inBackground = live >= store.backgroundCompactionBytes
+            let image = core.compactionImage(sorted: !inBackground)
+            compacting = (image.snapshot.lastIndex, image.snapshot.tasks.count, image.tail.count, store.logBytes,
+                          Clock.monotonicMs())
+            if inBackground {
+                try store.startCompaction(image)
+            } else {
+                try store.compact(image.snapshot, tail: image.tail)
+                finishedCompaction()
+            }
         } catch {
             storageFailed(error, during: "log compaction")
             if core.hasEffects { applyEffects() }

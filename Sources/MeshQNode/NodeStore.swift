@@ -49,6 +49,9 @@ public final class NodeStore {
     public var compactMinBytes = 64 << 20
     /// ...and this many times the size of the live state.
     public var compactRatio = 2
+    /// A live state this big is compacted on a thread of its own
+    /// (`startCompaction`); a smaller one at once (`compact`, milliseconds).
+    public var backgroundCompactionBytes = 16 << 20
     /// Told of every failed write before it is thrown.
     public var onDiskError: ((StorageError) -> Void)?
     /// Injected disk failures (MESHQ_TEST_DISK_FAULT), shared by both logs.
@@ -72,6 +75,14 @@ public final class NodeStore {
             throw CorruptData(description: "\(mdir): cannot create the mailbox directory: \(error)")
         }
         mailboxLog = try DurableLog(directory: mdir, fsync: fsync)
+        #if MESHQ_TESTING
+        // Test-only, compiled only with -D MESHQ_TESTING (`make test`): a
+        // smaller segment, so a debug build's few thousand commands a second
+        // still write many of them (the bounded-growth integration test).
+        if let v = ProcessInfo.processInfo.environment["MESHQ_TEST_COMPACT_MIN_BYTES"].flatMap(Int.init), v > 0 {
+            compactMinBytes = v
+        }
+        #endif
     }
 
     private func reported<T>(_ body: () throws -> T) throws -> T {
@@ -165,10 +176,10 @@ public final class NodeStore {
             snapshot = s
         }
         var records: [LogRecord] = []
-        records.reserveCapacity(r.records.count)
-        for (i, rec) in r.records.enumerated() {
-            guard let e = LogRecord.decode(rec) else {
-                throw CorruptData(description: "\(directory): log record \(i + 1) passed its checksum but cannot be decoded (written by a newer meshqd?)")
+        records.reserveCapacity(r.recordCount)
+        try r.forEachRecord { bytes, range in
+            guard let e = LogRecord.decode(bytes, range: range) else {
+                throw CorruptData(description: "\(directory): log record \(records.count + 1) passed its checksum but cannot be decoded (written by a newer meshqd?)")
             }
             records.append(e)
         }
@@ -202,8 +213,32 @@ public final class NodeStore {
         log.logBytes >= compactMinBytes && log.logBytes > compactRatio * liveBytes
     }
 
-    public func compact(_ snapshot: QueueSnapshot) throws {
-        try reported { try log.compact(snapshot: snapshot.encoded()) }
+    /// Replaces the log by `snapshot`, keeping `tail` (durable entries after
+    /// the snapshot's point: a cluster's uncommitted ones) after it.
+    public func compact(_ snapshot: QueueSnapshot, tail: [LogEntry] = []) throws {
+        try reported { try log.compact(snapshot: snapshot.encoded(), tail: tail.map { LogRecord.entry($0).encoded() }) }
+    }
+
+    /// A compaction whose snapshot is written on its own thread, so a big
+    /// queue never stalls the loop; `finishCompaction` commits it (call it
+    /// on later events until it returns true).
+    public var compactionRunning: Bool { log.compactionRunning }
+
+    public func startCompaction(_ image: NodeCore.CompactionImage) throws {
+        let snapshot = image.snapshot
+        try reported {
+            try log.startCompaction(tail: image.tail.map { LogRecord.entry($0).encoded() }) {
+                // Off the loop: the sort by task id and the encoding are the bulk of the work.
+                var s = snapshot
+                s.tasks.sort { $0.id < $1.id }
+                return s.encoded()
+            }
+        }
+    }
+
+    @discardableResult
+    public func finishCompaction(wait: Bool = false) throws -> Bool {
+        try reported { try log.finishCompaction(wait: wait) }
     }
 
     public func close() {

@@ -20,34 +20,42 @@ public enum CRC32C {
     }()
 
     public static func checksum(_ bytes: [UInt8], seed: UInt32 = 0) -> UInt32 {
-        checksum(span: bytes, seed: seed)
+        bytes.withUnsafeBufferPointer { checksum(buffer: $0, seed: seed) }
     }
 
     public static func checksum(_ bytes: ArraySlice<UInt8>, seed: UInt32 = 0) -> UInt32 {
-        checksum(span: bytes, seed: seed)
+        bytes.withUnsafeBufferPointer { checksum(buffer: $0, seed: seed) }
     }
 
     public static func checksum(_ bytes: some Collection<UInt8>, seed: UInt32 = 0) -> UInt32 {
-        checksum(span: Array(bytes), seed: seed)
+        checksum(Array(bytes), seed: seed)
     }
 
-    private static func checksum<C: RandomAccessCollection<UInt8>>(span b: C, seed: UInt32) -> UInt32
-        where C.Index == Int {
-        let t0 = tables[0], t1 = tables[1], t2 = tables[2], t3 = tables[3]
-        let t4 = tables[4], t5 = tables[5], t6 = tables[6], t7 = tables[7]
-        var c = ~seed
-        var i = b.startIndex
-        let end = b.endIndex
-        while end - i >= 8 {
-            let lo = c ^ (UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
-            c = t7[Int(lo & 0xFF)] ^ t6[Int((lo >> 8) & 0xFF)] ^ t5[Int((lo >> 16) & 0xFF)] ^ t4[Int(lo >> 24)]
-                ^ t3[Int(b[i + 4])] ^ t2[Int(b[i + 5])] ^ t1[Int(b[i + 6])] ^ t0[Int(b[i + 7])]
-            i += 8
+    /// Over raw memory: no bounds check per byte (a restart checks every
+    /// byte of the log; this is most of what it costs).
+    private static func checksum(buffer b: UnsafeBufferPointer<UInt8>, seed: UInt32) -> UInt32 {
+        tables.withUnsafeBufferPointer { tp in
+            let t0 = tp[0], t1 = tp[1], t2 = tp[2], t3 = tp[3]
+            let t4 = tp[4], t5 = tp[5], t6 = tp[6], t7 = tp[7]
+            return t0.withUnsafeBufferPointer { t0 in t1.withUnsafeBufferPointer { t1 in
+                t2.withUnsafeBufferPointer { t2 in t3.withUnsafeBufferPointer { t3 in
+                t4.withUnsafeBufferPointer { t4 in t5.withUnsafeBufferPointer { t5 in
+                t6.withUnsafeBufferPointer { t6 in t7.withUnsafeBufferPointer { t7 in
+                    var c = ~seed
+                    var i = 0
+                    let end = b.count
+                    while end - i >= 8 {
+                        let lo = c ^ (UInt32(b[i]) | UInt32(b[i + 1]) << 8 | UInt32(b[i + 2]) << 16 | UInt32(b[i + 3]) << 24)
+                        c = t7[Int(lo & 0xFF)] ^ t6[Int((lo >> 8) & 0xFF)] ^ t5[Int((lo >> 16) & 0xFF)] ^ t4[Int(lo >> 24)]
+                            ^ t3[Int(b[i + 4])] ^ t2[Int(b[i + 5])] ^ t1[Int(b[i + 6])] ^ t0[Int(b[i + 7])]
+                        i += 8
+                    }
+                    while i < end {
+                        c = t0[Int((c ^ UInt32(b[i])) & 0xFF)] ^ (c >> 8)
+                        i += 1
+                    }
+                    return ~c
+                } } } } } } } }
         }
-        while i < end {
-            c = t0[Int((c ^ UInt32(b[i])) & 0xFF)] ^ (c >> 8)
-            i += 1
-        }
-        return ~c
     }
 }

@@ -23,7 +23,10 @@
 // `snapshot.<g+1>.tmp`, fsyncs it, creates an empty `log.<g+1>`, renames the
 // snapshot into place, fsyncs the directory, then deletes generation g. The
 // rename is the commit point: before it recovery uses g, after it g+1, and no
-// record is ever applied twice or lost. A newest snapshot that fails its
+// record is ever applied twice or lost. Records that follow the snapshot's
+// point and must outlive the old log (a cluster's uncommitted tail) are
+// written into the snapshot file after the snapshot frame, so the same rename
+// commits them; recovery returns them before the records of `log.<g+1>`. A newest snapshot that fails its
 // checksum is set aside only when that changes nothing: its own log is still
 // empty and the complete generation before it holds the same state.
 import Foundation
@@ -33,7 +36,10 @@ import SystemPackage
 public final class DurableLog {
     public struct Recovery {
         public var snapshot: [UInt8]?
-        public var records: [[UInt8]]
+        /// The records after the snapshot, in order, as ranges of the bytes
+        /// read (the snapshot file's tail, then the log file): a big log is
+        /// decoded in place, without an allocation per record.
+        public var segments: [(bytes: [UInt8], ranges: [Range<Int>])]
         public var droppedTailBytes: Int
         /// Where a corrupt newest snapshot was moved when recovery fell back to
         /// the generation before it; the caller should tell the operator.
@@ -42,6 +48,22 @@ public final class DurableLog {
         /// records before it, the file is untouched and the log is not open
         /// for appending until `repairCorruption()`.
         public var corruption: Corruption?
+
+        public var recordCount: Int { segments.reduce(0) { $0 + $1.ranges.count } }
+
+        /// Every record, in order, as (bytes, range of its body in them).
+        public func forEachRecord(_ body: ([UInt8], Range<Int>) throws -> Void) rethrows {
+            for seg in segments {
+                for r in seg.ranges { try body(seg.bytes, r) }
+            }
+        }
+
+        /// Every record copied out (small logs, tests).
+        public var records: [[UInt8]] {
+            var out: [[UInt8]] = []
+            forEachRecord { b, r in out.append(Array(b[r])) }
+            return out
+        }
     }
 
     public struct Corruption: Equatable, Sendable {
@@ -64,17 +86,19 @@ public final class DurableLog {
     public let directory: String
     public let fsync: Bool
     /// Readable by tests, which swap the descriptor underneath to make a write fail.
-    private(set) var fd: FileDescriptor?
-    private var generation: UInt64 = 0
-    private var pending: [UInt8] = []
+    var fd: FileDescriptor?
+    var generation: UInt64 = 0
+    var pending: [UInt8] = []
     private var pendingRecords = 0
-    private var failed: StorageError?
+    var failed: StorageError?
     /// Set by a recovery that found corruption, until `repairCorruption()`.
     private var unrepaired: Corruption?
+    /// A compaction whose snapshot is being written on its own thread.
+    var background: BackgroundCompaction?
     /// Injected failures (tests and meshqd's MESHQ_TEST_DISK_FAULT); nil in service.
     public var faults: DiskFaults?
-    public private(set) var logBytes = 0
-    public private(set) var recordCount = 0
+    public internal(set) var logBytes = 0
+    public internal(set) var recordCount = 0
 
     public init(directory: String, fsync: Bool) throws {
         self.directory = directory
@@ -107,7 +131,7 @@ public final class DurableLog {
         return UInt64(digits)
     }
 
-    private func path(_ kind: String, _ gen: UInt64) -> String { directory + "/" + DurableLog.name(kind, gen) }
+    func path(_ kind: String, _ gen: UInt64) -> String { directory + "/" + DurableLog.name(kind, gen) }
 
     public var pendingBytes: Int { pending.count }
 
@@ -115,6 +139,7 @@ public final class DurableLog {
 
     public func recover() throws -> Recovery {
         close()
+        background = nil
         let fm = FileManager.default
         let files: [String]
         do {
@@ -138,14 +163,16 @@ public final class DurableLog {
 
         var gen: UInt64 = 0
         var snapshot: [UInt8]?
+        var snapshotTail: (bytes: [UInt8], ranges: [Range<Int>])?
         var discarded: String?
         var candidate = snapshots.max()
         while let g = candidate {
             let p = path("snapshot", g)
             let bytes = try readFile(p)
-            if let end = LogFrames.frameEnd(bytes, limit: DurableLog.maxSnapshotBytes), end == bytes.count {
+            if let parts = DurableLog.snapshotParts(bytes) {
                 gen = g
-                snapshot = Array(bytes[8..<end])
+                snapshot = Array(bytes[parts.body])
+                if !parts.tail.isEmpty { snapshotTail = (bytes, parts.tail) }
                 break
             }
             // Generation g-1 is the very state snapshot g summarised, so falling
@@ -158,7 +185,7 @@ public final class DurableLog {
             var prevWhole = g > 0 && logs.contains(prev) && (prev == 0 || snapshots.contains(prev))
             if prevWhole && prev > 0 {
                 let prevSnap = try readFile(path("snapshot", prev))
-                prevWhole = LogFrames.frameEnd(prevSnap, limit: DurableLog.maxSnapshotBytes) == prevSnap.count
+                prevWhole = DurableLog.snapshotParts(prevSnap) != nil
             }
             if prevWhole {
                 let prevLog = try readFile(path("log", prev))
@@ -205,11 +232,12 @@ public final class DurableLog {
         pending.removeAll()
         pendingRecords = 0
         logBytes = parsed.end
-        recordCount = parsed.records.count
+        recordCount = parsed.ranges.count
+        let segments = (snapshotTail.map { [$0] } ?? []) + [(bytes: bytes, ranges: parsed.ranges)]
         if case .corrupt(let offset, let writeStart) = parsed.damage {
             let c = Corruption(file: logPath, offset: offset, bytesAfter: bytes.count - offset, writeStart: writeStart)
             unrepaired = c
-            return Recovery(snapshot: snapshot, records: parsed.records, droppedTailBytes: 0,
+            return Recovery(snapshot: snapshot, segments: segments, droppedTailBytes: 0,
                             discardedSnapshot: discarded, corruption: c)
         }
         unrepaired = nil
@@ -229,7 +257,7 @@ public final class DurableLog {
             throw error
         }
         self.fd = fd
-        return Recovery(snapshot: snapshot, records: parsed.records, droppedTailBytes: bytes.count - parsed.end,
+        return Recovery(snapshot: snapshot, segments: segments, droppedTailBytes: bytes.count - parsed.end,
                         discardedSnapshot: discarded)
     }
 
@@ -266,6 +294,19 @@ public final class DurableLog {
         unrepaired = nil
         logBytes = c.writeStart
         return aside
+    }
+
+    /// A snapshot file is the snapshot's frame, then (written by a compaction
+    /// that found records after the snapshot's point, e.g. a cluster's
+    /// uncommitted tail) those records as one batch. Nil unless all of it is
+    /// intact: the file was fsynced before its rename, so any damage is
+    /// corruption. A file of the snapshot frame alone (every earlier version) reads the same.
+    static func snapshotParts(_ bytes: [UInt8]) -> (body: Range<Int>, tail: [Range<Int>])? {
+        guard let end = LogFrames.frameEnd(bytes, limit: DurableLog.maxSnapshotBytes) else { return nil }
+        if end == bytes.count { return (8..<end, []) }
+        let tail = LogFrames.parse(bytes, from: end)
+        guard tail.damage == nil, tail.end == bytes.count, !tail.ranges.isEmpty else { return nil }
+        return (8..<end, tail.ranges)
     }
 
     static func frameEnd(_ bytes: [UInt8], at offset: Int = 0, limit: Int = maxRecordBytes) -> Int? {
@@ -319,94 +360,38 @@ public final class DurableLog {
         }
         logBytes += pending.count
         recordCount += pendingRecords
+        // Durable in the old log; the generation being written gets them too.
+        background?.carry(pending, records: pendingRecords)
         pendingRecords = 0
         // Keep a batch-sized buffer for the next batch, but do not pin a huge one.
         pending.removeAll(keepingCapacity: pending.capacity <= 8 << 20)
     }
 
-    private func poison(_ error: StorageError) -> StorageError {
+    func poison(_ error: StorageError) -> StorageError {
         failed = error
         return error
     }
 
-    // MARK: compaction
-
-    private struct SnapshotDidNotFit: Error { let error: StorageError }
-
-    /// Replaces the snapshot and the log by `snapshot` and an empty log.
-    /// Any failure is final for this process, like a failed sync: after the
-    /// rename it is unknown which generation the disk holds. The exception:
-    /// no room to write the snapshot (ENOSPC) is thrown `recoverable`, with
-    /// nothing changed; the log stays as it was and usable.
-    public func compact(snapshot: [UInt8]) throws {
-        // A failed log answers every call with its failure, even with records left pending.
-        if let failed { throw failed }
-        precondition(pending.isEmpty, "compact with unsynced records")
-        guard fd != nil else { throw StorageError("log in \(directory) is not open (call recover() first)") }
-        let next = generation + 1
-        let snapPath = path("snapshot", next)
-        let tmp = snapPath + ".tmp"
-        let logPath = path("log", next)
-        var framed: [UInt8] = []
-        framed.reserveCapacity(snapshot.count + 8)
-        DurableLog.frame(snapshot, into: &framed, limit: DurableLog.maxSnapshotBytes)
-        do {
-            let sfd: FileDescriptor
-            do {
-                sfd = try FileDescriptor.open(tmp, .writeOnly, options: [.create, .truncate, .closeOnExec],
-                                              permissions: [.ownerReadWrite])
-            } catch {
-                throw StorageError("cannot create", tmp, error, op: "open")
-            }
-            try sfd.closeAfter {
-                do {
-                    if let e = faults?.fail(.write) { throw Errno(rawValue: e) }
-                    _ = try sfd.writeAll(framed)
-                } catch {
-                    let err = StorageError("write failed on", tmp, error, op: "write")
-                    // No room for the snapshot: nothing changed yet, the log
-                    // goes on as it is. Its space comes back with the file.
-                    if err.isDiskFull && unlink(tmp) == 0 { throw SnapshotDidNotFit(error: err.rolledBack()) }
-                    throw err
-                }
-                try syncFile(sfd, tmp)
-            }
-            let newLog = try openLog(logPath)
-            do {
-                try syncFile(newLog, logPath)
-                // log.<g+1> must be durable before the snapshot that names it commits.
-                try syncDirectory()
-                do {
-                    try FileManager.default.moveItem(atPath: tmp, toPath: snapPath)
-                } catch {
-                    throw StorageError("cannot rename \(tmp) to", snapPath, error, op: "rename")
-                }
-                try syncDirectory()
-            } catch {
-                try? newLog.close()
-                throw error
-            }
-            close()
-            fd = newLog
-        } catch let e as SnapshotDidNotFit {
-            throw e.error
-        } catch {
-            throw poison(error as? StorageError ?? StorageError("compaction failed in", directory, error))
-        }
-        let old = generation
-        generation = next
-        logBytes = 0
-        recordCount = 0
-        // Leftovers are harmless: recovery removes generations older than the newest snapshot.
-        try? FileManager.default.removeItem(atPath: path("snapshot", old))
-        try? FileManager.default.removeItem(atPath: path("log", old))
-    }
-
     // MARK: files
 
+    /// Straight into one array (no Data in between: a big log is read once, not copied twice).
     private func readFile(_ p: String) throws -> [UInt8] {
         do {
-            return [UInt8](try Data(contentsOf: URL(fileURLWithPath: p)))
+            let f = try FileDescriptor.open(p, .readOnly, options: [.closeOnExec])
+            return try f.closeAfter {
+                let size = Int(try f.seek(offset: 0, from: .end))
+                var got = 0
+                let bytes = try [UInt8](unsafeUninitializedCapacity: size) { buf, n in
+                    defer { n = got }
+                    while got < size {
+                        let r = try f.read(fromAbsoluteOffset: Int64(got),
+                                           into: UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: buf[got..<size])))
+                        if r == 0 { break }
+                        got += r
+                    }
+                }
+                return bytes
+            }
         } catch {
             throw StorageError("cannot read", p, error)
         }
@@ -430,7 +415,7 @@ public final class DurableLog {
         }
     }
 
-    private func openLog(_ p: String) throws -> FileDescriptor {
+    func openLog(_ p: String) throws -> FileDescriptor {
         do {
             return try FileDescriptor.open(p, .writeOnly, options: [.create, .append, .closeOnExec],
                                            permissions: [.ownerReadWrite])
@@ -439,12 +424,12 @@ public final class DurableLog {
         }
     }
 
-    private func syncFile(_ fd: FileDescriptor, _ p: String) throws {
+    func syncFile(_ fd: FileDescriptor, _ p: String) throws {
         guard Glibc.fsync(fd.rawValue) == 0 else { throw StorageError.errno("fsync failed on", p, op: "fsync") }
     }
 
     /// Makes creations, renames and removals in the directory durable.
-    private func syncDirectory() throws {
+    func syncDirectory() throws {
         let dfd: FileDescriptor
         do {
             dfd = try FileDescriptor.open(directory, .readOnly, options: [.directory, .closeOnExec])

@@ -39,8 +39,10 @@ public enum LogFrames {
     }
 
     public struct Parsed {
-        /// The records before the damage (before the damaged write, if any).
-        public var records: [[UInt8]]
+        /// Where the bodies of the records before the damage (before the
+        /// damaged write, if any) lie in the parsed bytes: ranges, not copies,
+        /// so a big log is decoded in place (no per-record allocation).
+        public var ranges: [Range<Int>]
         /// Where those end: the file's size, or where a cut would leave it.
         public var end: Int
         public var damage: Damage?
@@ -48,10 +50,10 @@ public enum LogFrames {
 
     /// Every intact frame from the start, the end of the intact prefix, and
     /// what kind of damage (if any) stops it.
-    public static func parse(_ bytes: [UInt8]) -> Parsed {
-        var records: [[UInt8]] = []
-        var offset = 0
-        var batchStart = 0
+    public static func parse(_ bytes: [UInt8], from start: Int = 0) -> Parsed {
+        var records: [Range<Int>] = []
+        var offset = start
+        var batchStart = start
         var batchEnd: Int?
         var recordsBeforeBatch = 0
         var sawMarker = false
@@ -65,11 +67,11 @@ public enum LogFrames {
                 continue
             }
             guard let end = frameEnd(bytes, at: offset), end <= batchEnd ?? Int.max else { break }
-            records.append(Array(bytes[(offset + 8)..<end]))
+            records.append((offset + 8)..<end)
             offset = end
         }
         let insideBatch = batchEnd.map { offset < $0 } ?? false
-        if offset == bytes.count && !insideBatch { return Parsed(records: records, end: offset, damage: nil) }
+        if offset == bytes.count && !insideBatch { return Parsed(ranges: records, end: offset, damage: nil) }
         var damage = Damage.tornTail
         if offset < bytes.count {
             // Where the next write would have started, were the damaged one not the last.
@@ -82,7 +84,7 @@ public enum LogFrames {
             records.removeLast(records.count - recordsBeforeBatch)
             offset = batchStart
         }
-        return Parsed(records: records, end: offset, damage: damage)
+        return Parsed(ranges: records, end: offset, damage: damage)
     }
 
     /// The batch length a valid marker at `offset` declares.

@@ -26,6 +26,8 @@ struct BenchCommand: ParsableCommand {
     var localTLS: String?
     @Option(help: "With --local 3 or more: kill -9 the leader this many times and report how long each failover kept a client waiting, instead of the throughput phases.")
     var failover: Int?
+    @Flag(help: "With --local: fill node 1 with --messages ready tasks, report its resident memory per task, then restart it and time how long until it serves again (instead of the drain phase).")
+    var restart = false
 
     func validate() throws {
         guard messages >= 1, connections >= 1, pipeline >= 1 else {
@@ -37,6 +39,10 @@ struct BenchCommand: ParsableCommand {
         if let failover {
             guard failover >= 1 else { throw ValidationError("--failover must be at least 1") }
             guard let local, local >= 3 else { throw ValidationError("--failover needs --local 3 or more (a majority must survive the kill)") }
+        }
+        if restart {
+            guard local != nil else { throw ValidationError("--restart needs --local (it restarts a node it started)") }
+            guard failover == nil else { throw ValidationError("--restart and --failover are separate runs") }
         }
     }
 
@@ -102,6 +108,9 @@ struct BenchCommand: ParsableCommand {
         } catch {
             throw fail("\(error)")
         }
+        if restart, let cluster {
+            return try runRestart(cluster: cluster, runner: runner)
+        }
         let enq = runner.runEnqueue()
         var phases = [enq]
         if runner.abortReason == nil { phases.append(runner.runDrain()) }
@@ -129,5 +138,33 @@ struct BenchCommand: ParsableCommand {
         print(json ? report.json : report.text)
         let failed = phases.contains { $0.errors > 0 } || !verified.hasPrefix("verified")
         if failed { throw ExitCode(1) }
+    }
+
+    /// --restart: the enqueue phase, then RestartProbe on node 1.
+    private func runRestart(cluster: LocalCluster, runner: BenchRunner) throws {
+        let probe = RestartProbe(cluster: cluster, node: 1)
+        let idle: Int
+        do {
+            idle = try probe.idleRSS()
+        } catch {
+            throw fail("\(error)")
+        }
+        let enq = runner.runEnqueue()
+        runner.close()
+        let report = BenchReport(phases: [enq], connections: connections, pipeline: pipeline, payloadBytes: payloadBytes,
+                                 nodes: local, fsync: noFsync ? "never" : "always",
+                                 verified: "the drain is left out: the backlog stays for the restart")
+        print(report.text)
+        guard enq.errors == 0, runner.abortReason == nil else {
+            throw fail("the fill failed: \(enq.firstError ?? runner.abortReason ?? "?")")
+        }
+        let r: RestartProbe.Result
+        do {
+            r = try probe.run(tasks: messages, payloadBytes: payloadBytes, rssIdleKiB: idle)
+        } catch {
+            throw fail("\(error)")
+        }
+        print("")
+        print(RestartProbe.table(r))
     }
 }

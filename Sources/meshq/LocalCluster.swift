@@ -108,6 +108,20 @@ final class LocalCluster: @unchecked Sendable {
         p.waitUntilExit()
     }
 
+    /// SIGTERM node `id` and wait for it to exit (a clean stop).
+    func stopNode(_ id: Int) {
+        let p = children[id - 1]
+        guard p.isRunning else { return }
+        p.terminate()
+        p.waitUntilExit()
+    }
+
+    func pid(_ id: Int) -> Int32 { children[id - 1].processIdentifier }
+
+    func isRunning(_ id: Int) -> Bool { children[id - 1].isRunning }
+
+    func dataDir(_ id: Int) -> String { "\(dir)/\(id)" }
+
     /// Starts node `id` again on its data directory.
     func restart(_ id: Int) throws {
         children[id - 1] = try launch(id)

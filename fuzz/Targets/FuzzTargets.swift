@@ -107,7 +107,10 @@ public enum FuzzTargets {
         }
         let parsed = LogFrames.parse(data)
         check(parsed.end >= 0 && parsed.end <= data.count, "recovery cuts outside the file")
-        for record in parsed.records { _ = LogRecord.decode(record) }
+        for r in parsed.ranges {
+            check(r.lowerBound >= 0 && r.upperBound <= data.count, "a record range outside the file")
+            _ = LogRecord.decode(data, range: r)
+        }
         if case .corrupt(let offset, let writeStart)? = parsed.damage {
             check(writeStart <= offset && offset < data.count, "corruption reported outside the file")
         }

@@ -19,6 +19,10 @@ public struct ReplicatedLog: Sendable {
     public private(set) var baseEpoch: UInt64
     private var entries = Deque<LogEntry>()
     public private(set) var commitIndex: UInt64
+    /// The most entries held since `entries` was last allocated: a Deque
+    /// never gives capacity back, so once a trim leaves far fewer (after a
+    /// restart replayed a long log, or a long round), it is rebuilt to fit.
+    private var highWater = 0
 
     public init(baseIndex: UInt64 = 0, baseEpoch: UInt64 = 0) {
         self.baseIndex = baseIndex
@@ -55,6 +59,7 @@ public struct ReplicatedLog: Sendable {
     public mutating func append(_ e: LogEntry) {
         precondition(e.index == lastIndex + 1, "log gap: \(e.index) after \(lastIndex)")
         entries.append(e)
+        highWater = max(highWater, entries.count)
     }
 
     /// Drops every entry after `index`; never a committed one.
@@ -113,11 +118,25 @@ public struct ReplicatedLog: Sendable {
 
     /// Forgets committed entries older than the newest `keep` of them.
     public mutating func trim(keep: Int) {
-        while let first = entries.first, first.index <= commitIndex,
-              Int(commitIndex - first.index) >= keep {
-            baseIndex = first.index
-            baseEpoch = first.epoch
-            entries.removeFirst()
+        // Entries with index <= commitIndex - keep go: the first `drop` of them.
+        guard let first = entries.first, commitIndex >= first.index, Int(commitIndex - first.index) >= keep else { return }
+        let drop = Int(commitIndex - first.index) - keep + 1
+        let last = entries[drop - 1]
+        baseIndex = last.index
+        baseEpoch = last.epoch
+        if highWater > 65_536 && (entries.count - drop) * 4 < highWater {
+            // Far fewer left than the storage holds: copy out just those
+            // (never the whole, even when the storage is shared).
+            entries = Deque(entries[drop...])
+            highWater = entries.count
+        } else {
+            entries.removeFirst(drop)
         }
+    }
+
+    /// Moves the commit point to `index` (at most the last entry) without
+    /// copying the entries out: a replay at start applies them in place.
+    public mutating func markCommitted(through index: UInt64) {
+        commitIndex = max(commitIndex, min(index, lastIndex))
     }
 }

@@ -37,14 +37,24 @@ public struct ByteWriter {
 public struct ByteReader {
     private let bytes: [UInt8]
     public private(set) var offset: Int
+    /// Reads stop here: a record is read in place from a bigger buffer.
+    private let end: Int
 
     public init(_ bytes: [UInt8], offset: Int = 0) {
         self.bytes = bytes
         self.offset = offset
+        end = bytes.count
     }
 
-    public var remaining: Int { bytes.count - offset }
-    public var isAtEnd: Bool { offset >= bytes.count }
+    /// Reads `range` of `bytes` only (clamped to the array).
+    public init(_ bytes: [UInt8], range: Range<Int>) {
+        self.bytes = bytes
+        end = min(range.upperBound, bytes.count)
+        offset = min(max(0, range.lowerBound), end)
+    }
+
+    public var remaining: Int { end - offset }
+    public var isAtEnd: Bool { offset >= end }
 
     public mutating func u8() -> UInt8? {
         guard remaining >= 1 else { return nil }

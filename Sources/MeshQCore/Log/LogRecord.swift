@@ -37,14 +37,21 @@ public enum LogRecord: Equatable, Sendable {
     }
 
     public static func decode(_ bytes: [UInt8]) -> LogRecord? {
-        guard let kind = bytes.first else { return nil }
+        decode(bytes, range: 0..<bytes.count)
+    }
+
+    /// The record whose bytes are `range` of `bytes` (read in place).
+    public static func decode(_ bytes: [UInt8], range: Range<Int>) -> LogRecord? {
+        var r = ByteReader(bytes, range: range)
+        guard let kind = r.u8() else { return nil }
         switch kind {
         case commitKind, truncateKind:
-            var r = ByteReader(bytes, offset: 1)
             guard let i = r.u64(), r.isAtEnd else { return nil }
             return kind == commitKind ? .commit(i) : .truncate(after: i)
         default:
-            return LogEntry.decode(bytes).map { .entry($0) }
+            r = ByteReader(bytes, range: range)
+            guard let e = LogEntry.decode(&r), r.isAtEnd else { return nil }
+            return .entry(e)
         }
     }
 }

@@ -21,19 +21,22 @@ struct LogReplay {
 
     init(snapshot: QueueSnapshot?, records: [LogRecord], commitAll: Bool) {
         log = ReplicatedLog(baseIndex: snapshot?.lastIndex ?? 0, baseEpoch: snapshot?.lastEpoch ?? 0)
-        if let s = snapshot {
-            for t in s.tasks { queue.apply(enqueue: t) }
-            queue.observeTaskId(s.highestTaskId)
-            clock.observe(s.lamport)
-            parkedApplied = s.parkedApplied
-        }
         var commitMark = log.baseIndex
+        // Tasks the replay will leave (the snapshot's, plus enqueues, minus
+        // acks), so the queue is sized once instead of growing step by step;
+        // a log of churn around a small queue reserves little.
+        var liveEstimate = snapshot?.tasks.count ?? 0
         for r in records {
             switch r {
             case .entry(let e):
                 guard e.index > log.baseIndex else { continue }
                 if e.index <= log.lastIndex { log.truncate(after: e.index - 1) }
                 guard e.index == log.lastIndex + 1 else { skippedRecords += 1; continue }
+                switch e.op {
+                case .enqueue, .enqueueParked: liveEstimate += 1
+                case .ack: liveEstimate -= 1
+                case .noop: break
+                }
                 log.append(e)
                 clock.observe(e.lamport)
             case .commit(let i):
@@ -42,9 +45,21 @@ struct LogReplay {
                 if after >= log.baseIndex && after < log.lastIndex { log.truncate(after: max(after, log.commitIndex)) }
             }
         }
-        for e in log.commit(through: commitAll ? log.lastIndex : commitMark) {
-            _ = Self.apply(e.op, to: &queue, parked: &parkedApplied)
+        queue.reserveCapacity(max(0, liveEstimate))
+        if let s = snapshot {
+            for t in s.tasks { queue.apply(enqueue: t) }
+            queue.observeTaskId(s.highestTaskId)
+            clock.observe(s.lamport)
+            parkedApplied = s.parkedApplied
         }
+        // Applied in place, then marked: no copy of a long log's entries.
+        let through = min(commitAll ? log.lastIndex : commitMark, log.lastIndex)
+        var i = log.commitIndex
+        while i < through {
+            i += 1
+            if let e = log.entry(at: i) { _ = Self.apply(e.op, to: &queue, parked: &parkedApplied) }
+        }
+        log.markCommitted(through: through)
     }
 
     /// Applies a committed operation; false when it was a duplicate

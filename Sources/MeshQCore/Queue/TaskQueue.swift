@@ -40,6 +40,11 @@ public struct TaskQueue: Sendable {
         tasks.values.map(\.task).sorted { $0.id < $1.id }
     }
 
+    /// Every task, unordered: O(n) with no sort (a compaction sorts off the loop).
+    public func tasksInAnyOrder() -> [QueuedTask] {
+        tasks.values.map(\.task)
+    }
+
     /// Recovery from a snapshot: ids at or below this were used before.
     public mutating func observeTaskId(_ id: UInt64) {
         highestTaskId = max(highestTaskId, id)
@@ -48,12 +53,24 @@ public struct TaskQueue: Sendable {
     // MARK: replicated changes (applied from committed log entries)
 
     public mutating func apply(enqueue t: QueuedTask) {
-        guard tasks[t.id] == nil else { return }
+        // One hash lookup (a restart applies a million of these in a row).
+        guard Self.insertIfAbsent(&tasks[t.id], Entry(task: t, state: .ready, queued: true)) else { return }
         highestTaskId = max(highestTaskId, t.id)
-        tasks[t.id] = Entry(task: t, state: .ready, queued: false)
         payloadBytes += t.payload.count
         readyCount += 1
-        pushReady(t.id)
+        enterReadyOrder(t.id)
+    }
+
+    private static func insertIfAbsent(_ slot: inout Entry?, _ e: Entry) -> Bool {
+        guard slot == nil else { return false }
+        slot = e
+        return true
+    }
+
+    /// Room for `n` tasks in all (a restart knows how many it will apply).
+    public mutating func reserveCapacity(_ n: Int) {
+        tasks.reserveCapacity(n)
+        fresh.reserveCapacity(n)
     }
 
     /// Removes a task for good; returns whether it existed.
@@ -140,6 +157,11 @@ public struct TaskQueue: Sendable {
         guard var e = tasks[id], !e.queued else { return }
         e.queued = true
         tasks[id] = e
+        enterReadyOrder(id)
+    }
+
+    /// A fresh id goes to the back of the deque; an older one into the heap.
+    private mutating func enterReadyOrder(_ id: UInt64) {
         if let last = fresh.last, id < last {
             returned.insert(id)
         } else {
