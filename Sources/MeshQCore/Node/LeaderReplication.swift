@@ -5,10 +5,15 @@
 // it acknowledges, and a message unanswered for the retransmit interval (or
 // sent to a peer found dead) is deemed lost: `next` goes back to where it
 // started. A follower behind the in-memory window gets a snapshot of the
-// commit point instead of entries.
+// commit point instead of entries; when that snapshot is too large for one
+// frame it streams as a `ChunkSender` transfer (a window of chunks in flight,
+// the next sent as the follower acknowledges), which counts as the one
+// message in flight: each acknowledged chunk renews it, and a silence goes
+// back to the last acknowledged byte instead of starting over.
 // Invariant: `match < next`, and while `inflight`, `sentFrom` is the `next`
-// the message in flight started from. The parts here decide what to send;
-// NodeCore sends it.
+// the message in flight started from; a follower has a transfer only while
+// its snapshot is in flight. The parts here decide what to send; NodeCore
+// sends it.
 
 struct LeaderReplication {
     struct Progress {
@@ -45,6 +50,11 @@ struct LeaderReplication {
     private(set) var progress: [Int: Progress] = [:]
     /// The number of the latest replication round (never reused by this node).
     private(set) var round: UInt64 = 0
+    /// Chunked snapshot transfers in flight, per follower.
+    private(set) var transfers: [Int: ChunkSender] = [:]
+    private var transferIds: UInt64 = 0
+    /// Followers whose finished transfer went unanswered: probe them once.
+    private var probes: Set<Int> = []
 
     /// A leadership starts with every follower to be sent entries from `next`.
     mutating func start(followers: [Int], next: UInt64) {
@@ -53,6 +63,8 @@ struct LeaderReplication {
 
     mutating func stop() {
         progress.removeAll()
+        transfers.removeAll()
+        probes.removeAll()
     }
 
     mutating func nextRound() -> UInt64 {
@@ -71,7 +83,7 @@ struct LeaderReplication {
             return .snapshot
         }
         guard p.next <= log.lastIndex || p.match < commitIndex, let prevEpoch = log.epoch(at: prev) else { return nil }
-        let entries = log.entries(from: p.next, through: log.lastIndex, maxBytes: 4 << 20)
+        let entries = log.entries(from: p.next, through: log.lastIndex, maxBytes: PeerEnvelope.maxBatchBytes)
         p.sent(now: now, next: (entries.last?.index ?? prev) + 1)
         progress[id] = p
         return .entries(prevIndex: prev, prevEpoch: prevEpoch, entries)
@@ -81,6 +93,14 @@ struct LeaderReplication {
     /// not match (its committed prefix is ours too: resend from just after it).
     mutating func acknowledged(by id: Int, matched: Bool, index: UInt64, lastIndex: UInt64) -> UInt64? {
         guard var p = progress[id] else { return nil }
+        if let t = transfers[id] {
+            // A late answer to an earlier message: the snapshot stays in flight.
+            if matched && index < t.index {
+                progress[id]!.match = max(p.match, index)
+                return nil
+            }
+            endTransfer(id)
+        }
         p.inflight = false
         var resend: UInt64?
         if matched {
@@ -99,19 +119,71 @@ struct LeaderReplication {
     /// The follower refused us (it promised a newer epoch): nothing is in flight.
     mutating func refused(by id: Int) {
         progress[id]?.inflight = false
+        endTransfer(id)
     }
 
     /// The peer is gone: a message in flight to it is lost.
     mutating func lost(_ id: Int) {
         if progress[id]?.inflight == true { progress[id]!.lost() }
+        endTransfer(id)
     }
 
     /// Followers whose message went unanswered for `afterMs`, in id order,
-    /// each marked lost (so it can be sent again).
+    /// each marked lost (so it can be sent again); a chunked snapshot goes
+    /// back to the last acknowledged byte instead (or, when every chunk was
+    /// acknowledged and the follower is still installing it, is probed).
     mutating func retransmitsDue(now: Int64, afterMs: Int64) -> [Int] {
         let due = progress.filter { $0.value.inflight && now - $0.value.sentAt >= afterMs }.keys.sorted()
-        for id in due { progress[id]!.lost() }
+        for id in due {
+            if transfers[id] != nil {
+                progress[id]!.sentAt = now
+                transfers[id]!.rewind()
+                if transfers[id]!.done { probes.insert(id) }
+            } else {
+                progress[id]!.lost()
+            }
+        }
         return due
+    }
+
+    // MARK: chunked snapshots
+
+    /// The snapshot reserved by `nextMessage` is too large for one frame:
+    /// it goes as a transfer. Returns the first chunks to send.
+    mutating func startTransfer(to id: Int, epoch: UInt64, index: UInt64, blob: [UInt8], chunkBytes: Int,
+                                window: Int) -> [Chunk] {
+        guard progress[id]?.inflight == true else { return [] }
+        transferIds += 1
+        var t = ChunkSender(kind: .snapshot, epoch: epoch, transfer: transferIds, index: index, blob: blob,
+                            chunkBytes: chunkBytes, window: window)
+        let chunks = t.next()
+        transfers[id] = t
+        return chunks
+    }
+
+    /// What to send follower `id` for its transfer now: the chunks the window
+    /// allows, or a probe after a silence once all were acknowledged.
+    mutating func pendingChunks(to id: Int) -> [Chunk] {
+        guard var t = transfers[id] else { return [] }
+        if probes.remove(id) != nil && t.done { return [t.lastChunk()] }
+        let chunks = t.next()
+        transfers[id] = t
+        return chunks
+    }
+
+    /// The follower holds `received` bytes of transfer `transfer`: the
+    /// message in flight is alive; returns the chunks that now fit.
+    mutating func chunkAcknowledged(by id: Int, transfer: UInt64, received: UInt64, now: Int64) -> [Chunk] {
+        guard var t = transfers[id], t.transfer == transfer else { return [] }
+        t.acknowledged(received: received)
+        transfers[id] = t
+        progress[id]?.sentAt = now
+        return pendingChunks(to: id)
+    }
+
+    private mutating func endTransfer(_ id: Int) {
+        transfers[id] = nil
+        probes.remove(id)
     }
 
     /// When the earliest message in flight is due for retransmission.

@@ -127,16 +127,15 @@ extension NodeCore {
     }
 
     /// Sends a follower what it lacks, one message at a time (the next goes
-    /// when it acknowledges); past the in-memory window, a snapshot.
+    /// when it acknowledges); past the in-memory window, a snapshot (a
+    /// large one as a chunked transfer: NodeCore+CatchUp).
     func sendReplication(to id: Int, now: Int64) {
-        guard role == .leader, detector.alive.contains(id),
-              let message = replication.nextMessage(to: id, log: log, commitIndex: commitIndex, now: now) else { return }
+        guard role == .leader, detector.alive.contains(id) else { return }
+        if sendTransferChunks(to: id) { return }
+        guard let message = replication.nextMessage(to: id, log: log, commitIndex: commitIndex, now: now) else { return }
         switch message {
         case .snapshot:
-            let snap = committedSnapshot()
-            emit(.debug, "sync", [("node", "\(nodeId)"), ("peer", "\(id)"), ("mode", "snapshot"),
-                                  ("index", "\(snap.lastIndex)"), ("tasks", "\(snap.tasks.count)")])
-            sendPeer(to: id, .snapshot(snap))
+            sendSnapshot(to: id)
         case .entries(let prev, let prevEpoch, let entries):
             sendPeer(to: id, .replicate(.init(round: replication.round, prevIndex: prev, prevEpoch: prevEpoch,
                                               commit: commitIndex, entries: entries)))
