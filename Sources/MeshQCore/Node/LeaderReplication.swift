@@ -25,17 +25,25 @@ struct LeaderReplication {
         var inflight = false
         var sentFrom: UInt64 = 0
         var sentAt: Int64 = 0
+        /// The message in flight is a snapshot (through `next - 1`).
+        var sentSnapshot = false
 
-        fileprivate mutating func sent(now: Int64, next newNext: UInt64) {
+        fileprivate mutating func sent(now: Int64, next newNext: UInt64, snapshot: Bool = false) {
             inflight = true
             sentFrom = next
             sentAt = now
             next = newNext
+            sentSnapshot = snapshot
         }
 
+        /// A lost snapshot may still have been installed (a large one keeps
+        /// the follower busy past the timeouts, and its answer may be lost
+        /// with the link): `next` stays after it, so the next message probes
+        /// with entries from there, and a follower without it answers with
+        /// its commit point, where sending resumes.
         fileprivate mutating func lost() {
             inflight = false
-            next = sentFrom
+            if !sentSnapshot { next = sentFrom }
         }
     }
 
@@ -78,7 +86,7 @@ struct LeaderReplication {
         guard var p = progress[id], !p.inflight else { return nil }
         let prev = p.next - 1
         if prev < log.baseIndex {
-            p.sent(now: now, next: commitIndex + 1)
+            p.sent(now: now, next: commitIndex + 1, snapshot: true)
             progress[id] = p
             return .snapshot
         }
