@@ -1,17 +1,22 @@
 // LeaderReplication: the leader's view of each follower's log, in the spirit
 // of etcd raft's tracker/progress.go. Each follower has a `Progress`: `match`
 // (durable and matching through this index) and `next` (the next index to
-// send). One message is in flight per follower at a time; the next goes when
-// it acknowledges, and a message unanswered for the retransmit interval (or
-// sent to a peer found dead) is deemed lost: `next` goes back to where it
-// started. A follower behind the in-memory window gets a snapshot of the
+// send). While a follower's log is not known to match (after a start, a
+// mismatch or a loss: raft's "probe" state) one message is in flight at a
+// time; once it acknowledged a match (raft's "replicate" state) up to
+// `maxInflight` batches of entries stream to it, so a follower far behind
+// overlaps its fsyncs with the transfer. The next goes as it acknowledges;
+// messages unanswered for the retransmit interval (or sent to a peer found
+// dead) are deemed lost: `next` goes back to where the oldest started. A
+// follower behind the in-memory window gets a snapshot of the
 // commit point instead of entries; when that snapshot is too large for one
 // frame it streams as a `ChunkSender` transfer (a window of chunks in flight,
 // the next sent as the follower acknowledges), which counts as the one
 // message in flight: each acknowledged chunk renews it, and a silence goes
 // back to the last acknowledged byte instead of starting over.
-// Invariant: `match < next`, and while `inflight`, `sentFrom` is the `next`
-// the message in flight started from; a follower has a transfer only while
+// Invariant: `match < next`, and while `inflight`, `sentFrom` is where the
+// oldest message in flight not yet acknowledged started; several are in
+// flight only while `streaming`, and a snapshot is only ever alone; a follower has a transfer only while
 // its snapshot is in flight. The parts here decide what to send; NodeCore
 // sends it.
 
@@ -21,16 +26,19 @@ struct LeaderReplication {
         var match: UInt64 = 0
         /// The next index to send.
         var next: UInt64
-        /// A message is on its way; `next` goes back to `sentFrom` if it is lost.
-        var inflight = false
+        /// Messages on their way; `next` goes back to `sentFrom` if they are lost.
+        var inflightCount = 0
+        var inflight: Bool { inflightCount > 0 }
+        /// Known to match: more than one batch may be in flight.
+        var streaming = false
         var sentFrom: UInt64 = 0
         var sentAt: Int64 = 0
         /// The message in flight is a snapshot (through `next - 1`).
         var sentSnapshot = false
 
         fileprivate mutating func sent(now: Int64, next newNext: UInt64, snapshot: Bool = false) {
-            inflight = true
-            sentFrom = next
+            if inflightCount == 0 { sentFrom = next }
+            inflightCount += 1
             sentAt = now
             next = newNext
             sentSnapshot = snapshot
@@ -42,7 +50,8 @@ struct LeaderReplication {
         /// with entries from there, and a follower without it answers with
         /// its commit point, where sending resumes.
         fileprivate mutating func lost() {
-            inflight = false
+            inflightCount = 0
+            streaming = false
             if !sentSnapshot { next = sentFrom }
         }
     }
@@ -53,6 +62,9 @@ struct LeaderReplication {
         case snapshot
         case entries(prevIndex: UInt64, prevEpoch: UInt64, [LogEntry])
     }
+
+    /// Batches of entries in flight to a follower known to match.
+    static let maxInflight = 4
 
     /// One per follower while this node leads; empty otherwise.
     private(set) var progress: [Int: Progress] = [:]
@@ -83,8 +95,13 @@ struct LeaderReplication {
     /// Reserves the next message for follower `id` (nil: nothing to send, or
     /// one is already in flight).
     mutating func nextMessage(to id: Int, log: ReplicatedLog, commitIndex: UInt64, now: Int64) -> Message? {
-        guard var p = progress[id], !p.inflight else { return nil }
+        guard var p = progress[id] else { return nil }
         let prev = p.next - 1
+        if p.inflight {
+            // Streaming: another batch of entries that follows on, if any.
+            guard p.streaming, !p.sentSnapshot, p.inflightCount < Self.maxInflight, p.next <= log.lastIndex,
+                  prev >= log.baseIndex else { return nil }
+        }
         if prev < log.baseIndex {
             p.sent(now: now, next: commitIndex + 1, snapshot: true)
             progress[id] = p
@@ -109,12 +126,16 @@ struct LeaderReplication {
             }
             endTransfer(id)
         }
-        p.inflight = false
         var resend: UInt64?
         if matched {
             p.match = max(p.match, index)
             p.next = max(p.next, index + 1)
+            p.inflightCount = p.sentSnapshot ? 0 : max(0, p.inflightCount - 1)
+            p.sentFrom = max(p.sentFrom, index + 1)
+            p.streaming = true
         } else {
+            p.inflightCount = 0
+            p.streaming = false
             let known = min(index, lastIndex)
             p.match = max(p.match, known)
             p.next = known + 1
@@ -126,7 +147,8 @@ struct LeaderReplication {
 
     /// The follower refused us (it promised a newer epoch): nothing is in flight.
     mutating func refused(by id: Int) {
-        progress[id]?.inflight = false
+        progress[id]?.inflightCount = 0
+        progress[id]?.streaming = false
         endTransfer(id)
     }
 
