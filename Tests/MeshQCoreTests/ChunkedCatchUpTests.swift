@@ -113,6 +113,45 @@ import Testing
         #expect(c.node(1).queue.task(id) != nil)
     }
 
+    /// Entries stream: one message at a time until the follower is known to
+    /// match, then up to four batches in flight; a mismatch or a loss goes
+    /// back to one at a time, from the oldest unacknowledged batch.
+    @Test func batchesStreamOnceTheFollowerMatchesAndFallBackAfterALoss() {
+        var l = ReplicatedLog()
+        let big = [UInt8](repeating: 7, count: 3 << 20)
+        for i in UInt64(1)...12 {
+            l.append(LogEntry(index: i, epoch: 1, lamport: i,
+                              op: .enqueue(QueuedTask(id: i, lamport: i, enqueuedAtMs: 0, payload: big))))
+        }
+        var r = LeaderReplication()
+        r.start(followers: [2], next: 1)
+        func batch(_ now: Int64) -> [UInt64]? {
+            guard case .entries(_, _, let es)? = r.nextMessage(to: 2, log: l, commitIndex: 0, now: now) else { return nil }
+            return es.map(\.index)
+        }
+        // Probing: one batch (one 3 MiB entry: the byte bound), then nothing.
+        #expect(batch(0) == [1])
+        #expect(batch(0) == nil)
+        _ = r.acknowledged(by: 2, matched: true, index: 1, lastIndex: 12)
+        // Streaming: four in flight.
+        #expect([batch(1), batch(1), batch(1), batch(1), batch(1)] == [[2], [3], [4], [5], nil])
+        _ = r.acknowledged(by: 2, matched: true, index: 2, lastIndex: 12)
+        #expect(batch(2) == [6])
+        #expect(batch(2) == nil)
+        // Lost: back to the oldest unacknowledged batch, one at a time.
+        r.lost(2)
+        #expect(r.progress[2]?.next == 3 && r.progress[2]?.inflight == false)
+        #expect(batch(3) == [3])
+        #expect(batch(3) == nil)
+        // A mismatch stops streaming too.
+        _ = r.acknowledged(by: 2, matched: true, index: 3, lastIndex: 12)
+        #expect(batch(4) == [4] && batch(4) == [5])
+        _ = r.acknowledged(by: 2, matched: false, index: 3, lastIndex: 12)
+        #expect(r.progress[2]?.next == 4 && r.progress[2]?.match == 3)
+        #expect(batch(5) == [4])
+        #expect(batch(5) == nil)
+    }
+
     /// A follower receiving one leader's snapshot in chunks sees that leader
     /// replaced mid-transfer: the partial snapshot is dropped, the new
     /// leader's whole snapshot is installed, and the old one's late chunks

@@ -53,7 +53,7 @@ public struct ChunkSender: Sendable {
     public let epoch: UInt64
     public let transfer: UInt64
     public let index: UInt64
-    public let blob: [UInt8]
+    public private(set) var source: ChunkSource
     public let chunkBytes: Int
     public let window: Int
     /// The receiver holds this many bytes, in order.
@@ -61,39 +61,53 @@ public struct ChunkSender: Sendable {
     /// Bytes handed out for sending so far.
     public private(set) var sent = 0
 
-    public init(kind: Chunk.Kind, epoch: UInt64, transfer: UInt64, index: UInt64, blob: [UInt8],
+    public init(kind: Chunk.Kind, epoch: UInt64, transfer: UInt64, index: UInt64, source: ChunkSource,
                 chunkBytes: Int = ChunkLimits.chunkBytes, window: Int = ChunkLimits.window) {
-        precondition(!blob.isEmpty && chunkBytes > 0 && window > 0)
+        precondition(source.count > 0 && chunkBytes > 0 && window > 0)
         self.kind = kind
         self.epoch = epoch
         self.transfer = transfer
         self.index = index
-        self.blob = blob
+        self.source = source
         self.chunkBytes = chunkBytes
         self.window = window
     }
 
-    public var done: Bool { acked == blob.count }
+    public init(kind: Chunk.Kind, epoch: UInt64, transfer: UInt64, index: UInt64, blob: [UInt8],
+                chunkBytes: Int = ChunkLimits.chunkBytes, window: Int = ChunkLimits.window) {
+        self.init(kind: kind, epoch: epoch, transfer: transfer, index: index, source: .blob(blob),
+                  chunkBytes: chunkBytes, window: window)
+    }
+
+    public var total: Int { source.count }
+    public var done: Bool { acked == total }
+    private var lastStart: Int { (total - 1) / chunkBytes * chunkBytes }
 
     /// The chunks that fit the window now (marked sent).
     public mutating func next() -> [Chunk] {
         var out: [Chunk] = []
-        while sent < blob.count && sent < acked + window * chunkBytes {
-            let end = min(blob.count, sent + chunkBytes)
-            out.append(Chunk(kind: kind, epoch: epoch, transfer: transfer, index: index, total: UInt64(blob.count),
-                             offset: UInt64(sent), bytes: Array(blob[sent..<end])))
+        while sent < total && sent < acked + window * chunkBytes {
+            let end = min(total, sent + chunkBytes)
+            out.append(chunk(sent, end))
             sent = end
         }
         return out
     }
 
     /// The receiver holds `received` bytes. Less than before means it lost
-    /// them (it restarted, or took another transfer): go back to there.
+    /// them (it restarted, or took another transfer): go back to there,
+    /// from the start when those bytes are no longer held.
     public mutating func acknowledged(received: UInt64) {
-        guard received <= UInt64(blob.count) else { return }
-        let lostSome = Int(received) < acked
+        guard received <= UInt64(total) else { return }
+        if Int(received) < acked {
+            acked = 0
+            sent = 0
+            source = source.restarted()
+            return
+        }
         acked = Int(received)
-        if lostSome || sent < acked { sent = acked }
+        if sent < acked { sent = acked }
+        source.release(before: min(acked, lastStart))
     }
 
     /// Nothing was heard for a while: what is in flight is deemed lost.
@@ -102,10 +116,13 @@ public struct ChunkSender: Sendable {
     }
 
     /// The last chunk again (a probe: its answer tells where the receiver is).
-    public func lastChunk() -> Chunk {
-        let start = (blob.count - 1) / chunkBytes * chunkBytes
-        return Chunk(kind: kind, epoch: epoch, transfer: transfer, index: index, total: UInt64(blob.count),
-                     offset: UInt64(start), bytes: Array(blob[start...]))
+    public mutating func lastChunk() -> Chunk {
+        chunk(lastStart, total)
+    }
+
+    private mutating func chunk(_ from: Int, _ to: Int) -> Chunk {
+        Chunk(kind: kind, epoch: epoch, transfer: transfer, index: index, total: UInt64(total),
+              offset: UInt64(from), bytes: source.bytes(from, to))
     }
 }
 

@@ -180,11 +180,11 @@ struct LeaderReplication {
 
     /// The snapshot reserved by `nextMessage` is too large for one frame:
     /// it goes as a transfer. Returns the first chunks to send.
-    mutating func startTransfer(to id: Int, epoch: UInt64, index: UInt64, blob: [UInt8], chunkBytes: Int,
+    mutating func startTransfer(to id: Int, epoch: UInt64, index: UInt64, source: ChunkSource, chunkBytes: Int,
                                 window: Int) -> [Chunk] {
         guard progress[id]?.inflight == true else { return [] }
         transferIds += 1
-        var t = ChunkSender(kind: .snapshot, epoch: epoch, transfer: transferIds, index: index, blob: blob,
+        var t = ChunkSender(kind: .snapshot, epoch: epoch, transfer: transferIds, index: index, source: source,
                             chunkBytes: chunkBytes, window: window)
         let chunks = t.next()
         transfers[id] = t
@@ -195,8 +195,7 @@ struct LeaderReplication {
     /// allows, or a probe after a silence once all were acknowledged.
     mutating func pendingChunks(to id: Int) -> [Chunk] {
         guard var t = transfers[id] else { return [] }
-        if probes.remove(id) != nil && t.done { return [t.lastChunk()] }
-        let chunks = t.next()
+        let chunks = probes.remove(id) != nil && t.done ? [t.lastChunk()] : t.next()
         transfers[id] = t
         return chunks
     }

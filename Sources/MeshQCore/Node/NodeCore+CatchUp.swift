@@ -34,20 +34,20 @@ struct CatchUpTransfers {
 
 extension NodeCore {
     /// Leader: sends follower `id` the snapshot reserved for it, in one
-    /// frame when small, else as a transfer.
+    /// frame when small, else as a transfer encoded as it goes.
     func sendSnapshot(to id: Int) {
         let snap = committedSnapshot()
-        let blob = snap.encoded()
+        let source = ChunkSource.snapshot(snap)
         emit(.debug, "sync", [("node", "\(nodeId)"), ("peer", "\(id)"), ("mode", "snapshot"),
-                              ("index", "\(snap.lastIndex)"), ("tasks", "\(snap.tasks.count)"), ("bytes", "\(blob.count)")])
-        guard blob.count > transfers.chunkBytes else {
+                              ("index", "\(snap.lastIndex)"), ("tasks", "\(snap.tasks.count)"), ("bytes", "\(source.count)")])
+        guard source.count > transfers.chunkBytes else {
             sendPeer(to: id, .snapshot(snap))
             return
         }
-        let chunks = replication.startTransfer(to: id, epoch: epoch, index: snap.lastIndex, blob: blob,
+        let chunks = replication.startTransfer(to: id, epoch: epoch, index: snap.lastIndex, source: source,
                                                chunkBytes: transfers.chunkBytes, window: transfers.window)
         emit(.info, "snapshot_transfer", [("node", "\(nodeId)"), ("peer", "\(id)"), ("index", "\(snap.lastIndex)"),
-                                         ("bytes", "\(blob.count)"), ("tasks", "\(snap.tasks.count)")])
+                                         ("bytes", "\(source.count)"), ("tasks", "\(snap.tasks.count)")])
         for c in chunks { sendPeer(to: id, .chunk(c)) }
     }
 
@@ -131,8 +131,8 @@ extension NodeCore {
                            reply: () -> (snapshot: QueueSnapshot?, entries: [LogEntry])) {
         let key = CatchUpTransfers.RecoveryKey(to: to, epoch: e, after: after, position: log.position, commit: commitIndex)
         let blob: [UInt8]
-        if let out = transfers.recoveryOut, out.key == key {
-            blob = out.sender.blob
+        if let out = transfers.recoveryOut, out.key == key, let b = out.sender.source.wholeBlob {
+            blob = b
         } else {
             let r = reply()
             blob = PeerEnvelope.recoveryBlob(snapshot: r.snapshot, entries: r.entries)
