@@ -23,7 +23,7 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test warnings bench install install-files uninstall sim sim-planted clean \
+.PHONY: all deps testdeps build release run test warnings bench bench-catchup install install-files uninstall sim sim-planted clean \
 	chaos chaosdeps test-chaos test-chaos-checker partitions
 
 all: build
@@ -115,6 +115,11 @@ sim-planted: deps
 
 bench: release
 	$(BIN_RELEASE)/meshq bench --local $(BENCH_NODES) --messages 200000 --connections 64 --pipeline 16 --payload-bytes 100
+
+# Catch-up throughput: a follower 1 GiB behind on loopback, in MB/s
+# (CATCHUP_ARGS=--payload-bytes 8192 makes it a chunked snapshot).
+bench-catchup: release
+	python3 scripts/catchup-bench.py --meshqd $(BIN_RELEASE)/meshqd --gib 1 $(CATCHUP_ARGS)
 
 UNITDIR    ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d

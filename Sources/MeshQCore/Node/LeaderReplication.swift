@@ -152,10 +152,16 @@ struct LeaderReplication {
         endTransfer(id)
     }
 
-    /// The peer is gone: a message in flight to it is lost.
+    /// The peer is gone: a message in flight to it is lost. A chunked
+    /// snapshot stays, to resume from the last acknowledged byte when the
+    /// peer is back (it holds what it acknowledged unless it restarted, and
+    /// then it answers 0 and the transfer starts over).
     mutating func lost(_ id: Int) {
+        if transfers[id] != nil {
+            transfers[id]!.rewind()
+            return
+        }
         if progress[id]?.inflight == true { progress[id]!.lost() }
-        endTransfer(id)
     }
 
     /// Followers whose message went unanswered for `afterMs`, in id order,
