@@ -129,7 +129,7 @@ extension NodeCore {
     /// Sends a follower what it lacks: one message at a time until it is
     /// known to match, then a few batches in flight (the next goes as it
     /// acknowledges); past the in-memory window, a snapshot (a large one as
-    /// a chunked transfer: NodeCore+CatchUp).
+    /// a chunked transfer: NodeCore+Transfers).
     func sendReplication(to id: Int, now: Int64) {
         guard role == .leader, detector.alive.contains(id) else { return }
         if sendTransferChunks(to: id) { return }
