@@ -61,7 +61,7 @@ run: release
 test: testdeps test-chaos-checker
 	$(SWIFT) build $(TESTFLAGS)
 	$(SWIFT) test $(TESTFLAGS) --skip 'SimulationTests|PlantedBugTests'
-	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test $(TESTFLAGS) --skip-build --filter 'SimulationTests|PlantedBugTests'
+	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test $(TESTFLAGS) --skip-build --filter 'SimulationTests|PlantedBugTests|TranscriptTests'
 ifeq ($(CHAOS_IN_TEST),1)
 	$(MAKE) test-chaos
 endif

@@ -61,12 +61,12 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
-        .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore", "MeshQTestSupport"]),
+        .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore", "MeshQTestSupport"], exclude: ["testdata"]),
         .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor"]),
         .testTarget(name: "MeshQNodeTests", dependencies: ["MeshQNode", "MeshQCore", "Reactor", "MeshQTestSupport"]),
         .testTarget(name: "MeshQClientTests", dependencies: ["MeshQClient", "MeshQCore"]),
-        .target(name: "MeshQTestSupport", dependencies: ["MeshQClient", "Reactor"], path: "Tests/MeshQTestSupport"),
+        .target(name: "MeshQTestSupport", dependencies: ["MeshQClient", "MeshQCore", "Reactor"], path: "Tests/MeshQTestSupport"),
         .testTarget(name: "IntegrationTests", dependencies: ["MeshQTestSupport", "MeshQClient", "Reactor"]),
         .testTarget(
             name: "SimulationTests",

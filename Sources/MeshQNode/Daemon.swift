@@ -145,79 +145,18 @@ public enum Daemon {
         defer { lock.release() }
 
         let store: NodeStore
-        var recovered: NodeStore.Recovered
-        let vote: VoteFile.Vote
-        let mailbox: Mailbox
-        let lamportFloor: UInt64
+        let core: NodeCore
         do {
-            store = try NodeStore(directory: me.dataDir, fsync: config.cluster.fsync == .always)
-            store.onDiskError = { DiskErrorReport.log($0, logger: logger, node: node) }
-            #if MESHQ_TESTING
-            // Test-only fault switch, compiled only with -D MESHQ_TESTING (`make test`).
-            if let spec = environment["MESHQ_TEST_DISK_FAULT"] {
-                guard let f = DiskFaults.parse(spec) else { return fail("recovery_failed", "MESHQ_TEST_DISK_FAULT: bad spec '\(spec)'") }
-                store.faults = f
-                logger.log(.warn, "test_fault_disk", [("node", node), ("fault", spec)])
+            switch try NodeBoot.open(config: config, me: me, repair: repair, logger: logger, environment: environment) {
+            case .refused(let status): return status
+            case .ready(let s, let c): (store, core) = (s, c)
             }
-            #endif
-            recovered = try store.recover()
-            if let c = recovered.corruption {
-                guard repair else { return DiskErrorReport.refuse(c, logger: logger, node: node, dataDir: me.dataDir) }
-                let aside = try store.repairLog()
-                DiskErrorReport.repaired(c, aside: aside, logger: logger, node: node)
-            }
-            vote = try store.loadVote()
-            lamportFloor = try store.loadLamportFloor()
-            // In a cluster the vote file is created with the data_dir (before
-            // the Lamport floor is first written), so a floor without a vote
-            // file means the vote was lost, and "never voted" could be a lie.
-            if config.nodes.count > 1 && !store.voteFileExists {
-                guard lamportFloor == 0 else { return DiskErrorReport.voteMissing(logger: logger, node: node, dataDir: me.dataDir) }
-                try store.persistVote(voted: 0, promised: 0)
-            }
-            let wallMicros = UInt64(max(0, Date().timeIntervalSince1970 * 1_000_000))
-            let m = try store.recoverMailbox(wallMicros: wallMicros)
-            if let c = m.corruption {
-                guard repair else { return DiskErrorReport.refuse(c, logger: logger, node: node, dataDir: me.dataDir) }
-                let aside = try store.repairMailbox()
-                DiskErrorReport.repaired(c, aside: aside, logger: logger, node: node)
-            }
-            mailbox = m.mailbox
         } catch {
             return fail("recovery_failed", "\(error)")
-        }
-        if let moved = recovered.discardedSnapshot {
-            logger.log(.warn, "snapshot_discarded", [("node", node), ("moved_to", moved),
-                                                     ("reason", "checksum mismatch; the previous generation holds the same state")])
-        }
-        if recovered.droppedTailBytes > 0 {
-            logger.log(.warn, "log_torn_tail", [("node", node), ("dropped_bytes", "\(recovered.droppedTailBytes)")])
-        }
-        // The clock starts at the stored floor: above every stamp handed out
-        // before, even those the log does not hold. A snapshot at index 0
-        // with no tasks is the empty state, so one stands in when there is none.
-        if lamportFloor > 0 {
-            if recovered.snapshot != nil {
-                recovered.snapshot!.lamport = max(recovered.snapshot!.lamport, lamportFloor)
-            } else {
-                recovered.snapshot = QueueSnapshot(lastIndex: 0, lastEpoch: 0, lamport: lamportFloor, highestTaskId: 0, tasks: [])
-            }
         }
 
         let loop = EventLoop()
         let fdLimit = FileLimit.raise()
-        let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
-                            snapshot: recovered.snapshot, records: recovered.records, votedEpoch: vote.voted,
-                            promisedEpoch: vote.promised, relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)),
-                            mailbox: mailbox)
-        #if MESHQ_TESTING
-        // Test-only: how many committed entries stay in memory for catch-up
-        // (fewer makes a lagging follower get a snapshot sooner).
-        if let w = environment["MESHQ_TEST_LOG_WINDOW"].flatMap({ Int($0) }), w > 0 {
-            core.logWindow = w
-            logger.log(.warn, "test_log_window", [("node", node), ("entries", "\(w)")])
-        }
-        #endif
         let server = NodeServer(loop: loop, core: core, store: store, settings: config.cluster, logger: logger)
         var exitCode: Int32 = 0
         server.onFatal = { reason in
@@ -225,20 +164,8 @@ public enum Daemon {
             exitCode = 1
             loop.stop()
         }
-        // The Lamport floor: written now (before any stamp leaves) and kept
-        // ahead of the clock by a check every 100 ms.
-        do {
-            try store.advanceLamportFloor(clock: core.clock.time)
-        } catch {
-            return fail("recovery_failed", "\(error)")
-        }
-        let floorTimer = Reactor.Timer(loop: loop, repeating: true) {
-            do {
-                try store.advanceLamportFloor(clock: core.clock.time)
-            } catch {
-                server.onFatal?("lamport floor write failed: \(error)")
-            }
-        }
+        // The Lamport floor is kept ahead of the clock by a check every 100 ms.
+        let floorTimer = Reactor.Timer(loop: loop, repeating: true) { server.advanceLamportFloor() }
         floorTimer.schedule(afterMs: 100)
 
         let bound: UInt16
@@ -281,6 +208,10 @@ public enum Daemon {
         }
 
         var current = config
+        // After a full disk: the data_dir again, with the settings in force now.
+        server.rebuild = {
+            try NodeBoot.open(config: current, me: me, repair: false, logger: logger, environment: environment)
+        }
         let notifier = SystemdNotifier(environment: environment)
         let stop = { (signal: String) in
             logger.log(.info, "signal", [("node", node), ("signal", signal)])
@@ -340,9 +271,10 @@ public enum Daemon {
 
         notifier?.notify("STOPPING=1")
         withExtendedLifetime((term, int, hup, watchdog, floorTimer)) {}
-        store.close()
-        logger.log(.info, "node_stopped", [("node", node), ("epoch", "\(core.epoch)"),
-                                           ("commit", "\(core.commitIndex)"), ("lamport", "\(core.clock.time)")])
+        server.closeStore()
+        let last = server.core
+        logger.log(.info, "node_stopped", [("node", node), ("epoch", "\(last.epoch)"),
+                                           ("commit", "\(last.commitIndex)"), ("lamport", "\(last.clock.time)")])
         return exitCode
     }
 }

@@ -23,6 +23,17 @@ enum DiskErrorReport {
         }
     }
 
+    /// In a cluster: the damaged write and what follows are set aside and the
+    /// node starts catching up (no vote) from the leader.
+    static func rejoining(_ c: DurableLog.Corruption, aside: String, logger: Logger, node: String) {
+        logger.log(.error, "log_corrupt", [
+            ("node", node), ("file", c.file), ("offset", "\(c.offset)"), ("unreadable_bytes", "\(c.bytesAfter)"),
+            ("moved_to", aside),
+            ("action", "rejoin: starting with the records before byte \(c.writeStart); this node will not vote "
+                + "until it holds the leader's log (event rejoined)"),
+        ])
+    }
+
     /// Logs the corruption and the way out; returns meshqd's exit status.
     static func refuse(_ c: DurableLog.Corruption, logger: Logger, node: String, dataDir: String) -> Int32 {
         logger.log(.error, "log_corrupt", [
@@ -31,8 +42,8 @@ enum DiskErrorReport {
                 + "and records this node acknowledged may be unreadable; refusing to start"),
             ("recover", "restart with 'meshqd --repair' to keep the records before byte \(c.writeStart) (where the damaged "
                 + "write starts) and move the rest to "
-                + "\(c.file).corrupt-at-\(c.offset) (in a cluster, only while the other nodes have a leader, "
-                + "which holds the lost entries, and take no other node down until this one has caught up), or move \(dataDir) aside and restore it from a backup"),
+                + "\(c.file).corrupt-at-\(c.offset) (the tasks in the damaged part are lost), or move \(dataDir) aside "
+                + "and restore it from a backup"),
         ])
         return 1
     }

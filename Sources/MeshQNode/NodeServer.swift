@@ -3,14 +3,24 @@
 // deferred event) the batch the core formed is written to the log with one
 // fsync, the core commits it, and every reply produced is written out. Timers
 // feed the core `now`; one wake-up timer follows the core's next deadline.
+//
+// Storage failures: a write refused for lack of space and rolled back halts
+// the core (it answers what was in flight with errors and falls silent to
+// its peers); every second a probe write tests the data_dir, and once it
+// passes, a new core is rebuilt from what is durable (`rebuild`, as at a
+// restart) and takes over. Any other failure is fatal (fsyncgate).
 import MeshQCore
+import MeshQStorage
 import Reactor
 
 public final class NodeServer {
     public let loop: EventLoop
-    public let core: NodeCore
+    public private(set) var core: NodeCore
     public let logger: Logger
-    private let store: NodeStore
+    private var store: NodeStore
+    /// Opens the data_dir again and builds a core from it (after a full disk).
+    public var rebuild: (() throws -> NodeBoot.Outcome)?
+    private var spaceProbe: Timer!
     private var settings: ClusterSettings
     private var listener: Listener?
     private var sessions: [UInt64: ClientSession] = [:]
@@ -37,6 +47,7 @@ public final class NodeServer {
         self.logger = logger
         endOfIteration = DeferredEvent(loop: loop) { [unowned self] in self.iterationEnded() }
         wakeup = Timer(loop: loop) { [unowned self] in self.wakeupFired() }
+        spaceProbe = Timer(loop: loop) { [unowned self] in self.probeSpace() }
     }
 
     public var connectionCount: Int { sessions.count }
@@ -218,51 +229,72 @@ public final class NodeServer {
             reportRoleIfChanged()
             if core.commitIndex != commitBefore { compactIfDue() }
         }
+        // After a failed write, only replies and log lines still apply: the
+        // rest of the batch may depend on that write.
+        var writeFailed = false
         while core.hasEffects {
             for effect in core.takeEffects() {
+                if writeFailed {
+                    switch effect {
+                    case .reply(let ref, let reply): sessions[ref.session]?.fill(ref.seq, reply)
+                    case .log(let event): logger.emit(event)
+                    default: break
+                    }
+                    continue
+                }
                 switch effect {
                 case .reply(let ref, let reply):
                     sessions[ref.session]?.fill(ref.seq, reply)
                 case .log(let event):
                     logger.emit(event)
                 case .persist(let records):
-                    persist(records)
+                    writeFailed = !persist(records)
                 case .persistMailbox(let records):
                     do {
                         try store.persistMailbox(records)
                         try store.compactMailboxIfEmpty(core.mailbox)
                     } catch {
                         // A parked task not durable must not be answered QUEUED.
-                        onFatal?("mailbox write failed: \(error)")
-                        return
+                        storageFailed(error, during: "mailbox write")
+                        writeFailed = true
+                        continue
                     }
                     core.mailboxPersisted(now: Clock.monotonicMs())
                 case .installSnapshot(let snap):
                     do {
                         try store.compact(snap)
                     } catch {
-                        onFatal?("snapshot install failed: \(error)")
-                        return
+                        storageFailed(error, during: "snapshot install")
+                        writeFailed = true
+                        continue
                     }
                     core.persisted(now: Clock.monotonicMs())
                 case .sendPeer(let env):
                     transport?.send(env)
                 case .resetPeerLink(let id):
                     transport?.reset(id)
+                case .rejoined:
+                    do {
+                        try store.clearRejoining()
+                    } catch {
+                        // Harmless: the next start catches up once more.
+                        logger.log(.warn, "rejoin_marker", [("node", "\(core.nodeId)"), ("error", "\(error)")])
+                    }
                 case .persistVote(let voted, let promised):
                     do {
                         try store.persistVote(voted: voted, promised: promised)
                     } catch {
                         // A vote that is not durable must not be sent.
-                        onFatal?("vote write failed: \(error)")
-                        return
+                        storageFailed(error, during: "vote write")
+                        writeFailed = true
                     }
                 }
             }
         }
     }
 
-    private func persist(_ records: [LogRecord]) {
+    /// False when the write failed (the core is halted, or the process ends).
+    private func persist(_ records: [LogRecord]) -> Bool {
         let t0 = Clock.monotonicNs()
         // Replication messages queued in this pass leave before the fsync,
         // so the followers' writes overlap ours.
@@ -270,13 +302,85 @@ public final class NodeServer {
         do {
             try store.persist(records)
         } catch {
-            // An fsync that failed may have dropped the data: answering OK now
-            // would be a lie, and retrying cannot be trusted (fsyncgate).
-            onFatal?("log write failed: \(error)")
-            return
+            storageFailed(error, during: "log write")
+            return false
         }
         core.persisted(now: Clock.monotonicMs())
         metrics.observeCommit(seconds: Double(Clock.monotonicNs() - t0) / 1e9)
+        return true
+    }
+
+    /// A write failed. Rolled back for lack of space: the core halts (no OK
+    /// for anything that needed the write; it steps down and falls silent)
+    /// until space returns. Anything else may have lost data that was
+    /// answered for (an fsync that failed may have dropped dirty pages, and
+    /// retrying proves nothing: fsyncgate), so the process ends.
+    private func storageFailed(_ error: Error, during what: String) {
+        guard let e = error as? StorageError, e.recoverable, e.isDiskFull, rebuild != nil else {
+            onFatal?("\(what) failed: \(error)")
+            return
+        }
+        guard core.halted == nil else { return }
+        let wasRole = core.role
+        core.halt(now: Clock.monotonicMs(), reason: "disk full")
+        logger.log(.error, "node_stalled", [("node", "\(core.nodeId)"), ("reason", "disk_full"), ("during", what),
+                                             ("role", wasRole.rawValue),
+                                             ("action", "answering errors and silent to peers; probing \(store.directory) "
+                                                 + "every second, rebuilding from disk once it takes writes again")])
+        spaceProbe.schedule(afterMs: 1_000)
+    }
+
+    /// Halted on a full disk: once a probe write passes, rebuild from disk.
+    private func probeSpace() {
+        guard core.halted != nil, let rebuild else { return }
+        do {
+            try store.probeSpace()
+        } catch {
+            spaceProbe.schedule(afterMs: 1_000)
+            return
+        }
+        let old = core
+        store.close()
+        do {
+            switch try rebuild() {
+            case .refused:
+                onFatal?("the data_dir could not be opened again after a full disk")
+                return
+            case .ready(let s, let c):
+                store = s
+                core = c
+            }
+        } catch let e as StorageError where e.isDiskFull && e.recoverable {
+            spaceProbe.schedule(afterMs: 1_000)
+            return
+        } catch {
+            onFatal?("the data_dir could not be opened again after a full disk: \(error)")
+            return
+        }
+        // Clients of the halted core were all answered; they go on here.
+        logger.log(.warn, "node_resumed", [("node", "\(core.nodeId)"), ("reason", "disk has space again"),
+                                           ("commit", "\(core.commitIndex)"), ("last", "\(core.lastIndex)"),
+                                           ("was_commit", "\(old.commitIndex)"), ("lamport", "\(core.clock.time)")])
+        armedWakeup = nil
+        wakeup.cancel()
+        core.start(now: Clock.monotonicMs())
+        applyEffects()
+        endOfIteration.activate()
+    }
+
+    /// Keeps the stored Lamport floor ahead of the clock (a timer calls it).
+    public func advanceLamportFloor() {
+        guard core.halted == nil else { return }
+        do {
+            try store.advanceLamportFloor(clock: core.clock.time)
+        } catch {
+            storageFailed(error, during: "lamport floor write")
+            if core.hasEffects { applyEffects() }
+        }
+    }
+
+    public func closeStore() {
+        store.close()
     }
 
     private func compactIfDue() {
@@ -288,7 +392,8 @@ public final class NodeServer {
             logger.log(.info, "log_compacted", [("node", "\(core.nodeId)"), ("index", "\(snap.lastIndex)"),
                                                  ("tasks", "\(snap.tasks.count)"), ("log_bytes_before", "\(before)")])
         } catch {
-            onFatal?("log compaction failed: \(error)")
+            storageFailed(error, during: "log compaction")
+            if core.hasEffects { applyEffects() }
         }
     }
 }

@@ -40,6 +40,7 @@ public final class NodeStore {
     private let log: DurableLog
     private let vote: VoteFile
     private var floor: LamportFloorFile
+    private let rejoinMarker: RejoinMarkerFile
     /// The mailbox keeps its own small log (data_dir/mailbox): compacting or
     /// replacing the replicated log never touches a parked task.
     private let mailboxLog: DurableLog
@@ -63,6 +64,7 @@ public final class NodeStore {
         log = try DurableLog(directory: directory, fsync: fsync)
         vote = VoteFile(directory: directory)
         floor = LamportFloorFile(directory: directory)
+        rejoinMarker = RejoinMarkerFile(directory: directory)
         let mdir = directory + "/mailbox"
         do {
             try FileManager.default.createDirectory(atPath: mdir, withIntermediateDirectories: true)
@@ -125,6 +127,20 @@ public final class NodeStore {
 
     public var voteFileExists: Bool { vote.exists }
 
+    /// Whether this node must start catching up (not voting): its log lost
+    /// records it may have acknowledged, and it has not caught up since.
+    public var rejoiningMarked: Bool { rejoinMarker.exists }
+
+    /// Made durable before the damaged records are set aside.
+    public func markRejoining(reason: String) throws {
+        try reported { try rejoinMarker.create(reason: reason) }
+    }
+
+    /// The node holds a leader's log again.
+    public func clearRejoining() throws {
+        try reported { try rejoinMarker.remove() }
+    }
+
     public func persistVote(voted: UInt64, promised: UInt64) throws {
         try reported { try vote.store(VoteFile.Vote(voted: voted, promised: promised)) }
     }
@@ -176,6 +192,11 @@ public final class NodeStore {
     }
 
     public var logBytes: Int { log.logBytes }
+
+    /// Throws while the data_dir's file system refuses a small synced write.
+    public func probeSpace() throws {
+        try DiskSpaceProbe.check(directory: directory)
+    }
 
     public func shouldCompact(liveBytes: Int) -> Bool {
         log.logBytes >= compactMinBytes && log.logBytes > compactRatio * liveBytes

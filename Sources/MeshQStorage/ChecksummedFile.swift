@@ -57,6 +57,21 @@ public struct ChecksummedFile: Sendable {
         return StorageError("\(path) is damaged (\(why): '\(shown)')")
     }
 
+    /// Removes the file durably (a missing file is fine).
+    public func remove() throws {
+        guard unlink(path) == 0 || errno == ENOENT else { throw StorageError.errno("cannot remove", path, op: "unlink") }
+        try syncDirectory()
+    }
+
+    private func syncDirectory() throws {
+        let dfd: FileDescriptor
+        do {
+            dfd = try FileDescriptor.open(directory, .readOnly, options: [.directory, .closeOnExec])
+        } catch { throw StorageError("cannot open directory", directory, error, op: "open") }
+        defer { try? dfd.close() }
+        guard fsync(dfd.rawValue) == 0 else { throw StorageError.errno("fsync failed on", directory, op: "fsync") }
+    }
+
     public func write(_ fields: [String]) throws {
         let line = fields.joined(separator: " ")
         let crc = String(CRC32C.checksum(Array(line.utf8)), radix: 16)
@@ -75,14 +90,12 @@ public struct ChecksummedFile: Sendable {
             guard rename(tmp, path) == 0 else { throw StorageError.errno("cannot rename \(tmp) to", path, op: "rename") }
         } catch {
             // Leave the old file as it was; a full disk gets its space back.
+            // Nothing changed then (the old line stands): the failure can be
+            // rolled back, however far the temporary file got.
             unlink(tmp)
+            if let e = error as? StorageError, e.isDiskFull { throw e.rolledBack() }
             throw error
         }
-        let dfd: FileDescriptor
-        do {
-            dfd = try FileDescriptor.open(directory, .readOnly, options: [.directory, .closeOnExec])
-        } catch { throw StorageError("cannot open directory", directory, error, op: "open") }
-        defer { try? dfd.close() }
-        guard fsync(dfd.rawValue) == 0 else { throw StorageError.errno("fsync failed on", directory, op: "fsync") }
+        try syncDirectory()
     }
 }

@@ -60,6 +60,14 @@ final class BenchRunner {
     private var started: UInt64 = 0
     private var sent = 0
     private var done = 0
+    /// Replies the phase waits for: every message for the enqueues; for the
+    /// drain, only the enqueues that got OK or QUEUED (an ENQUEUE answered
+    /// with an error left no task to drain, so waiting for it would never end).
+    private var target = 0
+    private var enqueuedOK = 0
+    /// When `done` last grew: a phase that stops progressing for 30 s ends.
+    private var lastProgressAt: UInt64 = 0
+    private var doneAtLastTick = 0
     private var errors = 0
     private var firstError: String?
     private var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
@@ -128,12 +136,15 @@ final class BenchRunner {
 
     func runEnqueue() -> PhaseResult {
         begin(phase: 1)
+        target = messages
+        enqueuedOK = 0
         for c in clients { fillEnqueue(c) }
         return finish("Enqueue")
     }
 
     func runDrain() -> PhaseResult {
         begin(phase: 2)
+        target = enqueuedOK
         for c in clients { fillDrain(c) }
         return finish("Dequeue+Ack")
     }
@@ -147,12 +158,14 @@ final class BenchRunner {
         histogram.reset()
         started = Clock.monotonicNs()
         lastReplyAt = started
+        lastProgressAt = started
+        doneAtLastTick = 0
     }
 
     private func finish(_ name: String) -> PhaseResult {
         let ticker = Reactor.Timer(loop: loop, repeating: true) { [unowned self] in self.tick() }
         ticker.schedule(afterMs: 1_000)
-        if done < messages && aborted == nil { loop.run() }
+        if done < target && aborted == nil { loop.run() }
         ticker.cancel()
         let secs = Double(Clock.monotonicNs() - started) / 1e9
         phase = 0
@@ -163,8 +176,15 @@ final class BenchRunner {
     private func tick() {
         let now = Clock.monotonicNs()
         let secs = Double(now - started) / 1e9
-        progress?("\(phase == 1 ? "enqueue" : "drain"): \(done)/\(messages) (\(Int(Double(done) / max(secs, 0.001)))/s)")
+        progress?("\(phase == 1 ? "enqueue" : "drain"): \(done)/\(target) (\(Int(Double(done) / max(secs, 0.001)))/s)")
+        if done != doneAtLastTick {
+            doneAtLastTick = done
+            lastProgressAt = now
+        }
         if now - lastReplyAt > 30_000_000_000 { abort("no reply for 30 s") }
+        // Replies that make no progress (a drain finding EMPTY again and
+        // again: a task the cluster lost) must not keep the run going.
+        if now - lastProgressAt > 30_000_000_000 { abort("no progress for 30 s (\(done) of \(target))") }
     }
 
     private func abort(_ why: String) {
@@ -183,7 +203,7 @@ final class BenchRunner {
     }
 
     private func fillDrain(_ c: Client) {
-        while c.inflightCount < pipeline && done + outstandingDequeues < messages {
+        while c.inflightCount < pipeline && done + outstandingDequeues < target {
             c.push(.dequeue(Clock.monotonicNs()), "DEQUEUE\n")
             outstandingDequeues += 1
         }
@@ -198,7 +218,7 @@ final class BenchRunner {
         }
         c.buffer.removeFirst(start)
         if phase == 1 { fillEnqueue(c) } else if phase == 2 { fillDrain(c) }
-        if done >= messages { loop.stop() }
+        if done >= target { loop.stop() }
     }
 
     private func recordError(_ line: ArraySlice<UInt8>) {
@@ -215,6 +235,7 @@ final class BenchRunner {
             if line.starts(with: Array("OK ".utf8)) || line.starts(with: Array("QUEUED ".utf8)) {
                 histogram.record((now - t0) / 1_000)
                 done += 1
+                enqueuedOK += 1
             } else {
                 recordError(line)
                 // Count it as finished so the phase ends; the error is reported.

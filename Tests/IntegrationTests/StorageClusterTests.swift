@@ -1,10 +1,12 @@
-// A corrupt follower in a real three-node cluster: it refuses to start (it
-// must not vote or serve with a log that lost entries it acknowledged); the
-// documented way back, `meshqd --repair` while the others have a leader,
-// brings it back, it catches up, and then the leader may die: every task
-// answered OK is still delivered. And a node whose data_dir was wiped parks
-// new tasks under sequences above the ones the cluster already applied from
-// it, so they are delivered, not dropped as duplicates.
+// A corrupt follower in a real three-node cluster: it sets the damaged part
+// aside and rejoins as a follower that is behind, and it does not vote until
+// it holds the leader's log: with the only other node that has the lost
+// entries down, the cluster stays without a leader rather than elect one
+// that lacks them; once that node is back the corrupt one catches up, and
+// then the leader may die: every task answered OK is still delivered. And a
+// node whose data_dir was wiped parks new tasks under sequences above the
+// ones the cluster already applied from it, so they are delivered, not
+// dropped as duplicates.
 import Foundation
 import Glibc
 import Reactor
@@ -15,19 +17,23 @@ import Testing
 @Suite(.serialized) struct StorageClusterTests {
     private func commit(_ s: [String: String]?) -> UInt64? { s?["commit"].flatMap { UInt64($0) } }
 
-    @Test func aCorruptFollowerRefusesThenRepairsCatchesUpAndTheLeaderMayDie() throws {
+    @Test func aCorruptFollowerRejoinsWithoutVotingUntilCaughtUpAndTheLeaderMayDie() throws {
         let c = Cluster(name: "corrupt-follower")
         try c.start()
         _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        // Node 2 misses everything: the tasks are OK'd by nodes 3 and 1 only.
+        c.kill9(2)
         let client = try LineClient(host: "127.0.0.1", port: c.clientPorts[3]!, timeoutMs: 30_000)
         var ok: [String] = []
         for i in 0..<150 where try client.request("ENQUEUE c\(i)").hasPrefix("OK ") { ok.append("c\(i)") }
         #expect(ok.count == 150)
-        // Node 1 has every entry before it goes down (OK needs only a majority).
         let leaderCommit = try #require(commit(c.status(3)))
         #expect(Harness.eventually(timeout: 30) { (commit(c.status(1)) ?? 0) >= leaderCommit })
         c.kill9(1)
+        c.kill9(3)
 
+        // A byte flipped in the middle of node 1's log: records it
+        // acknowledged are now unreadable.
         let dir = c.dir + "/1"
         let name = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("log.") }.sorted().last)
         let file = dir + "/" + name
@@ -35,28 +41,32 @@ import Testing
         bytes[bytes.count / 2] ^= 0x08
         try Data(bytes).write(to: URL(fileURLWithPath: file))
 
-        // Refused: exit 1, log_corrupt naming the file, nothing changed.
-        let refused = try Daemon.launch(config: c.configPath, id: 1, log: c.logPath(1))
-        #expect(Harness.eventually(timeout: 30) { !refused.isRunning })
-        refused.waitUntilExit()
-        #expect(refused.terminationStatus == 1)
-        #expect(c.log(1).contains("event=log_corrupt node=1 file=\(file) offset="), "\(c.log(1).suffix(1500))")
-        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: file))) == bytes)
-
-        // Repaired while nodes 2 and 3 have a leader; it catches up from node 3.
-        let repaired = try Daemon.launch(config: c.configPath, id: 1, extraArgs: ["--repair"], log: c.logPath(1))
-        defer {
-            kill(repaired.processIdentifier, SIGKILL)
-            repaired.waitUntilExit()
+        // Nodes 1 and 2 come back. Node 1 keeps what it can read and sets
+        // the rest aside; it must not vote, so node 2 (which never had the
+        // tasks) cannot be elected with its vote.
+        try c.start([2, 1])
+        #expect(Harness.eventually(timeout: 30) { c.log(1).contains("event=rejoin_start node=1") }, "\(c.log(1).suffix(1500))")
+        let corrupt = c.log(1).split(separator: "\n").first { $0.contains("event=log_corrupt") }.map(String.init) ?? ""
+        #expect(corrupt.contains("file=\(file) offset="), "\(corrupt)")
+        #expect(corrupt.contains("moved_to=\(file).corrupt-at-"), "\(corrupt)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/rejoining"))
+        // For ten leader timeouts, nobody leads (a majority needs node 1).
+        let until = Date().addingTimeInterval(4)
+        while Date() < until {
+            for id in [1, 2] {
+                let leader = c.status(id)?["leader"]
+                #expect(leader == nil || leader == "-", "node \(id) follows \(leader ?? "?") while node 1 is catching up")
+            }
+            usleep(200_000)
         }
-        #expect(Harness.eventually(timeout: 30) { c.status(1)?["leader"] == "3" })
-        // The leader catches a follower up with its next round.
-        #expect(Harness.eventually(timeout: 30) { (try? client.request("ENQUEUE after-repair"))?.hasPrefix("OK ") == true })
-        ok.append("after-repair")
-        #expect(Harness.eventually(timeout: 60) {
-            guard let s1 = c.status(1), let s3 = c.status(3) else { return false }
-            return s1["leader"] == "3" && commit(s1) != nil && commit(s1) == commit(s3)
-        }, "node 1 never caught up")
+
+        // Node 3, which holds everything, returns: it leads, node 1 catches up.
+        try c.start([3])
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3], timeout: 60))
+        #expect(Harness.eventually(timeout: 60) { c.log(1).contains("event=rejoined node=1") }, "\(c.log(1).suffix(1500))")
+        #expect(Harness.eventually(timeout: 10) { !FileManager.default.fileExists(atPath: dir + "/rejoining") })
+
+        // Now node 3 may die: nodes 1 and 2 elect node 2, and nothing is lost.
         c.kill9(3)
         _ = try #require(c.awaitAgreement(on: 2, among: [1, 2], timeout: 60))
         let drained = try drain(c, at: 2)
@@ -96,6 +106,59 @@ import Testing
         _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
         let got = try drain(c, at: 3)
         #expect(got.sorted() == ["after-wipe", "before-wipe"], "got \(got)")
+    }
+
+    /// The leader's disk fills: it answers no OK for what it could not
+    /// write, steps down and falls silent; nodes 1 and 2 elect a new leader
+    /// and go on serving. When space returns it rebuilds from its disk by
+    /// itself (no restart), catches up and, being the highest, leads again;
+    /// nothing that got OK is lost.
+    @Test func aLeaderWhoseDiskFillsStepsDownAndComesBackWhenSpaceReturns() throws {
+        guard getuid() == 0 else {
+            print("skipped aLeaderWhoseDiskFillsStepsDownAndComesBackWhenSpaceReturns: mounting a tmpfs needs root")
+            return
+        }
+        let c = Cluster(name: "full-leader")
+        let dir3 = c.dir + "/3"
+        try FileManager.default.createDirectory(atPath: dir3, withIntermediateDirectories: true)
+        guard (try? Harness.run("/bin/mount", ["-t", "tmpfs", "-o", "size=4m", "tmpfs", dir3]))?.status == 0 else {
+            print("skipped aLeaderWhoseDiskFillsStepsDownAndComesBackWhenSpaceReturns: cannot mount a tmpfs")
+            return
+        }
+        defer {
+            c.kill9(3)
+            _ = try? Harness.run("/bin/umount", [dir3])
+        }
+        let ballast = dir3 + "/ballast"
+        #expect(FileManager.default.createFile(atPath: ballast, contents: Data(count: (4 << 20) - (512 << 10))))
+        try c.start()
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+
+        // Through node 1 until the leader's disk is full, then on: the
+        // cluster moves to node 2 and keeps answering OK.
+        let client = try c.client(1)
+        var ok: [String] = []
+        var refused = 0
+        let filler = String(repeating: "x", count: 4_000)
+        let deadline = Date().addingTimeInterval(60)
+        while ok.filter({ $0.hasPrefix("after-") }).count < 20 && Date() < deadline {
+            let full = c.log(3).contains("event=node_stalled node=3 reason=disk_full")
+            let p = full ? "after-\(ok.count)" : "f\(ok.count)-" + filler
+            if let r = try? client.request("ENQUEUE \(p)"), r.hasPrefix("OK ") { ok.append(p) } else { refused += 1 }
+        }
+        #expect(ok.filter { $0.hasPrefix("after-") }.count == 20, "the cluster did not go on serving: \(c.log(3).suffix(1500))")
+        let stalled = c.log(3).split(separator: "\n").first { $0.contains("event=node_stalled") }.map(String.init) ?? ""
+        #expect(stalled.contains("role=leader"), "\(stalled)")
+        #expect(c.log(3).contains("errno=ENOSPC"))
+        _ = try #require(c.awaitAgreement(on: 2, among: [1, 2], timeout: 30))
+
+        // Space returns: node 3 rebuilds, catches up and takes over again.
+        try FileManager.default.removeItem(atPath: ballast)
+        #expect(Harness.eventually(timeout: 30) { c.log(3).contains("event=node_resumed node=3") }, "\(c.log(3).suffix(1500))")
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3], timeout: 60))
+        let drained = try drain(c, at: 3)
+        let lost = Set(ok).subtracting(drained)
+        #expect(lost.isEmpty, "\(lost.count) acknowledged tasks lost (\(refused) refused), e.g. \(lost.sorted().prefix(3))")
     }
 
     /// A lost vote file is not "never voted": a node whose data_dir shows it

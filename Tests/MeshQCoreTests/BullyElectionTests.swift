@@ -183,8 +183,8 @@ final class ElectionNet {
 
     @Test func votesCarryPositionsForRecovery() {
         let net = ElectionNet([1, 2, 3])
-        net.nodes[1]!.position = LogPosition(epoch: 2, index: 40)
-        net.nodes[2]!.position = LogPosition(epoch: 2, index: 45)
+        net.nodes[1]!.logMoved(to: LogPosition(epoch: 2, index: 40))
+        net.nodes[2]!.logMoved(to: LogPosition(epoch: 2, index: 45))
         var won: [Int: LogPosition] = [:]
         let n3 = net.nodes[3]!
         for o in n3.start(now: 0) {

@@ -30,7 +30,7 @@ final class SingleNodeHarness {
                 case .persist(let records):
                     for case .entry(let e) in records { disk.append(e) }
                     core.persisted(now: now)
-                case .sendPeer, .persistVote, .installSnapshot, .persistMailbox, .resetPeerLink:
+                case .sendPeer, .persistVote, .installSnapshot, .persistMailbox, .resetPeerLink, .rejoined:
                     Issue.record("a cluster of one has no peers")
                 }
             }

@@ -103,7 +103,7 @@ final class ReplicationCluster {
                 events.append(event)
             case .sendPeer(let env):
                 if linked(env.from, env.to) { wire.append(env) }
-            case .resetPeerLink:
+            case .resetPeerLink, .rejoined:
                 break
             }
         }

@@ -11,6 +11,13 @@
 // Only a process that dies on a live host (half the crashes) closes its
 // sockets, which its peers see (`peerDown`); a connection made at boot is
 // reported (`peerUp`), which proves nothing about liveness either.
+// Disks fail too. A write becomes durable only at the next step; a crash
+// before that keeps a prefix of the writes in flight (unflushed writes lost,
+// a torn last write cut). A failed fsync kills the process; a full disk
+// rolls the write back and halts the node (it answers its clients with
+// errors and falls silent, sockets open) until space returns and it
+// rebuilds from disk, as meshqd does in-process. At boot a record may be found
+// corrupt: the node keeps the records before it and starts catching up.
 // After every step the invariants are checked; a violation stops the run with
 // the seed and the last events, and the same seed replays the run bit for bit.
 // Once faults stop, the cluster must settle and answer every client.
@@ -43,6 +50,21 @@ final class ClusterSimulator {
         /// Committed entries each node keeps in memory: small, so followers
         /// behind it catch up by snapshot in every run.
         var logWindow = 64
+        /// Disk faults (fault phase only): per write, a failed fsync or a
+        /// full disk; per boot, a corrupt record.
+        var fsyncErrorRate = 0.002
+        var diskFullRate = 0.002
+        var corruptionAtBootRate = 0.2
+        /// Check 10 (no vote while catching up); off to see whether the
+        /// data checks alone catch a node that votes too early.
+        var checkRejoinVotes = true
+    }
+
+    /// Disks that lose data often: most boots find a record corrupt.
+    static func corruptionOptions() -> Options {
+        var o = Options()
+        o.corruptionAtBootRate = 0.8
+        return o
     }
 
     /// A scripted freeze: availability must survive it. Every client command
@@ -76,6 +98,9 @@ final class ClusterSimulator {
         o.dropRate = 0
         o.duplicateRate = 0
         o.lateRate = 0
+        o.fsyncErrorRate = 0
+        o.diskFullRate = 0
+        o.corruptionAtBootRate = 0
         o.faultPhaseMs = 8_000
         return o
     }
@@ -104,7 +129,20 @@ final class ClusterSimulator {
         var snapshot: QueueSnapshot?
         var records: [LogRecord] = []
         var mailbox: [MailboxRecord] = []
+        /// The rejoining marker: set when a corrupt record cut the log,
+        /// cleared by the node's `.rejoined`.
+        var rejoining = false
+        /// Handed to the disk, not yet durable (the next step makes them so).
+        var inFlight: [Write] = []
     }
+
+    private enum Write {
+        case records([LogRecord])
+        case snapshot(QueueSnapshot)
+    }
+
+    /// Nodes stalled on a full disk: when space returns.
+    private var diskFullUntil: [Int: Int64] = [:]
 
     let seed: UInt64
     let options: Options
@@ -182,11 +220,24 @@ final class ClusterSimulator {
     // MARK: nodes
 
     private func boot(_ id: Int) {
+        diskFullUntil.removeValue(forKey: id)
+        // A record found corrupt: the records before it stay, the node
+        // catches up (the marker is durable before the rest is set aside).
+        // Only as many disks lose data at once as the cluster can survive:
+        // with a majority of logs damaged, nobody knows what was committed.
+        let damaged = disks.values.filter(\.rejoining).count
+        if now < options.faultPhaseMs, !disks[id]!.records.isEmpty, damaged < (ids.count - 1) / 2,
+           rng.chance(options.corruptionAtBootRate) {
+            let keep = rng.int(0...(disks[id]!.records.count - 1))
+            note("disk \(id): record \(keep + 1) of \(disks[id]!.records.count) corrupt; catching up")
+            disks[id]!.records.removeSubrange(keep...)
+            disks[id]!.rejoining = true
+        }
         let d = disks[id]!
         let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
                          votedEpoch: d.votedEpoch,
                          promisedEpoch: d.promisedEpoch, relayIdBase: rng.next() >> 1,
-                         mailbox: Mailbox(records: d.mailbox))
+                         mailbox: Mailbox(records: d.mailbox), rejoining: d.rejoining)
         #if MESHQ_TESTING
         n.plantedBugs = options.plantedBugs
         #endif
@@ -205,14 +256,20 @@ final class ClusterSimulator {
 
     /// A crash: the host is gone (silence) or only the process died (its
     /// kernel closes its connections, and the peers see that).
-    private func crash(_ id: Int) {
+    private func crash(_ id: Int, loud forced: Bool? = nil) {
         nodes.removeValue(forKey: id)
         pausedUntil.removeValue(forKey: id)
         backlog.removeValue(forKey: id)
+        // Writes in flight: the first few reached the disk, the rest (a torn
+        // last write included, which recovery cuts whole) did not.
+        let inFlight = disks[id]!.inFlight
+        disks[id]!.inFlight = []
+        let kept = inFlight.isEmpty ? 0 : rng.int(0...inFlight.count)
+        for w in inFlight.prefix(kept) { land(w, on: id) }
         // Its clients' connections drop: their outcome is unknown.
         pending = pending.filter { $0.value.node != id }
-        let loud = rng.chance(0.5)
-        note("crash \(id) \(loud ? "(process died: sockets closed)" : "(host gone: silence)")")
+        let loud = forced ?? rng.chance(0.5)
+        note("crash \(id) \(loud ? "(process died: sockets closed)" : "(host gone: silence)") kept \(kept)/\(inFlight.count) writes")
         guard loud else { return }
         for p in ids where p != id && pausedUntil[p] == nil { nodes[p]?.peerDown(id, now: now) }
     }
@@ -234,12 +291,48 @@ final class ClusterSimulator {
             switch item {
             case .peer(let env):
                 n.peerMessage(env, now: now, wallMs: now)
-                guard n.clock.time > env.lamport else {
+                guard n.halted != nil || n.clock.time > env.lamport else {
                     throw fail("Lamport: node \(env.to) at \(n.clock.time) after receiving stamp \(env.lamport)")
                 }
             case .client(let cmd, let ref, let owner):
                 n.handle(cmd, from: ref, owner: owner, now: now, wallMs: now)
             }
+            try drainEffects()
+        }
+    }
+
+    private func land(_ w: Write, on id: Int) {
+        switch w {
+        case .records(let r): disks[id]!.records += r
+        case .snapshot(let s):
+            disks[id]!.snapshot = s
+            disks[id]!.records = []
+        }
+    }
+
+    /// The disks finish what was handed to them last step: durable now,
+    /// unless the fsync fails (the process dies) or the disk is full (the
+    /// write is rolled back; the node stalls silently until space returns,
+    /// then rebuilds from what is durable, as meshqd does in-process).
+    private func syncDisks() throws {
+        for id in ids {
+            guard let n = nodes[id], pausedUntil[id] == nil, !disks[id]!.inFlight.isEmpty else { continue }
+            if now < options.faultPhaseMs, rng.chance(options.fsyncErrorRate) {
+                note("disk \(id): fsync failed (EIO): the process exits")
+                crash(id, loud: true)
+                continue
+            }
+            if now < options.faultPhaseMs, rng.chance(options.diskFullRate) {
+                disks[id]!.inFlight = []
+                note("disk \(id): full (ENOSPC): write rolled back, node halts")
+                n.halt(now: now, reason: "disk full")
+                diskFullUntil[id] = now + Int64(rng.int(300...3_000))
+                try drainEffects()
+                continue
+            }
+            for w in disks[id]!.inFlight { land(w, on: id) }
+            disks[id]!.inFlight = []
+            n.persisted(now: now)
             try drainEffects()
         }
     }
@@ -276,6 +369,15 @@ final class ClusterSimulator {
                 for id in ids { print("t=\(now)   node \(id): " + (nodes[id]?.debugSummary ?? "down")) }
             }
             for id in ids { if let until = pausedUntil[id], now >= until { try wake(id) } }
+            for id in ids {
+                guard let until = diskFullUntil[id], now >= until else { continue }
+                // Space again: the halted process rebuilds from its disk.
+                nodes.removeValue(forKey: id)
+                pausedUntil.removeValue(forKey: id)
+                backlog.removeValue(forKey: id)
+                boot(id)
+            }
+            try syncDisks()
             try deliverDue()
             while now >= nextOp && now < clientsStop {
                 issueClientOp()
@@ -381,7 +483,7 @@ final class ClusterSimulator {
         switch rng.int(0...(options.pauses ? 6 : 5)) {
         case 0, 1:
             let id = ids[rng.int(0...(ids.count - 1))]
-            if nodes[id] != nil { crash(id) } else { boot(id) }
+            if nodes[id] != nil { crash(id) } else if diskFullUntil[id] == nil { boot(id) }
         case 2:
             // A partition of random shape: each node on side A or B. Silent:
             // packets are dropped, nobody is told.
@@ -438,7 +540,7 @@ final class ClusterSimulator {
             }
             n.peerMessage(env, now: now, wallMs: now)
             // Lamport causality: receiving a stamp moves the clock past it.
-            guard n.clock.time > env.lamport else {
+            guard n.halted != nil || n.clock.time > env.lamport else {
                 throw fail("Lamport: node \(env.to) at \(n.clock.time) after receiving stamp \(env.lamport)")
             }
             try drainEffects()
@@ -456,6 +558,13 @@ final class ClusterSimulator {
                     effectSeq += 1
                     switch e {
                     case .sendPeer(let env):
+                        // 10. A node whose log lost records it may have
+                        // acknowledged votes only once it has caught up.
+                        // 11. A node halted by its disk says nothing more.
+                        if let why = n.halted { throw fail("node \(id), halted (\(why)), sent \(env.body)") }
+                        if options.checkRejoinVotes, disks[id]!.rejoining, Self.isVote(env) {
+                            throw fail("node \(id) voted while rejoining (its log lost records it may have acknowledged)")
+                        }
                         // 4, locally: a node inside the section defers every request.
                         if case .mutex(.reply) = env.body, n.inCriticalSection {
                             throw fail("node \(id) answered node \(env.to)'s request while inside the critical section")
@@ -476,15 +585,14 @@ final class ClusterSimulator {
                         disks[id]!.votedEpoch = epoch
                         disks[id]!.promisedEpoch = promised
                     case .persist(let records):
-                        disks[id]!.records += records
-                        n.persisted(now: now)
+                        disks[id]!.inFlight.append(.records(records))
                     case .persistMailbox(let recs):
                         disks[id]!.mailbox += recs
                         n.mailboxPersisted(now: now)
                     case .installSnapshot(let snap):
-                        disks[id]!.snapshot = snap
-                        disks[id]!.records = []
-                        n.persisted(now: now)
+                        disks[id]!.inFlight.append(.snapshot(snap))
+                    case .rejoined:
+                        disks[id]!.rejoining = false
                     case .log(let ev):
                         if ev.name == "leader_elected" { elections += 1 }
                         if ["leader_elected", "leader_timeout", "leader_stepdown", "leader_recovery",
@@ -501,6 +609,14 @@ final class ClusterSimulator {
     }
 
     // MARK: invariants
+
+    private static func isVote(_ env: PeerEnvelope) -> Bool {
+        switch env.body {
+        case .election(.vote): return true
+        case .relay(_, let origin, _, _, let inner): return origin == env.from && isVote(inner.envelope)
+        default: return false
+        }
+    }
 
     private var frozenVictim: Int?
     /// When each client command's reply came, and what it was (scripted freezes).

@@ -70,12 +70,18 @@ import Testing
         guard let n = ProcessInfo.processInfo.environment["MESHQ_PLANTED_RATE_SEEDS"].flatMap(Int.init) else { return }
         let bugs: [PlantedBug] = [.voteTwicePerEpoch, .skipLamportMerge, .noBullyTakeover, .skipRecovery, .ackNotApplied,
                                   .mutexNeverDefers, .parkedAppliedTwice, .leaseNeverExpires, .abortIgnoresEpoch,
-                                  .prepareWithoutPromise, .recoveryByIndexOnly, .snapshotDropsSuffix, .trustTransport]
+                                  .prepareWithoutPromise, .recoveryByIndexOnly, .snapshotDropsSuffix, .trustTransport,
+                                  .corruptionAsTornTail]
+        // MESHQ_PLANTED_ONLY=name[,name]: measure only these.
+        let only = ProcessInfo.processInfo.environment["MESHQ_PLANTED_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
+        var dataChecksOnly = ClusterSimulator.corruptionOptions()
+        dataChecksOnly.checkRejoinVotes = false
         let profiles: [(String, ClusterSimulator.Options)] = [
             ("default", ClusterSimulator.Options()), ("hostile", ClusterSimulator.hostileOptions()),
-            ("frozen leader", ClusterSimulator.frozenOptions(nil)),
+            ("frozen leader", ClusterSimulator.frozenOptions(nil)), ("corrupt disks", ClusterSimulator.corruptionOptions()),
+            ("corrupt disks, data checks only", dataChecksOnly),
         ]
-        for bug in bugs {
+        for bug in bugs where only?.contains("\(bug)") ?? true {
             var line = "planted \(bug):"
             for (name, base) in profiles {
                 var options = base
@@ -97,7 +103,7 @@ import Testing
 
     /// Which check a failure report comes from.
     static func kind(of report: String) -> String {
-        let checks = [("final leader", "final leader holds"), ("two leaders", "one leader per epoch"), ("Lamport", "Lamport"), ("after its ACK got OK", "task after ACK"),
+        let checks = [("voted while rejoining", "no vote while catching up"), ("final leader", "final leader holds"), ("two leaders", "one leader per epoch"), ("Lamport", "Lamport"), ("after its ACK got OK", "task after ACK"),
                       ("whose ENQUEUE got OK", "lost task"), ("critical section", "mutual exclusion"),
                       ("twice", "applied once"), ("log agreement", "log agreement"), ("task id", "one payload per id"),
                       ("payload", "one payload per id"), ("liveness", "liveness"), ("parked", "mailbox"),
@@ -105,6 +111,18 @@ import Testing
         return checks.first { report.contains($0.0) }?.1 ?? "other"
     }
 
+
+    @Test func corruptionTreatedAsATornTailIsCaught() {
+        // Directly: the node votes before catching up (check 10)...
+        expectCaught(.corruptionAsTornTail, by: "voted while rejoining", seeds: 30)
+        // ...and by what it costs: without check 10, committed entries are
+        // lost (an OK'd task, or a committed index rewritten).
+        var o = ClusterSimulator.corruptionOptions()
+        o.checkRejoinVotes = false
+        let report = firstFailure(.corruptionAsTornTail, seeds: 100, options: o)
+        let kind = report.map(Self.kind(of:))
+        #expect(["lost task", "final leader holds", "log agreement", "task after ACK"].contains(kind ?? ""), "\(report ?? "not caught")")
+    }
 
     @Test func aParkedTaskAppliedOnEveryDeliveryIsCaught() {
         expectCaught(.parkedAppliedTwice, by: "twice")

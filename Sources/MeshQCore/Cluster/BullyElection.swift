@@ -20,11 +20,23 @@
 // follow it (stale leaders step down). Votes must be durable before they are sent: the `persistVote` output
 // comes first and the driver must apply outputs in order.
 //
+// A node that may have lost entries it acknowledged (its log was found
+// corrupt) is `rejoining`: it follows and acknowledges heartbeats, but
+// neither votes nor runs, and answers every ELECTION with ABSTAIN so that a
+// lower candidate need not wait for it; the driver calls `rejoined()` once it
+// holds a leader's log, and only then does it count in a majority again.
+// (A majority that elects must intersect every majority that committed;
+// a node that forgot what it acknowledged would break that intersection.)
+//
 // Pure: inputs are messages, peer links and `now`; outputs are messages to
 // send and role changes. No clock, socket or randomness of its own.
 
 public final class BullyElection {
-    public enum Role: String, Sendable { case follower, candidate, leader }
+    public typealias Role = MeshQCore.Role
+
+    /// Whether this node counts in elections: a node catching up after
+    /// losing part of its log neither votes nor runs.
+    public enum Standing: Sendable, Equatable { case voter, rejoining }
 
     public enum Message: Equatable, Sendable {
         case election(epoch: UInt64, position: LogPosition)
@@ -35,6 +47,8 @@ public final class BullyElection {
         /// for it too (a leader steps down before it votes).
         case vote(epoch: UInt64, position: LogPosition, leaseWaitMs: Int64, leaseHolder: Int)
         case answer(epoch: UInt64)
+        /// "I am catching up: I will neither vote in `epoch` nor run."
+        case abstain(epoch: UInt64)
         case coordinator(epoch: UInt64)
         /// `sentAt`: the leader's monotonic clock when it sent the heartbeat.
         case heartbeat(epoch: UInt64, sentAt: Int64)
@@ -43,7 +57,7 @@ public final class BullyElection {
 
         var epoch: UInt64 {
             switch self {
-            case .election(let e, _), .vote(let e, _, _, _), .answer(let e), .coordinator(let e),
+            case .election(let e, _), .vote(let e, _, _, _), .answer(let e), .abstain(let e), .coordinator(let e),
                  .heartbeat(let e, _), .heartbeatAck(let e, _):
                 return e
             }
@@ -70,13 +84,15 @@ public final class BullyElection {
     public private(set) var electionTimeoutMs: Int64
 
     public private(set) var role = Role.follower
+    public private(set) var standing: Standing
     public private(set) var leaderId: Int?
     /// Highest epoch of a leader this node accepted (or is).
     public private(set) var epoch: UInt64
     /// Highest epoch this node voted in (its own candidacy included).
     public private(set) var votedEpoch: UInt64
-    /// This node's log position, kept current by the driver.
-    public var position = LogPosition.zero
+    /// This node's log position (what its votes carry), kept current
+    /// through `logMoved(to:)`.
+    public private(set) var position: LogPosition
     /// Peers heard from within leader_timeout_ms (the failure detector's
     /// verdict, given through `peerUp` / `peerDown`).
     public private(set) var peersUp: Set<Int> = []
@@ -93,6 +109,8 @@ public final class BullyElection {
     private var lastHeardFromLeader: Int64 = 0
     private var proposed: UInt64 = 0
     private var votes: [Int: LogPosition] = [:]
+    /// Peers catching up that told this candidate they will not take part.
+    private var abstained: Set<Int> = []
     /// What the votes (ours included) say of older leaders' leases: holder -> wait.
     private var voteLeases: [Int: Int64] = [:]
     /// When this node last acknowledged a leader's heartbeat, and whose.
@@ -105,8 +123,11 @@ public final class BullyElection {
     private var electionStartedAt: Int64 = 0
 
     public init(nodeId: Int, members: [Int], epoch: UInt64, votedEpoch: UInt64,
-                heartbeatIntervalMs: Int, leaderTimeoutMs: Int, electionTimeoutMs: Int) {
+                heartbeatIntervalMs: Int, leaderTimeoutMs: Int, electionTimeoutMs: Int,
+                standing: Standing = .voter, position: LogPosition = .zero) {
         self.nodeId = nodeId
+        self.position = position
+        self.standing = standing
         self.members = members.sorted()
         self.epoch = epoch
         self.votedEpoch = max(epoch, votedEpoch)
@@ -117,14 +138,25 @@ public final class BullyElection {
 
     public var majority: Int { members.count / 2 + 1 }
     private var peers: [Int] { members.filter { $0 != nodeId } }
-    private var higherPeersUp: Bool { peersUp.contains { $0 > nodeId } }
+    private var higherPeersUp: Bool { peersUp.contains { $0 > nodeId && !abstained.contains($0) } }
 
     // MARK: inputs
 
     /// A node starts by calling an election: if a higher node leads, it answers;
     /// if this node is the highest alive, it takes over.
     public func start(now: Int64) -> [Output] {
-        startElection(now: now, reason: "start")
+        guard standing == .voter else {
+            lastHeardFromLeader = now
+            return [.log(LogEvent(.warn, "rejoin_start", [("node", "\(nodeId)"),
+                                                           ("reason", "log damaged: not voting until it holds a leader's log")]))]
+        }
+        return startElection(now: now, reason: "start")
+    }
+
+    /// The log now holds everything a leader had when this node asked: it
+    /// counts in elections again (and may bully a lower leader as usual).
+    public func rejoined() {
+        standing = .voter
     }
 
     public func tick(now: Int64) -> [Output] {
@@ -137,6 +169,10 @@ public final class BullyElection {
                                                                    ("epoch", "\(epoch)")])))
                 leaderId = nil
                 out.append(.leaderLost)
+            }
+            guard standing == .voter else {
+                lastHeardFromLeader = now
+                return out
             }
             return out + startElection(now: now, reason: "leader_timeout")
         case .candidate:
@@ -183,6 +219,11 @@ public final class BullyElection {
         self.electionTimeoutMs = Int64(electionTimeoutMs)
     }
 
+    /// The log was appended to, cut or replaced: votes carry the new position.
+    public func logMoved(to position: LogPosition) {
+        self.position = position
+    }
+
     /// The failure detector heard from `id` (directly or over a relay).
     public func peerUp(_ id: Int) {
         peersUp.insert(id)
@@ -202,6 +243,9 @@ public final class BullyElection {
         seenEpoch = max(seenEpoch, msg.epoch)
         switch msg {
         case .election(let e, _):
+            if standing == .rejoining {
+                return [.send(to: from, .abstain(epoch: e))]
+            }
             if from < nodeId {
                 // Bully: tell the lower candidate we are here, and take over.
                 var out: [Output] = [.send(to: from, .answer(epoch: e))]
@@ -232,6 +276,11 @@ public final class BullyElection {
             guard role == .candidate, e == proposed else { return [] }
             votes[from] = pos
             if wait > 0 { voteLeases[holder] = max(voteLeases[holder] ?? 0, wait) }
+            if votes.count >= majority && !answered && !higherPeersUp { return win(now: now) }
+            return []
+        case .abstain(let e):
+            guard role == .candidate, e == proposed else { return [] }
+            abstained.insert(from)
             if votes.count >= majority && !answered && !higherPeersUp { return win(now: now) }
             return []
         case .answer(let e):
@@ -277,7 +326,7 @@ public final class BullyElection {
             return [.log(LogEvent(.error, "two_leaders", [("node", "\(nodeId)"), ("other", "\(from)"), ("epoch", "\(e)")]))]
         }
         var out: [Output] = []
-        if from < nodeId && role != .candidate && !planted(.noBullyTakeover) {
+        if from < nodeId && role != .candidate && standing == .voter && !planted(.noBullyTakeover) {
             // A lower node leads while we are alive: bully it (after following,
             // so clients are served meanwhile).
             out += follow(from, epoch: e, now: now)
@@ -351,6 +400,7 @@ public final class BullyElection {
         proposed = max(epoch, votedEpoch, seenEpoch) + 1
         votedEpoch = proposed
         votes = [nodeId: position]
+        abstained = []
         let own = leaseWait(for: nodeId, now: now)
         voteLeases = own.wait > 0 ? [own.holder: own.wait] : [:]
         answered = false

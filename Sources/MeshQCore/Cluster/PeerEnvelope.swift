@@ -59,6 +59,12 @@ public struct PeerEnvelope: Equatable, Sendable {
         /// A message for `dest` taking another way: (origin, id) names it
         /// once, `ttl` counts the hops it may still take.
         case relay(id: UInt64, origin: Int, dest: Int, ttl: Int, inner: Relayed)
+        /// A node catching up asks the leader how far it must get (`id`
+        /// tells this incarnation's question from any older one).
+        case rejoinProbe(id: UInt64)
+        /// The leader of `epoch` answers probe `id`: its log's last index
+        /// when the probe arrived.
+        case rejoinTarget(epoch: UInt64, id: UInt64, index: UInt64)
     }
 
     /// The envelope inside a relay (boxed: an envelope holding an envelope).
@@ -116,6 +122,8 @@ public struct PeerEnvelope: Equatable, Sendable {
         case replicate = 40, replicateAck, commit, abort, snapshot, recoverRequest, recoverReply, chunk, chunkAck
         case forward = 50, forwardReply, deliverParked, parkedDelivered
         case links = 60, relay
+        case abstain = 16
+        case rejoinProbe = 80, rejoinTarget
     }
 
     /// The whole frame, length prefix included.
@@ -131,6 +139,7 @@ public struct PeerEnvelope: Equatable, Sendable {
             case .election: w.u8(Kind.election.rawValue)
             case .vote: w.u8(Kind.vote.rawValue)
             case .answer: w.u8(Kind.answer.rawValue)
+            case .abstain: w.u8(Kind.abstain.rawValue)
             case .coordinator: w.u8(Kind.coordinator.rawValue)
             case .heartbeat: w.u8(Kind.heartbeat.rawValue)
             case .heartbeatAck: w.u8(Kind.heartbeatAck.rawValue)
@@ -154,6 +163,8 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .parkedDelivered: w.u8(Kind.parkedDelivered.rawValue)
         case .links: w.u8(Kind.links.rawValue)
         case .relay: w.u8(Kind.relay.rawValue)
+        case .rejoinProbe: w.u8(Kind.rejoinProbe.rawValue)
+        case .rejoinTarget: w.u8(Kind.rejoinTarget.rawValue)
         }
         w.u32(UInt32(truncatingIfNeeded: from))
         w.u32(UInt32(truncatingIfNeeded: to))
@@ -177,7 +188,7 @@ public struct PeerEnvelope: Equatable, Sendable {
                 w.u64(p.index)
                 w.i64(wait)
                 w.u32(UInt32(truncatingIfNeeded: holder))
-            case .answer(let e), .coordinator(let e):
+            case .answer(let e), .abstain(let e), .coordinator(let e):
                 w.u64(e)
             case .heartbeat(let e, let sentAt), .heartbeatAck(let e, let sentAt):
                 w.u64(e)
@@ -257,6 +268,12 @@ public struct PeerEnvelope: Equatable, Sendable {
             w.u32(UInt32(truncatingIfNeeded: dest))
             w.u8(UInt8(clamping: ttl))
             w.blob(inner.envelope.framed())
+        case .rejoinProbe(let id):
+            w.u64(id)
+        case .rejoinTarget(let e, let id, let index):
+            w.u64(e)
+            w.u64(id)
+            w.u64(index)
         }
         var bytes = w.bytes
         let n = UInt32(bytes.count - 4)
@@ -299,6 +316,15 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .answer, .coordinator:
             guard let e = r.u64() else { return .failure(.truncated) }
             body = .election(kind == .answer ? .answer(epoch: e) : .coordinator(epoch: e))
+        case .abstain:
+            guard let e = r.u64() else { return .failure(.truncated) }
+            body = .election(.abstain(epoch: e))
+        case .rejoinProbe:
+            guard let id = r.u64() else { return .failure(.truncated) }
+            body = .rejoinProbe(id: id)
+        case .rejoinTarget:
+            guard let e = r.u64(), let id = r.u64(), let index = r.u64() else { return .failure(.truncated) }
+            body = .rejoinTarget(epoch: e, id: id, index: index)
         case .heartbeat, .heartbeatAck:
             guard let e = r.u64(), let at = r.i64() else { return .failure(.truncated) }
             body = .election(kind == .heartbeat ? .heartbeat(epoch: e, sentAt: at) : .heartbeatAck(epoch: e, sentAt: at))

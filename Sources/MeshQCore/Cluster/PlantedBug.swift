@@ -34,4 +34,8 @@ enum PlantedBug: Hashable, Sendable {
     /// The failure detector believes the transport: a peer is alive while its
     /// connection is open, however silent (liveness under freezes and cuts).
     case trustTransport
+    /// A node whose log was found corrupt (records it wrote, and may have
+    /// acknowledged, cut away) votes at once, as after a torn tail, instead
+    /// of catching up first (invariant 2: an OK'd task is lost).
+    case corruptionAsTornTail
 }

@@ -11,7 +11,6 @@
 // dispatched, expired, or failed when its leader is lost. The router only
 // keeps the state; NodeCore decides and answers.
 import DequeModule
-import HeapModule
 
 struct CommandRouter {
     /// A command waiting for a leader to be reachable.
@@ -29,17 +28,12 @@ struct CommandRouter {
         var leader: Int
     }
 
-    private struct ForwardDeadline: Comparable {
-        var at: Int64
-        var id: UInt64
-        static func < (a: Self, b: Self) -> Bool { (a.at, a.id) < (b.at, b.id) }
-    }
-
     private struct RelayKey: Hashable { var from: Int; var id: UInt64 }
 
     private(set) var held = Deque<Held>()
     private var forwards: [UInt64: Forward] = [:]
-    private var forwardDeadlines = Heap<ForwardDeadline>()
+    /// Each forward's deadline, by relay id (removed as it is settled).
+    private var forwardDeadlines = DeadlineSet<UInt64>()
     private var seenRelays: Set<RelayKey> = []
     private var seenRelayOrder = Deque<RelayKey>()
     private var nextForwardId: UInt64
@@ -52,7 +46,7 @@ struct CommandRouter {
 
     /// The earliest hold or forward deadline.
     var nextDeadline: Int64? {
-        [held.first?.deadline, forwardDeadlines.min?.at].compactMap { $0 }.min()
+        [held.first?.deadline, forwardDeadlines.first?.deadline].compactMap { $0 }.min()
     }
 
     // MARK: held commands
@@ -84,6 +78,12 @@ struct CommandRouter {
     }
 
     /// A client connection closed: its held commands go.
+    /// Every held command (the node halts).
+    mutating func takeAllHeld() -> [Held] {
+        defer { held.removeAll() }
+        return Array(held)
+    }
+
     mutating func dropHeld(session: UInt64) {
         held.removeAll { $0.ref.session == session }
     }
@@ -95,25 +95,21 @@ struct CommandRouter {
         let id = nextForwardId
         nextForwardId &+= 1
         forwards[id] = Forward(ref: ref, leader: leader)
-        forwardDeadlines.insert(ForwardDeadline(at: deadline, id: id))
+        forwardDeadlines.schedule(id, at: deadline)
         return id
     }
 
     /// The answer to relay `id` came from `from`: the client to answer, if it
     /// is the leader the command went to (the relay is settled either way).
     mutating func answered(_ id: UInt64, from: Int) -> ClientRef? {
-        guard let f = forwards.removeValue(forKey: id), f.leader == from else { return nil }
-        return f.ref
+        guard let f = forwards.removeValue(forKey: id) else { return nil }
+        forwardDeadlines.remove(id)
+        return f.leader == from ? f.ref : nil
     }
 
     /// Forwards whose answer did not come in time, by deadline.
     mutating func expireForwards(now: Int64) -> [Forward] {
-        var out: [Forward] = []
-        while let d = forwardDeadlines.min, d.at <= now {
-            forwardDeadlines.removeMin()
-            if let f = forwards.removeValue(forKey: d.id) { out.append(f) }
-        }
-        return out
+        forwardDeadlines.popExpired(now: now).compactMap { forwards.removeValue(forKey: $0) }
     }
 
     /// Forwards to leaders that went away, by relay id.
@@ -121,6 +117,7 @@ struct CommandRouter {
         var out: [Forward] = []
         for (id, f) in forwards.sorted(by: { $0.key < $1.key }) where lost(f.leader) {
             forwards.removeValue(forKey: id)
+            forwardDeadlines.remove(id)
             out.append(f)
         }
         return out

@@ -38,6 +38,13 @@ struct MailboxDelivery {
         return unconfirmedParks
     }
 
+    /// The mailbox write failed: these parks are not durable, their
+    /// clients must not hear QUEUED.
+    mutating func abandonUnconfirmedParks() -> [(ref: ClientRef, seq: UInt64)] {
+        defer { unconfirmedParks.removeAll() }
+        return unconfirmedParks
+    }
+
     /// The entries to hand over now, if any are waiting and no delivery is
     /// still awaiting its confirmation.
     func due(now: Int64) -> [MailboxEntry]? {

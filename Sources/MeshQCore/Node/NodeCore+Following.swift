@@ -54,7 +54,7 @@ extension NodeCore {
         unsyncedPersists += 1
         effects.append(.installSnapshot(snap))
         if !kept.isEmpty { persist(kept.map { .entry($0) }) }
-        election?.position = log.position
+        election?.logMoved(to: log.position)
     }
 
     /// The queue as of the commit point (valid at any time: the queue only
@@ -77,6 +77,7 @@ extension NodeCore {
                      epoch: twoPC.promisedEpoch)
             return
         }
+        persistPromiseIfRaised()
         if matched.follow(epoch: e, commitIndex: commitIndex) { epoch = max(epoch, e) }
         matched.saw(round: m.round)
         guard m.prevIndex <= log.lastIndex, log.matches(index: m.prevIndex, epoch: m.prevEpoch) else {
@@ -95,15 +96,17 @@ extension NodeCore {
             records.append(.commit(min(newCommit, log.lastIndex)))
             lastCommitMark = newCommit
         }
-        election?.position = log.position
+        election?.logMoved(to: log.position)
         if !records.isEmpty { persist(records) }
         pendingAcks.append((from, m.round, through))
         if unsyncedPersists == 0 { sendPendingAcks() }
         commit(through: newCommit, now: now)
+        checkRejoined(now: now)
     }
 
     func receiveSnapshot(_ snap: QueueSnapshot, from: Int, epoch e: UInt64, now: Int64) {
         guard role != .leader, twoPC.acceptPrepare(epoch: e) else { return }
+        persistPromiseIfRaised()
         if matched.follow(epoch: e, commitIndex: commitIndex) { epoch = max(epoch, e) }
         if snap.lastIndex > commitIndex {
             install(snap)
@@ -113,6 +116,7 @@ extension NodeCore {
         matched.matched(through: snap.lastIndex)
         pendingAcks.append((from, 0, max(snap.lastIndex, commitIndex)))
         if unsyncedPersists == 0 { sendPendingAcks() }
+        checkRejoined(now: now)
     }
 
     /// The leader aborted a round: our uncommitted entries of its epoch past
@@ -138,7 +142,7 @@ extension NodeCore {
         log.truncate(after: i - 1)
         matched.cut(after: i - 1)
         persist([.truncate(after: i - 1)])
-        election?.position = log.position
+        election?.logMoved(to: log.position)
     }
 
     func sendPendingAcks() {

@@ -32,11 +32,13 @@ extension NodeCore {
             case .send(let to, let m):
                 sendPeer(to: to, .election(m))
             case .persistVote(let e):
+                durablePromise = max(durablePromise, twoPC.promisedEpoch)
                 effects.append(.persistVote(e, promised: twoPC.promisedEpoch))
             case .becameLeader(let e, let votes, let wait):
                 won = (e, votes, wait)
             case .following(_, let e):
                 twoPC.promise(epoch: e)
+                persistPromiseIfRaised()
             case .leaderLost:
                 break
             case .log(var event):
@@ -46,7 +48,7 @@ extension NodeCore {
         }
         let wasLeader = role == .leader
         let oldLeader = leaderId
-        role = Role(rawValue: election.role.rawValue) ?? .follower
+        role = election.role
         leaderId = election.leaderId
         epoch = max(epoch, election.epoch)
         if wasLeader && (role != .leader || won != nil) { stoppedLeading(now: now) }
@@ -110,6 +112,8 @@ extension NodeCore {
     /// A new leader of `epoch` asks for our log after `after`; the answer
     /// echoes the epoch and request id (a large one goes in chunks).
     func answerRecovery(to: Int, epoch e: UInt64, id: UInt64, after: UInt64) {
+        // A node catching up never voted, so no recovery relies on its log.
+        guard rejoin == nil else { return }
         sendRecoveryReply(to: to, epoch: e, id: id, after: after) {
             let from = max(after, commitIndex) + 1
             if after >= log.baseIndex {
@@ -150,7 +154,7 @@ extension NodeCore {
             records.append(.truncate(after: theirLast))
         }
         if !records.isEmpty { persist(records) }
-        election?.position = log.position
+        election?.logMoved(to: log.position)
         emit(.info, "leader_recovered", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("last", "\(log.lastIndex)"),
                                         ("commit", "\(commitIndex)")])
         recovered(now: now)

@@ -90,6 +90,10 @@ extension NodeCore {
             detector.report(from: env.from, heard: heard)
             applyDetector(now: now)
             dispatchHeld(now: now)
+        case .rejoinProbe(let id):
+            answerRejoinProbe(from: env.from, id: id, now: now)
+        case .rejoinTarget(let e, let id, let index):
+            receiveRejoinTarget(from: env.from, epoch: e, id: id, index: index, now: now)
         case .relay(let id, let origin, let dest, let ttl, let inner):
             guard router.firstSight(origin: origin, id: id) else { return }
             if dest == nodeId {

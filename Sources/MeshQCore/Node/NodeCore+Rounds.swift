@@ -59,7 +59,7 @@ extension NodeCore {
             if let c = p.client { awaiting.append((e.index, c)) }
         }
         proposals.removeAll(keepingCapacity: true)
-        election?.position = log.position
+        election?.logMoved(to: log.position)
         let round = replication.nextRound()
         // The followers' copies leave before our own fsync, so the two overlap.
         applyTwoPC(twoPC.begin(round: round, epoch: epoch, first: first, last: log.lastIndex,
@@ -119,7 +119,7 @@ extension NodeCore {
             awaiting.removeAll { $0.index > cut }
             log.truncate(after: cut)
             persist([.truncate(after: cut)])
-            election?.position = log.position
+            election?.logMoved(to: log.position)
         }
         applyMutex(mutex.release(), now: now)
         failProposals(.noquorum, "no majority acknowledged within commit_timeout_ms; this change was not replicated")

@@ -28,6 +28,7 @@
 //   LeaderReplication         per-follower Progress (match, next, in flight)
 //   CommandRouter, ReplyTarget held commands, relays to the leader, relays taken
 //   LeaderMatch               a follower's match with the leader it replicates
+//   Rejoin                    a node that lost part of its log, until it holds a leader's
 //   TimeSync                  Cristian sampling of the leader's clock
 //   NodeCore+Peers            the peer bus, link reports, failure detector glue
 //   NodeCore+Leadership       election glue, taking and ending a leadership, recovery
@@ -36,12 +37,14 @@
 //   NodeCore+Clients          client commands, queue service and waiters
 //   MailboxDelivery           the mailbox and handing its entries to a leader
 //   NodeCore+Mailbox          parking and delivering the mailbox (glue)
+//   NodeCore+Rejoin           a node that lost part of its log, and the durable promise
+//   NodeCore+Halt             storage refused a write: answer everything, fall silent
 // The value types keep their own state and return decisions; NodeCore
 // applies them (replies, sends, log lines) in the order the effects need.
 import DequeModule
 
 public final class NodeCore {
-    public enum Role: String, Sendable { case leader, follower, candidate }
+    public typealias Role = MeshQCore.Role
 
     public enum Effect: Sendable {
         case reply(ClientRef, Reply)
@@ -60,6 +63,10 @@ public final class NodeCore {
         /// The link to this peer went silent: close the connection and dial
         /// again (its buffered output is stale, and it may be wedged).
         case resetPeerLink(Int)
+        /// This node, started as catching up (its log was found damaged),
+        /// now holds a leader's log and votes again: the driver removes the
+        /// marker that made it start that way.
+        case rejoined
     }
 
     struct Proposal {
@@ -155,6 +162,14 @@ public final class NodeCore {
     /// Acknowledgements sent once what they acknowledge is durable.
     var pendingAcks: [(to: Int, round: UInt64, through: UInt64)] = []
     var timeSync = TimeSync()
+    /// Set while this node, having lost part of its log, must not vote.
+    var rejoin: Rejoin?
+    /// Whether this node is catching up after losing part of its log.
+    public var rejoining: Bool { rejoin != nil }
+    /// The epoch promise the vote file holds: accepting a newer leader
+    /// writes it before acknowledging anything, so a damaged log cannot
+    /// take the promise with it.
+    var durablePromise: UInt64
     /// Followers' estimate of the leader's clock (Cristian).
     public var cristian: CristianClock { timeSync.cristian }
 
@@ -165,6 +180,8 @@ public final class NodeCore {
     /// Held commands, relays to the leader, relays taken from followers.
     var commands: CommandRouter
     var dispatchingHeld = false
+    /// Why this core stopped (storage refused a write), or nil while it runs.
+    public internal(set) var halted: String?
     var delivery: MailboxDelivery
     /// ENQUEUEs parked here while no leader was reachable.
     public var mailbox: Mailbox { delivery.mailbox }
@@ -172,8 +189,10 @@ public final class NodeCore {
     /// Rebuilds the state from a snapshot and the records logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
                 snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64 = 0,
-                promisedEpoch: UInt64 = 0, relayIdBase: UInt64 = 1, mailbox: Mailbox = Mailbox()) {
+                promisedEpoch: UInt64 = 0, relayIdBase: UInt64 = 1, mailbox: Mailbox = Mailbox(),
+                rejoining: Bool = false) {
         self.nodeId = nodeId
+        self.durablePromise = promisedEpoch
         self.delivery = MailboxDelivery(mailbox: mailbox)
         // Relay ids must not repeat across restarts: the leader may still
         // answer a relay of our previous incarnation (the simulator found a
@@ -207,9 +226,10 @@ public final class NodeCore {
             let e = BullyElection(nodeId: nodeId, members: memberIds, epoch: log.lastEpoch, votedEpoch: votedEpoch,
                                   heartbeatIntervalMs: settings.heartbeatIntervalMs,
                                   leaderTimeoutMs: settings.leaderTimeoutMs,
-                                  electionTimeoutMs: settings.electionTimeoutMs)
-            e.position = log.position
+                                  electionTimeoutMs: settings.electionTimeoutMs,
+                                  standing: rejoining ? .rejoining : .voter, position: log.position)
             election = e
+            if rejoining { rejoin = Rejoin(probeId: relayIdBase) }
         } else {
             election = nil
         }
@@ -242,11 +262,13 @@ public final class NodeCore {
 
     /// The earliest time `tick` has work to do.
     public func nextWakeup() -> Int64? {
+        guard halted == nil else { return nil }
         let sync: Int64? = role == .follower ? leaderId.map { timeSync.nextWakeup(leader: $0) } : nil
         var times = [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync, delivery.retryAt,
                      election == nil ? nil : nextLinkReport, detector.nextExpiry(),
                      twoPC.deadline, mutexRetryAt, recovering?.deadline, recovering?.nextAsk, commands.nextDeadline,
-                     role == .leader && !serving && servingNotBefore > lastNow ? servingNotBefore : nil]
+                     role == .leader && !serving && servingNotBefore > lastNow ? servingNotBefore : nil,
+                     role == .follower && leaderId != nil ? rejoin?.nextWakeup : nil]
         if role == .leader { times.append(replication.nextRetransmit(afterMs: retransmitMs)) }
         return times.compactMap { $0 }.min()
     }
@@ -284,6 +306,10 @@ public final class NodeCore {
             election?.plantedBugs = plantedBugs
             mutex.plantedBugs = plantedBugs
             detector.trustTransport = plantedBugs.contains(.trustTransport)
+            if plantedBugs.contains(.corruptionAsTornTail), rejoin != nil {
+                rejoin = nil
+                election?.rejoined()
+            }
         }
     }
     @inline(__always) func planted(_ bug: PlantedBug) -> Bool { plantedBugs.contains(bug) }
@@ -312,7 +338,7 @@ public final class NodeCore {
     /// over the direct link from it: proof that it is alive.
     public func peerMessage(_ env: PeerEnvelope, now: Int64, wallMs: Int64) {
         lastNow = now
-        guard election != nil, memberIds.contains(env.from), env.from != nodeId else { return }
+        guard halted == nil, election != nil, memberIds.contains(env.from), env.from != nodeId else { return }
         detector.heard(from: env.from, directly: true, now: now)
         applyDetector(now: now)
         receive(env, now: now, wallMs: wallMs)
@@ -323,7 +349,7 @@ public final class NodeCore {
     /// it hear us without waiting for the next interval.
     public func peerUp(_ id: Int, now: Int64 = 0) {
         lastNow = max(lastNow, now)
-        guard peers.contains(id) else { return }
+        guard halted == nil, peers.contains(id) else { return }
         reportLinks(now: now, to: id)
     }
 
@@ -331,14 +357,17 @@ public final class NodeCore {
     /// peer's kernel: a loud failure), so the direct link is down now.
     public func peerDown(_ id: Int, now: Int64 = 0) {
         lastNow = max(lastNow, now)
+        guard halted == nil else { return }
         detector.closed(id, now: now)
         applyDetector(now: now)
     }
 
     /// Storage reports durable every record and snapshot handed out so far.
     public func persisted(now: Int64) {
+        guard halted == nil else { return }
         unsyncedPersists = 0
         sendPendingAcks()
+        checkRejoined(now: now)
         if role == .leader { applyTwoPC(twoPC.localDurable(through: log.lastIndex), now: now) }
     }
 
@@ -353,6 +382,10 @@ public final class NodeCore {
         case .status:
             reply(ref, .status(status().line))
         case .enqueue, .dequeue, .ack, .nack:
+            if let reason = halted {
+                refuseHalted(ref, reason: reason)
+                return
+            }
             submit(command, ref: ref, owner: owner, now: now, wallMs: wallMs)
         case .auth, .ping, .help, .quit:
             preconditionFailure("session-local command routed to the node core")
@@ -361,6 +394,7 @@ public final class NodeCore {
 
     /// Storage reports the mailbox records handed out so far durable.
     public func mailboxPersisted(now: Int64) {
+        guard halted == nil else { return }
         for p in delivery.takeDurableParks() {
             let ref = "\(nodeId)-\(p.seq)"
             emit(.info, "mailbox_park", [("node", "\(nodeId)"), ("ref", ref), ("mailbox", "\(mailbox.count)"),
@@ -373,12 +407,14 @@ public final class NodeCore {
     /// End of a loop iteration: everything proposed since the last flush
     /// becomes one batch, replicated as soon as no round is running.
     public func flush(now: Int64) {
+        guard halted == nil else { return }
         startRound(now: now)
     }
 
     /// Time passes: elections, retransmits, expired leases, waits and holds.
     public func tick(now: Int64, wallMs: Int64 = 0) {
         lastNow = now
+        guard halted == nil else { return }
         if election != nil {
             applyDetector(now: now)
             if now >= nextLinkReport { reportLinks(now: now) }
@@ -386,6 +422,7 @@ public final class NodeCore {
         if let election {
             applyElection(election.tick(now: now), now: now)
             sampleLeaderClock(now: now, wallMs: wallMs)
+            askRejoinTarget(now: now)
         }
         applyTwoPC(twoPC.tick(now: now), now: now)
         if let d = mutexRetryAt, now >= d, mutex.state == .requesting {

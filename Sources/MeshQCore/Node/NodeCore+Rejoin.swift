@@ -1,0 +1,56 @@
+// NodeCore's glue for a node catching up after losing part of its log (see
+// Rejoin), and for the durable epoch promise it relies on. Invariant: a
+// rejoining node votes again only after its log durably matches, through
+// the target, the log of the leader that answered this incarnation's probe;
+// and a follower's promise to a newer leader is in the vote file before it
+// acknowledges anything to that leader.
+
+extension NodeCore {
+    /// A rejoining follower asks its leader how far it must get.
+    func askRejoinTarget(now: Int64) {
+        guard rejoin != nil, role == .follower, let leader = leaderId else { return }
+        rejoin!.leaderChanged(epoch: epoch)
+        guard rejoin!.shouldAsk(leaderEpoch: epoch, now: now, retryMs: retransmitMs) else { return }
+        sendPeer(to: leader, .rejoinProbe(id: rejoin!.probeId))
+    }
+
+    /// A leader answers with its last index, once it has recovered (before
+    /// that its log may still lack what its best voter holds).
+    func answerRejoinProbe(from: Int, id: UInt64, now: Int64) {
+        checkLease(now: now)
+        guard role == .leader, serving else { return }
+        sendPeer(to: from, .rejoinTarget(epoch: epoch, id: id, index: log.lastIndex))
+    }
+
+    func receiveRejoinTarget(from: Int, epoch e: UInt64, id: UInt64, index: UInt64, now: Int64) {
+        guard rejoin != nil, from == leaderId else { return }
+        rejoin!.answered(epoch: e, id: id, index: index, followingEpoch: epoch)
+        emit(.info, "rejoin_target", [("node", "\(nodeId)"), ("leader", "\(from)"), ("epoch", "\(e)"),
+                                        ("index", "\(index)"), ("last", "\(log.lastIndex)")])
+        checkRejoined(now: now)
+    }
+
+    /// Once the log durably matches the leader's through the target, this
+    /// node counts in elections again.
+    func checkRejoined(now: Int64) {
+        guard let c = rejoin, unsyncedPersists == 0,
+              c.reached(matchedEpoch: matched.epoch, matchedThrough: matched.through) else { return }
+        rejoin = nil
+        election?.rejoined()
+        effects.append(.rejoined)
+        emit(.info, "rejoined", [("node", "\(nodeId)"), ("leader", "\(leaderId.map(String.init) ?? "-")"),
+                                  ("epoch", "\(matched.epoch)"), ("index", "\(matched.through)"),
+                                  ("lamport", "\(clock.time)")])
+    }
+
+    /// Having accepted a newer leader (by following it, or by taking its
+    /// entries), make that promise durable before anything is acknowledged
+    /// to it: the log's last epoch implies it too, but a damaged log may
+    /// lose it, and a node that forgets a promise could accept a deposed
+    /// leader's entries.
+    func persistPromiseIfRaised() {
+        guard let election, twoPC.promisedEpoch > durablePromise else { return }
+        durablePromise = twoPC.promisedEpoch
+        effects.append(.persistVote(election.votedEpoch, promised: durablePromise))
+    }
+}

@@ -1,0 +1,206 @@
+// NodeCoreDriver: NodeCores on an in-memory network and a virtual clock, with
+// one interpreter of NodeCore.Effect: replies are recorded, persisted records
+// land on each node's in-memory disk (which survives crash and restart),
+// envelopes go on a wire, log events are kept. Delivery is in the order sent,
+// at once, unless either end is down or isolated or the directed link is cut;
+// like a real network it tells nobody about a cut (silence). A step is one
+// loop iteration of every live node: tick, deliver, flush, deliver.
+// Invariant: the same calls give the same run, bit for bit, given
+// SWIFT_DETERMINISTIC_HASHING=1 (the nodes iterate sets of peers).
+import MeshQCore
+
+public final class NodeCoreDriver {
+    /// What survives a crash: exactly what the node made durable.
+    public struct Disk {
+        public var votedEpoch: UInt64 = 0
+        public var promisedEpoch: UInt64 = 0
+        public var snapshot: QueueSnapshot?
+        public var records: [LogRecord] = []
+        public var mailbox: [MailboxRecord] = []
+        /// The rejoining marker (set by `corrupt`, cleared by `.rejoined`).
+        public var rejoining = false
+    }
+
+    public let ids: [Int]
+    public let settings: ClusterSettings
+    public private(set) var nodes: [Int: NodeCore] = [:]
+    public private(set) var disks: [Int: Disk] = [:]
+    public private(set) var now: Int64 = 0
+    public private(set) var replies: [ClientRef: Reply] = [:]
+    /// Log events in order, with the node that emitted them.
+    public private(set) var events: [(node: Int, event: LogEvent)] = []
+    /// Every envelope delivered, in order.
+    public private(set) var delivered: [PeerEnvelope] = []
+    /// Nodes cut off from everyone, and directed links that drop ([from, to]).
+    public private(set) var isolated: Set<Int> = []
+    public private(set) var cut: Set<[Int]> = []
+    private var wire: [PeerEnvelope] = []
+    private var nextSession: UInt64 = 1
+    private let logWindow: Int?
+
+    public static var defaultSettings: ClusterSettings {
+        var s = ClusterSettings()
+        s.heartbeatIntervalMs = 50
+        s.leaderTimeoutMs = 300
+        s.electionTimeoutMs = 150
+        return s
+    }
+
+    public init(nodes count: Int = 3, settings: ClusterSettings = NodeCoreDriver.defaultSettings, logWindow: Int? = nil) {
+        ids = Array(1...count)
+        self.settings = settings
+        self.logWindow = logWindow
+        for id in ids { disks[id] = Disk() }
+    }
+
+    public func node(_ id: Int) -> NodeCore { nodes[id]! }
+    public var live: [Int] { ids.filter { nodes[$0] != nil } }
+    public var leader: NodeCore? { nodes.values.first { $0.role == .leader } }
+
+    private func linked(_ a: Int, _ b: Int) -> Bool {
+        nodes[a] != nil && nodes[b] != nil && !isolated.contains(a) && !isolated.contains(b) && !cut.contains([a, b])
+    }
+
+    // MARK: nodes
+
+    /// Boots `which` (all when nil) from their disks; the transports connect
+    /// where packets pass (a hint the nodes may use, not liveness).
+    public func start(_ which: [Int]? = nil) {
+        for id in which ?? ids where nodes[id] == nil {
+            let d = disks[id]!
+            let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
+                             votedEpoch: d.votedEpoch, promisedEpoch: d.promisedEpoch,
+                             relayIdBase: UInt64(id) << 40 | UInt64(now),
+                             mailbox: Mailbox(records: d.mailbox), rejoining: d.rejoining)
+            if let w = logWindow { n.logWindow = w }
+            nodes[id] = n
+        }
+        for id in which ?? ids {
+            for p in ids where p != id && linked(id, p) {
+                node(id).peerUp(p, now: now)
+                node(p).peerUp(id, now: now)
+            }
+        }
+        for id in which ?? ids { node(id).start(now: now) }
+        pump()
+    }
+
+    /// The process dies: what it made durable stays on its disk.
+    public func crash(_ id: Int) {
+        nodes.removeValue(forKey: id)
+        wire.removeAll { $0.to == id || $0.from == id }
+    }
+
+    /// A damaged log found at boot: the records from `keep` on are set
+    /// aside, and the node catches up before it votes again.
+    public func corrupt(_ id: Int, keep: Int) {
+        precondition(nodes[id] == nil, "corrupt a node's disk while it is down")
+        disks[id]!.records.removeSubrange(min(keep, disks[id]!.records.count)...)
+        disks[id]!.rejoining = true
+    }
+
+    public func isolate(_ id: Int) { isolated.insert(id) }
+    public func reconnect(_ id: Int) { isolated.remove(id) }
+    public func cutLink(from a: Int, to b: Int) { cut.insert([a, b]) }
+    public func healLinks() { cut.removeAll(); isolated.removeAll() }
+
+    // MARK: running
+
+    /// Applies every effect and delivers every envelope until all is quiet;
+    /// false when it never went quiet.
+    @discardableResult
+    public func pump(budget: Int = 200_000) -> Bool {
+        var left = budget
+        while left > 0 {
+            left -= 1
+            var busy = false
+            for id in live where node(id).hasEffects {
+                busy = true
+                apply(node(id).takeEffects(), of: id)
+            }
+            if !wire.isEmpty {
+                busy = true
+                let env = wire.removeFirst()
+                if linked(env.from, env.to) {
+                    delivered.append(env)
+                    node(env.to).peerMessage(env, now: now, wallMs: now)
+                }
+            }
+            if !busy { return true }
+        }
+        return false
+    }
+
+    /// One loop iteration of every live node, `ms` later.
+    public func step(_ ms: Int64 = 10) {
+        now += ms
+        for id in live { node(id).tick(now: now, wallMs: now) }
+        pump()
+        for id in live { node(id).flush(now: now) }
+        pump()
+    }
+
+    /// Steps until `done` holds or `withinMs` pass; whether it held.
+    @discardableResult
+    public func run(withinMs: Int64 = 5_000, until done: () -> Bool) -> Bool {
+        let end = now + withinMs
+        while !done() {
+            guard now < end else { return false }
+            step()
+        }
+        return true
+    }
+
+    /// A client command at `id`; the reply lands in `replies[ref]`.
+    @discardableResult
+    public func send(_ cmd: ClientCommand, to id: Int) -> ClientRef {
+        let ref = ClientRef(session: nextSession, seq: 1)
+        nextSession += 1
+        node(id).handle(cmd, from: ref, owner: "c\(ref.session)", now: now, wallMs: now)
+        pump()
+        return ref
+    }
+
+    /// Sends and steps until answered (or `withinMs`); the reply.
+    public func request(_ cmd: ClientCommand, at id: Int, withinMs: Int64 = 5_000) -> Reply? {
+        let ref = send(cmd, to: id)
+        run(withinMs: withinMs) { replies[ref] != nil }
+        return replies[ref]
+    }
+
+    /// The tasks a node holds, by id, with their payloads.
+    public func contents(_ id: Int) -> [UInt64: String] {
+        Dictionary(uniqueKeysWithValues: node(id).queue.allTasks().map { ($0.id, String(decoding: $0.payload, as: UTF8.self)) })
+    }
+
+    private func apply(_ effects: [NodeCore.Effect], of id: Int) {
+        let n = node(id)
+        for e in effects {
+            switch e {
+            case .reply(let ref, let r):
+                replies[ref] = r
+            case .persist(let recs):
+                disks[id]!.records += recs
+                n.persisted(now: now)
+            case .installSnapshot(let snap):
+                disks[id]!.snapshot = snap
+                disks[id]!.records = []
+                n.persisted(now: now)
+            case .persistMailbox(let recs):
+                disks[id]!.mailbox += recs
+                n.mailboxPersisted(now: now)
+            case .persistVote(let epoch, let promised):
+                disks[id]!.votedEpoch = epoch
+                disks[id]!.promisedEpoch = promised
+            case .log(let event):
+                events.append((id, event))
+            case .sendPeer(let env):
+                if linked(env.from, env.to) { wire.append(env) }
+            case .resetPeerLink:
+                break
+            case .rejoined:
+                disks[id]!.rejoining = false
+            }
+        }
+    }
+}
