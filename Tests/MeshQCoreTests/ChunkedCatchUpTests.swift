@@ -124,6 +124,7 @@ import Testing
                               op: .enqueue(QueuedTask(id: i, lamport: i, enqueuedAtMs: 0, payload: big))))
         }
         var r = LeaderReplication()
+        r.maxInflight = 4
         r.start(followers: [2], next: 1)
         func batch(_ now: Int64) -> [UInt64]? {
             guard case .entries(_, _, let es)? = r.nextMessage(to: 2, log: l, commitIndex: 0, now: now) else { return nil }
