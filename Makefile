@@ -24,7 +24,7 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test test-growth warnings bench bench-tls bench-restart install install-files uninstall sim sim-planted clean \
+.PHONY: all deps testdeps build release run test test-growth warnings bench bench-tls bench-restart bench-catchup install install-files uninstall sim sim-planted clean \
 	chaos chaosdeps test-chaos test-chaos-checker partitions fuzz test-asan sanitized
 
 all: build
@@ -183,6 +183,11 @@ bench-tls: release
 # the time from exec to serving again after a restart (README, figures).
 bench-restart: release
 	$(BIN_RELEASE)/meshq bench --local 1 --restart --messages 1000000 --connections 16 --pipeline 64 --payload-bytes 100
+
+# Catch-up throughput: a follower 1 GiB behind on loopback, in MB/s
+# (CATCHUP_ARGS=--payload-bytes 8192 makes it a chunked snapshot).
+bench-catchup: release
+	python3 scripts/catchup-bench.py --meshqd $(BIN_RELEASE)/meshqd --gib 1 $(CATCHUP_ARGS)
 
 UNITDIR    ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d

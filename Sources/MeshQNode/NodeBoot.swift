@@ -85,6 +85,14 @@ public enum NodeBoot {
                             snapshot: recovered.snapshot, records: recovered.records, votedEpoch: vote.voted,
                             promisedEpoch: vote.promised, relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)),
                             mailbox: m.mailbox, rejoining: cluster && store.rejoiningMarked)
+        #if MESHQ_TESTING
+        // Test-only: how many committed entries stay in memory for catch-up
+        // (fewer makes a lagging follower get a snapshot sooner).
+        if let w = environment["MESHQ_TEST_LOG_WINDOW"].flatMap({ Int($0) }), w > 0 {
+            core.logWindow = w
+            logger.log(.warn, "test_log_window", [("node", node), ("entries", "\(w)")])
+        }
+        #endif
         // The Lamport floor: written now, before any stamp leaves.
         try store.advanceLamportFloor(clock: core.clock.time)
         return .ready(store, core)

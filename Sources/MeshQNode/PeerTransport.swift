@@ -74,7 +74,10 @@ public final class PeerTransport {
     public var cutPeers: Set<Int> = []
     public static let maxBackoffMs = 2_000
     /// Output past this many bytes means the peer stopped reading: drop it.
-    public static let maxPendingBytes = 64 << 20
+    /// Room for a few of the largest legitimate frames (the leader streams up
+    /// to 4 batches to a follower, each a batch plus one entry of up to
+    /// 64 MiB), so a frame that must go is never the reason a link drops.
+    public static let maxPendingBytes = 5 * PeerEnvelope.maxFrameBytes
 
     /// A decoded envelope from a peer that said hello.
     public var onEnvelope: ((PeerEnvelope) -> Void)?

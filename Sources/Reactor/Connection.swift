@@ -239,13 +239,15 @@ public final class Connection {
         let input = bufferevent_get_input(bev)
         let n = evbuffer_get_length(input)
         guard n > 0 else { return 0 }
-        let old = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: n))
-        let got = buffer.withUnsafeMutableBytes { raw in
-            evbuffer_remove(input, raw.baseAddress! + old, n)
+        // Into a fresh array, then one contiguous append: no per-byte generic
+        // code (it made debug builds move about 1 MB/s).
+        var got = 0
+        let chunk = [UInt8](unsafeUninitializedCapacity: n) { raw, count in
+            got = max(0, Int(evbuffer_remove(input, raw.baseAddress!, n)))
+            count = got
         }
-        if got < n { buffer.removeLast(n - max(0, Int(got))) }
-        return max(0, Int(got))
+        buffer.append(contentsOf: chunk)
+        return got
     }
 
     public func write(_ bytes: [UInt8]) {

@@ -38,6 +38,11 @@ public struct PeerEnvelope: Equatable, Sendable {
         /// what the voter still holds), echoing the request's epoch and id so
         /// a late answer to an earlier request is never taken for this one.
         case recoverReply(epoch: UInt64, id: UInt64, snapshot: QueueSnapshot?, entries: [LogEntry])
+        /// A piece of a snapshot or recovery reply too large for one frame
+        /// (ChunkedTransfer)...
+        case chunk(Chunk)
+        /// ...and the receiver's answer: it holds `received` bytes of it, in order.
+        case chunkAck(kind: Chunk.Kind, epoch: UInt64, transfer: UInt64, received: UInt64)
         /// A follower relays a client command to the leader...
         case forward(id: UInt64, owner: String, command: ClientCommand)
         /// ...and gets back the reply line to hand the client.
@@ -86,7 +91,14 @@ public struct PeerEnvelope: Equatable, Sendable {
     }
 
     public static let version: UInt8 = 2
-    public static let maxFrameBytes = 64 << 20
+    /// Entries a replication message carries, in payload bytes (past one entry).
+    public static let maxBatchBytes = 4 << 20
+    /// The largest payload an entry may hold (max_payload_bytes' upper bound).
+    public static let maxEntryBytes = 64 << 20
+    /// No legitimate frame is larger: a batch or chunk plus one largest entry
+    /// and headroom for headers (a relay wraps one frame). Snapshots and
+    /// recovery replies of any size go as chunks, so this only stops garbage.
+    public static let maxFrameBytes = maxBatchBytes + maxEntryBytes + (1 << 16)
 
     public var from: Int
     public var to: Int
@@ -107,7 +119,7 @@ public struct PeerEnvelope: Equatable, Sendable {
         case election = 10, vote, answer, coordinator, heartbeat, heartbeatAck
         case timeRequest = 20, timeReply
         case mutexRequest = 30, mutexReply
-        case replicate = 40, replicateAck, commit, abort, snapshot, recoverRequest, recoverReply
+        case replicate = 40, replicateAck, commit, abort, snapshot, recoverRequest, recoverReply, chunk, chunkAck
         case forward = 50, forwardReply, deliverParked, parkedDelivered
         case links = 60, relay
         case abstain = 16
@@ -143,6 +155,8 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .snapshot: w.u8(Kind.snapshot.rawValue)
         case .recoverRequest: w.u8(Kind.recoverRequest.rawValue)
         case .recoverReply: w.u8(Kind.recoverReply.rawValue)
+        case .chunk: w.u8(Kind.chunk.rawValue)
+        case .chunkAck: w.u8(Kind.chunkAck.rawValue)
         case .forward: w.u8(Kind.forward.rawValue)
         case .forwardReply: w.u8(Kind.forwardReply.rawValue)
         case .deliverParked: w.u8(Kind.deliverParked.rawValue)
@@ -213,8 +227,20 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .recoverReply(let e, let id, let snap, let entries):
             w.u64(e)
             w.u64(id)
-            w.blob(snap?.encoded() ?? [])
-            Self.encode(entries, into: &w)
+            Self.encodeRecovery(snapshot: snap, entries: entries, into: &w)
+        case .chunk(let c):
+            w.u8(c.kind.rawValue)
+            w.u64(c.epoch)
+            w.u64(c.transfer)
+            w.u64(c.index)
+            w.u64(c.total)
+            w.u64(c.offset)
+            w.blob(c.bytes)
+        case .chunkAck(let kind, let e, let transfer, let received):
+            w.u8(kind.rawValue)
+            w.u64(e)
+            w.u64(transfer)
+            w.u64(received)
         case .forward(let id, let owner, let command):
             w.u64(id)
             w.string(owner)
@@ -334,14 +360,19 @@ public struct PeerEnvelope: Equatable, Sendable {
             guard let id = r.u64(), let after = r.u64() else { return .failure(.truncated) }
             body = .recoverRequest(id: id, after: after)
         case .recoverReply:
-            guard let e = r.u64(), let id = r.u64(), let b = r.blob(),
-                  let entries = decodeEntries(&r) else { return .failure(.truncated) }
-            var snap: QueueSnapshot?
-            if !b.isEmpty {
-                guard let s = QueueSnapshot.decode(b) else { return .failure(.truncated) }
-                snap = s
+            guard let e = r.u64(), let id = r.u64(), let reply = decodeRecovery(&r) else { return .failure(.truncated) }
+            body = .recoverReply(epoch: e, id: id, snapshot: reply.snapshot, entries: reply.entries)
+        case .chunk:
+            guard let k = r.u8().flatMap(Chunk.Kind.init(rawValue:)), let e = r.u64(), let transfer = r.u64(),
+                  let index = r.u64(), let total = r.u64(), let offset = r.u64(), let bytes = r.blob() else {
+                return .failure(.truncated)
             }
-            body = .recoverReply(epoch: e, id: id, snapshot: snap, entries: entries)
+            body = .chunk(Chunk(kind: k, epoch: e, transfer: transfer, index: index, total: total, offset: offset,
+                                bytes: bytes))
+        case .chunkAck:
+            guard let k = r.u8().flatMap(Chunk.Kind.init(rawValue:)), let e = r.u64(), let transfer = r.u64(),
+                  let received = r.u64() else { return .failure(.truncated) }
+            body = .chunkAck(kind: k, epoch: e, transfer: transfer, received: received)
         case .forward:
             guard let id = r.u64(), let owner = r.string(maxLength: 4096),
                   let cmd = decodeCommand(&r) else { return .failure(.truncated) }
@@ -387,6 +418,33 @@ public struct PeerEnvelope: Equatable, Sendable {
 }
 
 extension PeerEnvelope {
+    /// A recovery reply's snapshot (empty when none) and entries: the body of
+    /// `recoverReply`, and the blob a chunked one carries.
+    static func encodeRecovery(snapshot: QueueSnapshot?, entries: [LogEntry], into w: inout ByteWriter) {
+        w.blob(snapshot?.encoded() ?? [])
+        encode(entries, into: &w)
+    }
+
+    static func decodeRecovery(_ r: inout ByteReader) -> (snapshot: QueueSnapshot?, entries: [LogEntry])? {
+        guard let b = r.blob(), let entries = decodeEntries(&r) else { return nil }
+        guard !b.isEmpty else { return (nil, entries) }
+        guard let s = QueueSnapshot.decode(b) else { return nil }
+        return (s, entries)
+    }
+
+    /// A whole recovery reply as one blob (for a chunked transfer).
+    public static func recoveryBlob(snapshot: QueueSnapshot?, entries: [LogEntry]) -> [UInt8] {
+        var w = ByteWriter(capacity: 64 + entries.reduce(0) { $0 + 64 + $1.payloadSize })
+        encodeRecovery(snapshot: snapshot, entries: entries, into: &w)
+        return w.bytes
+    }
+
+    public static func decodeRecoveryBlob(_ bytes: [UInt8]) -> (snapshot: QueueSnapshot?, entries: [LogEntry])? {
+        var r = ByteReader(bytes)
+        guard let reply = decodeRecovery(&r), r.isAtEnd else { return nil }
+        return reply
+    }
+
     private static func encode(_ entries: [LogEntry], into w: inout ByteWriter) {
         w.u32(UInt32(entries.count))
         for e in entries { e.encode(into: &w) }

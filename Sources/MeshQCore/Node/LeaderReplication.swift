@@ -1,14 +1,24 @@
 // LeaderReplication: the leader's view of each follower's log, in the spirit
 // of etcd raft's tracker/progress.go. Each follower has a `Progress`: `match`
 // (durable and matching through this index) and `next` (the next index to
-// send). One message is in flight per follower at a time; the next goes when
-// it acknowledges, and a message unanswered for the retransmit interval (or
-// sent to a peer found dead) is deemed lost: `next` goes back to where it
-// started. A follower behind the in-memory window gets a snapshot of the
-// commit point instead of entries.
-// Invariant: `match < next`, and while `inflight`, `sentFrom` is the `next`
-// the message in flight started from. The parts here decide what to send;
-// NodeCore sends it.
+// send). While a follower's log is not known to match (after a start, a
+// mismatch or a loss: raft's "probe" state) one message is in flight at a
+// time; once it acknowledged a match (raft's "replicate" state) up to
+// `maxInflight` batches of entries stream to it, so a follower far behind
+// overlaps its fsyncs with the transfer. The next goes as it acknowledges;
+// messages unanswered for the retransmit interval (or sent to a peer found
+// dead) are deemed lost: `next` goes back to where the oldest started. A
+// follower behind the in-memory window gets a snapshot of the
+// commit point instead of entries; when that snapshot is too large for one
+// frame it streams as a `ChunkSender` transfer (a window of chunks in flight,
+// the next sent as the follower acknowledges), which counts as the one
+// message in flight: each acknowledged chunk renews it, and a silence goes
+// back to the last acknowledged byte instead of starting over.
+// Invariant: `match < next`, and while `inflight`, `sentFrom` is where the
+// oldest message in flight not yet acknowledged started; several are in
+// flight only while `streaming`, and a snapshot is only ever alone; a follower has a transfer only while
+// its snapshot is in flight. The parts here decide what to send; NodeCore
+// sends it.
 
 struct LeaderReplication {
     struct Progress {
@@ -16,21 +26,33 @@ struct LeaderReplication {
         var match: UInt64 = 0
         /// The next index to send.
         var next: UInt64
-        /// A message is on its way; `next` goes back to `sentFrom` if it is lost.
-        var inflight = false
+        /// Messages on their way; `next` goes back to `sentFrom` if they are lost.
+        var inflightCount = 0
+        var inflight: Bool { inflightCount > 0 }
+        /// Known to match: more than one batch may be in flight.
+        var streaming = false
         var sentFrom: UInt64 = 0
         var sentAt: Int64 = 0
+        /// The message in flight is a snapshot (through `next - 1`).
+        var sentSnapshot = false
 
-        fileprivate mutating func sent(now: Int64, next newNext: UInt64) {
-            inflight = true
-            sentFrom = next
+        fileprivate mutating func sent(now: Int64, next newNext: UInt64, snapshot: Bool = false) {
+            if inflightCount == 0 { sentFrom = next }
+            inflightCount += 1
             sentAt = now
             next = newNext
+            sentSnapshot = snapshot
         }
 
+        /// A lost snapshot may still have been installed (a large one keeps
+        /// the follower busy past the timeouts, and its answer may be lost
+        /// with the link): `next` stays after it, so the next message probes
+        /// with entries from there, and a follower without it answers with
+        /// its commit point, where sending resumes.
         fileprivate mutating func lost() {
-            inflight = false
-            next = sentFrom
+            inflightCount = 0
+            streaming = false
+            if !sentSnapshot { next = sentFrom }
         }
     }
 
@@ -41,10 +63,21 @@ struct LeaderReplication {
         case entries(prevIndex: UInt64, prevEpoch: UInt64, [LogEntry])
     }
 
+    /// Batches of entries in flight to a follower known to match. 1 (one
+    /// at a time) for now: 4 doubled catch-up throughput on loopback, but
+    /// the simulator (with the in-process rebuild after a full disk) found
+    /// seeds where a leader then stops answering; to be understood first.
+    var maxInflight = 1
+
     /// One per follower while this node leads; empty otherwise.
     private(set) var progress: [Int: Progress] = [:]
     /// The number of the latest replication round (never reused by this node).
     private(set) var round: UInt64 = 0
+    /// Chunked snapshot transfers in flight, per follower.
+    private(set) var transfers: [Int: ChunkSender] = [:]
+    private var transferIds: UInt64 = 0
+    /// Followers whose finished transfer went unanswered: probe them once.
+    private var probes: Set<Int> = []
 
     /// A leadership starts with every follower to be sent entries from `next`.
     mutating func start(followers: [Int], next: UInt64) {
@@ -53,6 +86,8 @@ struct LeaderReplication {
 
     mutating func stop() {
         progress.removeAll()
+        transfers.removeAll()
+        probes.removeAll()
     }
 
     mutating func nextRound() -> UInt64 {
@@ -63,15 +98,20 @@ struct LeaderReplication {
     /// Reserves the next message for follower `id` (nil: nothing to send, or
     /// one is already in flight).
     mutating func nextMessage(to id: Int, log: ReplicatedLog, commitIndex: UInt64, now: Int64) -> Message? {
-        guard var p = progress[id], !p.inflight else { return nil }
+        guard var p = progress[id] else { return nil }
         let prev = p.next - 1
+        if p.inflight {
+            // Streaming: another batch of entries that follows on, if any.
+            guard p.streaming, !p.sentSnapshot, p.inflightCount < maxInflight, p.next <= log.lastIndex,
+                  prev >= log.baseIndex else { return nil }
+        }
         if prev < log.baseIndex {
-            p.sent(now: now, next: commitIndex + 1)
+            p.sent(now: now, next: commitIndex + 1, snapshot: true)
             progress[id] = p
             return .snapshot
         }
         guard p.next <= log.lastIndex || p.match < commitIndex, let prevEpoch = log.epoch(at: prev) else { return nil }
-        let entries = log.entries(from: p.next, through: log.lastIndex, maxBytes: 4 << 20)
+        let entries = log.entries(from: p.next, through: log.lastIndex, maxBytes: PeerEnvelope.maxBatchBytes)
         p.sent(now: now, next: (entries.last?.index ?? prev) + 1)
         progress[id] = p
         return .entries(prevIndex: prev, prevEpoch: prevEpoch, entries)
@@ -81,12 +121,24 @@ struct LeaderReplication {
     /// not match (its committed prefix is ours too: resend from just after it).
     mutating func acknowledged(by id: Int, matched: Bool, index: UInt64, lastIndex: UInt64) -> UInt64? {
         guard var p = progress[id] else { return nil }
-        p.inflight = false
+        if let t = transfers[id] {
+            // A late answer to an earlier message: the snapshot stays in flight.
+            if matched && index < t.index {
+                progress[id]!.match = max(p.match, index)
+                return nil
+            }
+            endTransfer(id)
+        }
         var resend: UInt64?
         if matched {
             p.match = max(p.match, index)
             p.next = max(p.next, index + 1)
+            p.inflightCount = p.sentSnapshot ? 0 : max(0, p.inflightCount - 1)
+            p.sentFrom = max(p.sentFrom, index + 1)
+            p.streaming = true
         } else {
+            p.inflightCount = 0
+            p.streaming = false
             let known = min(index, lastIndex)
             p.match = max(p.match, known)
             p.next = known + 1
@@ -98,20 +150,78 @@ struct LeaderReplication {
 
     /// The follower refused us (it promised a newer epoch): nothing is in flight.
     mutating func refused(by id: Int) {
-        progress[id]?.inflight = false
+        progress[id]?.inflightCount = 0
+        progress[id]?.streaming = false
+        endTransfer(id)
     }
 
-    /// The peer is gone: a message in flight to it is lost.
+    /// The peer is gone: a message in flight to it is lost. A chunked
+    /// snapshot stays, to resume from the last acknowledged byte when the
+    /// peer is back (it holds what it acknowledged unless it restarted, and
+    /// then it answers 0 and the transfer starts over).
     mutating func lost(_ id: Int) {
+        if transfers[id] != nil {
+            transfers[id]!.rewind()
+            return
+        }
         if progress[id]?.inflight == true { progress[id]!.lost() }
     }
 
     /// Followers whose message went unanswered for `afterMs`, in id order,
-    /// each marked lost (so it can be sent again).
+    /// each marked lost (so it can be sent again); a chunked snapshot goes
+    /// back to the last acknowledged byte instead (or, when every chunk was
+    /// acknowledged and the follower is still installing it, is probed).
     mutating func retransmitsDue(now: Int64, afterMs: Int64) -> [Int] {
         let due = progress.filter { $0.value.inflight && now - $0.value.sentAt >= afterMs }.keys.sorted()
-        for id in due { progress[id]!.lost() }
+        for id in due {
+            if transfers[id] != nil {
+                progress[id]!.sentAt = now
+                transfers[id]!.rewind()
+                if transfers[id]!.done { probes.insert(id) }
+            } else {
+                progress[id]!.lost()
+            }
+        }
         return due
+    }
+
+    // MARK: chunked snapshots
+
+    /// The snapshot reserved by `nextMessage` is too large for one frame:
+    /// it goes as a transfer. Returns the first chunks to send.
+    mutating func startTransfer(to id: Int, epoch: UInt64, index: UInt64, source: ChunkSource, chunkBytes: Int,
+                                window: Int) -> [Chunk] {
+        guard progress[id]?.inflight == true else { return [] }
+        transferIds += 1
+        var t = ChunkSender(kind: .snapshot, epoch: epoch, transfer: transferIds, index: index, source: source,
+                            chunkBytes: chunkBytes, window: window)
+        let chunks = t.next()
+        transfers[id] = t
+        return chunks
+    }
+
+    /// What to send follower `id` for its transfer now: the chunks the window
+    /// allows, or a probe after a silence once all were acknowledged.
+    mutating func pendingChunks(to id: Int) -> [Chunk] {
+        guard var t = transfers[id] else { return [] }
+        let chunks = probes.remove(id) != nil && t.done ? [t.lastChunk()] : t.next()
+        transfers[id] = t
+        return chunks
+    }
+
+    /// The follower holds `received` bytes of transfer `transfer`: the
+    /// message in flight is alive; returns the chunks that now fit.
+    mutating func chunkAcknowledged(by id: Int, transfer: UInt64, received: UInt64, now: Int64) -> [Chunk] {
+        guard var t = transfers[id], t.transfer == transfer else { return [] }
+        t.acknowledged(received: received)
+        transfers[id] = t
+        progress[id]?.sentAt = now
+        return pendingChunks(to: id)
+    }
+
+    private mutating func endTransfer(_ id: Int) {
+        transfers[id] = nil
+        probes.remove(id)
     }
 
     /// When the earliest message in flight is due for retransmission.

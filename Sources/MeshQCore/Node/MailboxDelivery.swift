@@ -49,7 +49,16 @@ struct MailboxDelivery {
     /// still awaiting its confirmation.
     func due(now: Int64) -> [MailboxEntry]? {
         guard !mailbox.isEmpty, retryAt.map({ now >= $0 }) ?? true else { return nil }
-        return Array(mailbox.pending.prefix(1_000))
+        // At most 1,000 entries and one batch of bytes (past the first), so a
+        // delivery always fits a peer frame.
+        var batch: [MailboxEntry] = []
+        var bytes = 0
+        for e in mailbox.pending.prefix(1_000) {
+            bytes += 32 + e.payload.count
+            if !batch.isEmpty && bytes > PeerEnvelope.maxBatchBytes { break }
+            batch.append(e)
+        }
+        return batch
     }
 
     /// A delivery went out: again at `retryAt` unless a commit confirms it.

@@ -110,20 +110,18 @@ extension NodeCore {
     }
 
     /// A new leader of `epoch` asks for our log after `after`; the answer
-    /// echoes the epoch and request id.
+    /// echoes the epoch and request id (a large one goes in chunks).
     func answerRecovery(to: Int, epoch e: UInt64, id: UInt64, after: UInt64) {
         // A node catching up never voted, so no recovery relies on its log.
         guard rejoin == nil else { return }
-        let from = max(after, commitIndex) + 1
-        if after >= log.baseIndex {
-            let all = log.entries(from: after + 1, through: log.lastIndex, maxBytes: 32 << 20)
-            if all.last?.index ?? after == log.lastIndex {
-                sendPeer(to: to, .recoverReply(epoch: e, id: id, snapshot: nil, entries: all))
-                return
+        sendRecoveryReply(to: to, epoch: e, id: id, after: after) {
+            let from = max(after, commitIndex) + 1
+            if after >= log.baseIndex {
+                let all = log.entries(from: after + 1, through: log.lastIndex, maxBytes: 32 << 20)
+                if all.last?.index ?? after == log.lastIndex { return (nil, all) }
             }
+            return (committedSnapshot(), log.entries(from: from, through: log.lastIndex))
         }
-        sendPeer(to: to, .recoverReply(epoch: e, id: id, snapshot: committedSnapshot(),
-                                       entries: log.entries(from: from, through: log.lastIndex)))
     }
 
     func receiveRecovery(from: Int, epoch e: UInt64, id: UInt64, snapshot: QueueSnapshot?,

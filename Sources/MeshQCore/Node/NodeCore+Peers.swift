@@ -56,6 +56,10 @@ extension NodeCore {
             answerRecovery(to: env.from, epoch: env.epoch, id: id, after: after)
         case .recoverReply(let e, let id, let snap, let entries):
             receiveRecovery(from: env.from, epoch: e, id: id, snapshot: snap, entries: entries, now: now)
+        case .chunk(let c):
+            receiveChunk(c, from: env.from, epoch: env.epoch, now: now)
+        case .chunkAck(let kind, let e, let transfer, let received):
+            receiveChunkAck(kind: kind, epoch: e, transfer: transfer, received: received, from: env.from, now: now)
         case .forward(let id, let owner, let command):
             guard commands.firstSight(relay: id, from: env.from) else { return }
             let ref = ReplyTarget.forwarded(from: env.from, id: id).ref

@@ -1,7 +1,7 @@
 // NodeCore's replication rounds, leader side: a batch of proposals takes the
 // Ricart-Agrawala section, becomes log entries (one persist), and runs one
-// two-phase commit round; each follower is sent what it lacks, one message
-// at a time, tracked by its `LeaderReplication.Progress`. Invariant: at most
+// two-phase commit round; each follower is sent what it lacks, paced by its
+// acknowledgements and tracked by its `LeaderReplication.Progress`. Invariant: at most
 // one round runs at a time; an aborted round cuts only this epoch's
 // uncommitted entries and the leader resigns.
 
@@ -126,20 +126,23 @@ extension NodeCore {
         resign(now: now, reason: "no_quorum_\(reason)")
     }
 
-    /// Sends a follower what it lacks, one message at a time (the next goes
-    /// when it acknowledges); past the in-memory window, a snapshot.
+    /// Sends a follower what it lacks: one message at a time until it is
+    /// known to match, then a few batches in flight (the next goes as it
+    /// acknowledges); past the in-memory window, a snapshot (a large one as
+    /// a chunked transfer: NodeCore+Transfers).
     func sendReplication(to id: Int, now: Int64) {
-        guard role == .leader, detector.alive.contains(id),
-              let message = replication.nextMessage(to: id, log: log, commitIndex: commitIndex, now: now) else { return }
-        switch message {
-        case .snapshot:
-            let snap = committedSnapshot()
-            emit(.debug, "sync", [("node", "\(nodeId)"), ("peer", "\(id)"), ("mode", "snapshot"),
-                                  ("index", "\(snap.lastIndex)"), ("tasks", "\(snap.tasks.count)")])
-            sendPeer(to: id, .snapshot(snap))
-        case .entries(let prev, let prevEpoch, let entries):
-            sendPeer(to: id, .replicate(.init(round: replication.round, prevIndex: prev, prevEpoch: prevEpoch,
-                                              commit: commitIndex, entries: entries)))
+        guard role == .leader, detector.alive.contains(id) else { return }
+        if sendTransferChunks(to: id) { return }
+        // More than one only while streaming entries to a follower known to match.
+        while let message = replication.nextMessage(to: id, log: log, commitIndex: commitIndex, now: now) {
+            switch message {
+            case .snapshot:
+                sendSnapshot(to: id)
+                return
+            case .entries(let prev, let prevEpoch, let entries):
+                sendPeer(to: id, .replicate(.init(round: replication.round, prevIndex: prev, prevEpoch: prevEpoch,
+                                                  commit: commitIndex, entries: entries)))
+            }
         }
     }
 

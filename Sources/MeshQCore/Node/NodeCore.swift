@@ -151,6 +151,8 @@ public final class NodeCore {
     var mutexGiveUpAt: Int64 = 0
     /// The leader's view of each follower's log, and the round numbers.
     var replication = LeaderReplication()
+    /// Chunked snapshots and recovery replies on their way (NodeCore+Transfers).
+    var transfers = CatchUpTransfers()
 
     // MARK: following
 
