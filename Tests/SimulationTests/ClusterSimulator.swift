@@ -55,7 +55,11 @@ final class ClusterSimulator {
         var fsyncErrorRate = 0.002
         var diskFullRate = 0.002
         var corruptionAtBootRate = 0.2
-        /// Check 10 (no vote while catching up); off to see whether the
+        /// Snapshots and recovery replies past this many bytes go as chunks:
+        /// small, so the chunked transfers (meant for GiB-sized state) run
+        /// in every seed.
+        var chunkBytes = 256
+        /// Check 10 (no vote while rejoining); off to see whether the
         /// data checks alone catch a node that votes too early.
         var checkRejoinVotes = true
     }
@@ -242,6 +246,7 @@ final class ClusterSimulator {
         n.plantedBugs = options.plantedBugs
         #endif
         n.logWindow = options.logWindow
+        n.transfers.chunkBytes = options.chunkBytes
         nodes[id] = n
         lastLamport[id] = n.clock.time
         checkedCommit[id] = n.log.baseIndex

@@ -76,7 +76,13 @@ extension NodeCore {
             guard var out = transfers.recoveryOut, out.key.to == from, out.key.epoch == e,
                   out.sender.transfer == transfer else { return }
             out.sender.acknowledged(received: received)
-            let chunks = out.sender.next()
+            var chunks = out.sender.next()
+            // No progress and the window full: what is in flight was lost
+            // (the recovering leader repeats its count when it stalls).
+            if chunks.isEmpty && !out.sender.done {
+                out.sender.rewind()
+                chunks = out.sender.next()
+            }
             transfers.recoveryOut = out.sender.done ? nil : out
             for c in chunks { sendPeer(to: from, .chunk(c)) }
         }

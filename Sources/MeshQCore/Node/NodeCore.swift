@@ -440,11 +440,21 @@ public final class NodeCore {
         if let r = recovering, now >= r.deadline {
             resign(now: now, reason: "recovery_timeout")
         } else if var r = recovering, now >= r.nextAsk {
-            recoveryRequests += 1
             r.nextAsk = now + retransmitMs
-            r.request = recoveryRequests
-            phase = .recovering(r)
-            sendPeer(to: r.from, .recoverRequest(id: recoveryRequests, after: commitIndex))
+            if let k = transfers.recoveryIn.key, k.from == r.from, k.transfer == r.request, k.epoch == epoch,
+               !transfers.recoveryIn.bytes.isEmpty {
+                // A chunked reply stalled (a chunk lost): ask the voter to go
+                // on from what we hold, not for a new reply from byte 0 (which
+                // one more lost chunk would restart again, forever).
+                phase = .recovering(r)
+                sendPeer(to: r.from, .chunkAck(kind: .recovery, epoch: epoch, transfer: r.request,
+                                               received: UInt64(transfers.recoveryIn.bytes.count)))
+            } else {
+                recoveryRequests += 1
+                r.request = recoveryRequests
+                phase = .recovering(r)
+                sendPeer(to: r.from, .recoverRequest(id: recoveryRequests, after: commitIndex))
+            }
         }
         if role == .leader {
             for id in replication.retransmitsDue(now: now, afterMs: retransmitMs) {
