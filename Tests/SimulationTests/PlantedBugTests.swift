@@ -103,7 +103,7 @@ import Testing
 
     /// Which check a failure report comes from.
     static func kind(of report: String) -> String {
-        let checks = [("voted while rejoining", "no vote while catching up"), ("final leader", "final leader holds"), ("two leaders", "one leader per epoch"), ("Lamport", "Lamport"), ("after its ACK got OK", "task after ACK"),
+        let checks = [("voted while rejoining", "no vote while rejoining"), ("final leader", "final leader holds"), ("two leaders", "one leader per epoch"), ("Lamport", "Lamport"), ("after its ACK got OK", "task after ACK"),
                       ("whose ENQUEUE got OK", "lost task"), ("critical section", "mutual exclusion"),
                       ("twice", "applied once"), ("log agreement", "log agreement"), ("task id", "one payload per id"),
                       ("payload", "one payload per id"), ("liveness", "liveness"), ("parked", "mailbox"),
