@@ -1,50 +1,34 @@
 import Testing
 @testable import MeshQCore
+import MeshQTestSupport
 
-/// Three NodeCores (ids 1, 2, 3) wired by an in-memory pump: envelopes are
-/// delivered in the order sent, at once, unless an end of the link is down;
-/// what a node asks to persist is "durable" at once. A fake clock advances in
-/// steps, each a loop iteration of every node (tick, then flush).
+/// Three NodeCores (ids 1, 2, 3) on NodeCoreDriver: envelopes delivered in
+/// the order sent, at once, unless an end of the link is down; what a node
+/// persists is durable at once; a fake clock advances in steps, each a loop
+/// iteration of every node. Isolation here is loud (both ends see the link
+/// drop), and a client answered twice, or a pump that never goes quiet, is
+/// recorded as a test issue.
 final class ReplicationCluster {
     static let ids = [1, 2, 3]
+    static var settings: ClusterSettings { NodeCoreDriver.defaultSettings }
 
-    static var settings: ClusterSettings {
-        var s = ClusterSettings()
-        s.heartbeatIntervalMs = 50
-        s.leaderTimeoutMs = 300
-        s.electionTimeoutMs = 150
-        return s
-    }
-
-    private(set) var nodes: [Int: NodeCore] = [:]
-    private(set) var now: Int64 = 0
-    /// Every envelope a node received, in order.
-    private(set) var delivered: [PeerEnvelope] = []
-    private(set) var replies: [ClientRef: Reply] = [:]
-    /// What each node made durable (records since its last snapshot).
-    private(set) var records: [Int: [LogRecord]] = [:]
-    private(set) var installedSnapshots: [Int: [QueueSnapshot]] = [:]
-    private(set) var votes: [Int: UInt64] = [:]
-    private(set) var events: [LogEvent] = []
-    /// Nodes cut off from the others (both directions).
-    private(set) var isolated: Set<Int> = []
-    private var wire: [PeerEnvelope] = []
-    private var nextSession: UInt64 = 1
+    let driver = NodeCoreDriver(nodes: 3, settings: ReplicationCluster.settings)
 
     init() {
-        for id in Self.ids {
-            nodes[id] = NodeCore(nodeId: id, memberIds: Self.ids, settings: Self.settings, snapshot: nil, records: [])
-        }
-        for a in Self.ids {
-            for b in Self.ids where a != b { node(a).peerUp(b, now: now) }
-        }
-        for id in Self.ids { node(id).start(now: now) }
-        pump()
+        driver.start()
+        check()
     }
 
-    func node(_ id: Int) -> NodeCore { nodes[id]! }
+    var nodes: [Int: NodeCore] { driver.nodes }
+    var now: Int64 { driver.now }
+    /// Every envelope a node received, in order.
+    var delivered: [PeerEnvelope] { driver.delivered }
+    var replies: [ClientRef: Reply] { driver.replies }
+    var installedSnapshots: [Int: [QueueSnapshot]] { driver.installedSnapshots }
+    var events: [LogEvent] { driver.events.map(\.event) }
 
-    var leader: NodeCore? { nodes.values.first { $0.role == .leader } }
+    func node(_ id: Int) -> NodeCore { driver.node(id) }
+    var leader: NodeCore? { driver.leader }
 
     /// Node 3 (the highest id) leads and serves, and the others follow it.
     var settledUnder3: Bool {
@@ -53,69 +37,22 @@ final class ReplicationCluster {
             && Set(Self.ids.map { node($0).commitIndex }).count == 1
     }
 
-    private func linked(_ a: Int, _ b: Int) -> Bool { !isolated.contains(a) && !isolated.contains(b) }
+    private func check(quiet: Bool = true) {
+        if !quiet {
+            Issue.record("the message pump never went quiet at t=\(now): \(events.suffix(12).map { "\($0.name) \($0.fields)" }) \(delivered.suffix(8).map { "\($0.from)->\($0.to) \($0.body)".prefix(120) })")
+        }
+        for twice in driver.repliedTwice.dropFirst(reported) { Issue.record("\(twice)") }
+        reported = driver.repliedTwice.count
+    }
+    private var reported = 0
 
     /// Applies every effect and delivers every envelope until all is quiet.
-    func pump() {
-        var budget = 200_000
-        while budget > 0 {
-            budget -= 1
-            var busy = false
-            for id in Self.ids where node(id).hasEffects {
-                busy = true
-                apply(node(id).takeEffects(), of: id)
-            }
-            if !wire.isEmpty {
-                busy = true
-                let env = wire.removeFirst()
-                if linked(env.from, env.to) {
-                    delivered.append(env)
-                    node(env.to).peerMessage(env, now: now, wallMs: now)
-                }
-            }
-            if !busy { return }
-        }
-        Issue.record("the message pump never went quiet at t=\(now): \(events.suffix(12).map { "\($0.name) \($0.fields)" }) \(delivered.suffix(8).map { "\($0.from)->\($0.to) \($0.body)".prefix(120) })")
-    }
-
-    private func apply(_ effects: [NodeCore.Effect], of id: Int) {
-        let n = node(id)
-        for e in effects {
-            switch e {
-            case .reply(let ref, let r):
-                if let first = replies[ref] {
-                    Issue.record("client \(ref) answered twice: \(first.line) then \(r.line)")
-                } else {
-                    replies[ref] = r
-                }
-            case .persist(let recs):
-                records[id, default: []] += recs
-                n.persisted(now: now)
-            case .installSnapshot(let snap):
-                installedSnapshots[id, default: []].append(snap)
-                records[id] = []
-                n.persisted(now: now)
-            case .persistMailbox:
-                n.mailboxPersisted(now: now)
-            case .persistVote(let epoch, _):
-                votes[id] = epoch
-            case .log(let event):
-                events.append(event)
-            case .sendPeer(let env):
-                if linked(env.from, env.to) { wire.append(env) }
-            case .resetPeerLink, .rejoined:
-                break
-            }
-        }
-    }
+    func pump() { check(quiet: driver.pump()) }
 
     /// One loop iteration of every node, `ms` later.
     func step(_ ms: Int64 = 10) {
-        now += ms
-        for id in Self.ids { node(id).tick(now: now, wallMs: now) }
-        pump()
-        for id in Self.ids { node(id).flush(now: now) }
-        pump()
+        driver.step(ms)
+        check()
     }
 
     /// Steps until `done` holds or `withinMs` pass; whether it held.
@@ -132,10 +69,8 @@ final class ReplicationCluster {
     /// A client command at `id`; the reply lands in `replies[ref]`.
     @discardableResult
     func send(_ cmd: ClientCommand, to id: Int) -> ClientRef {
-        let ref = ClientRef(session: nextSession, seq: 1)
-        nextSession += 1
-        node(id).handle(cmd, from: ref, owner: "c\(ref.session)", now: now, wallMs: now)
-        pump()
+        let ref = driver.send(cmd, to: id)
+        check()
         return ref
     }
 
@@ -155,27 +90,17 @@ final class ReplicationCluster {
     /// Cuts `id` off: nothing more goes to or from it, and both ends of each
     /// of its links see the link drop.
     func isolate(_ id: Int) {
-        isolated.insert(id)
-        for p in Self.ids where p != id {
-            node(p).peerDown(id, now: now)
-            node(id).peerDown(p, now: now)
-        }
-        pump()
+        driver.isolate(id, loud: true)
+        check()
     }
 
     func reconnect(_ id: Int) {
-        isolated.remove(id)
-        for p in Self.ids where p != id {
-            node(p).peerUp(id, now: now)
-            node(id).peerUp(p, now: now)
-        }
-        pump()
+        driver.reconnect(id, loud: true)
+        check()
     }
 
     /// The tasks a node holds, by id, with their payloads.
-    func contents(_ id: Int) -> [UInt64: String] {
-        Dictionary(uniqueKeysWithValues: node(id).queue.allTasks().map { ($0.id, String(decoding: $0.payload, as: UTF8.self)) })
-    }
+    func contents(_ id: Int) -> [UInt64: String] { driver.contents(id) }
 }
 
 @Suite struct NodeCoreReplicationTests {

@@ -27,6 +27,10 @@ public final class NodeCoreDriver {
     public private(set) var disks: [Int: Disk] = [:]
     public private(set) var now: Int64 = 0
     public private(set) var replies: [ClientRef: Reply] = [:]
+    /// A client answered more than once (only the first answer is kept).
+    public private(set) var repliedTwice: [String] = []
+    /// Every snapshot each node installed, in order.
+    public private(set) var installedSnapshots: [Int: [QueueSnapshot]] = [:]
     /// Log events in order, with the node that emitted them.
     public private(set) var events: [(node: Int, event: LogEvent)] = []
     /// Every envelope delivered, in order.
@@ -99,8 +103,28 @@ public final class NodeCoreDriver {
         disks[id]!.rejoining = true
     }
 
-    public func isolate(_ id: Int) { isolated.insert(id) }
-    public func reconnect(_ id: Int) { isolated.remove(id) }
+    /// Cuts `id` off from everyone. Silent by default, as a network is;
+    /// `loud`: both ends of each link see it drop (a closed connection).
+    public func isolate(_ id: Int, loud: Bool = false) {
+        isolated.insert(id)
+        guard loud else { return }
+        for p in live where p != id {
+            node(p).peerDown(id, now: now)
+            node(id).peerDown(p, now: now)
+        }
+        pump()
+    }
+
+    /// `loud`: both ends of each link see it come up.
+    public func reconnect(_ id: Int, loud: Bool = false) {
+        isolated.remove(id)
+        guard loud else { return }
+        for p in live where p != id {
+            node(p).peerUp(id, now: now)
+            node(id).peerUp(p, now: now)
+        }
+        pump()
+    }
     public func cutLink(from a: Int, to b: Int) { cut.insert([a, b]) }
     public func healLinks() { cut.removeAll(); isolated.removeAll() }
 
@@ -178,11 +202,16 @@ public final class NodeCoreDriver {
         for e in effects {
             switch e {
             case .reply(let ref, let r):
-                replies[ref] = r
+                if let first = replies[ref] {
+                    repliedTwice.append("client \(ref) answered twice: \(first.line) then \(r.line)")
+                } else {
+                    replies[ref] = r
+                }
             case .persist(let recs):
                 disks[id]!.records += recs
                 n.persisted(now: now)
             case .installSnapshot(let snap):
+                installedSnapshots[id, default: []].append(snap)
                 disks[id]!.snapshot = snap
                 disks[id]!.records = []
                 n.persisted(now: now)
