@@ -68,18 +68,19 @@ import Testing
     @Test func routerExpiresHeldCommandsInOrderAndDropsAClosedSession() {
         var c = CommandRouter(relayIdBase: 1)
         for (s, d) in [(1, 50), (2, 60), (1, 70)] as [(UInt64, Int64)] {
-            c.hold(.init(command: .status, ref: ClientRef(session: s, seq: UInt64(d)), owner: "o", wallMs: 0, deadline: d))
+            c.hold(.init(command: .status, target: .session(ClientRef(session: s, seq: UInt64(d))), owner: "o", wallMs: 0, deadline: d))
         }
         #expect(c.nextDeadline == 50)
-        let expired = c.expireHeld(now: 60).map(\.ref.seq)
-        #expect(expired == [50, 60])
+        let expired = c.expireHeld(now: 60).map(\.target)
+        #expect(expired == [.session(ClientRef(session: 1, seq: 50)), .session(ClientRef(session: 2, seq: 60))])
         c.dropHeld(session: 1)
         #expect(c.held.isEmpty)
     }
 
     @Test func routerSettlesEachForwardOnce() {
         var c = CommandRouter(relayIdBase: 7)
-        let a = ClientRef(session: 1, seq: 1), b = ClientRef(session: 1, seq: 2), d = ClientRef(session: 2, seq: 1)
+        let a = ReplyTarget.session(ClientRef(session: 1, seq: 1)), b = ReplyTarget.session(ClientRef(session: 1, seq: 2))
+        let d = ReplyTarget.forwarded(from: 4, id: 9)
         let ia = c.forward(a, to: 3, deadline: 100)
         let ib = c.forward(b, to: 3, deadline: 50)
         let id = c.forward(d, to: 2, deadline: 80)
@@ -87,10 +88,10 @@ import Testing
         // An answer from another node settles the relay but answers no one.
         let wrongNode = c.answered(ia, from: 2), again = c.answered(ia, from: 3)
         #expect(wrongNode == nil && again == nil)
-        let late = c.expireForwards(now: 60).map(\.ref)
+        let late = c.expireForwards(now: 60).map(\.target)
         #expect(late == [b])
         #expect(c.nextDeadline == 80)
-        let lost = c.failForwards { $0 == 2 }.map(\.ref)
+        let lost = c.failForwards { $0 == 2 }.map(\.target)
         #expect(lost == [d])
         #expect(c.forwardCount == 0)
         let none = c.expireForwards(now: 1_000)
@@ -103,17 +104,24 @@ import Testing
         #expect(sights == [true, false, true])
     }
 
-    @Test func replyTargetsRoundTripThroughTheirRefs() {
-        let local = ClientRef(session: 42, seq: 9)
-        for t in [ReplyTarget.session(local), .forwarded(from: 3, id: 77), .parked(from: 2, seq: 5)] {
-            #expect(ReplyTarget(t.ref).ref == t.ref)
-        }
-        #expect(ReplyTarget.isForwarded(ReplyTarget.forwarded(from: 3, id: 1).ref))
-        #expect(!ReplyTarget.isForwarded(ReplyTarget.parked(from: 3, seq: 1).ref))
-        #expect(!ReplyTarget.isForwarded(local))
-        guard case .parked(2, 5) = ReplyTarget(ReplyTarget.parked(from: 2, seq: 5).ref) else {
-            Issue.record("parked tag lost"); return
-        }
+    @Test func replyTargetsOrderSessionsThenParkedThenForwarded() {
+        // The order waits that end together expire in: it must not depend on
+        // how a target is stored, and it must be total.
+        let targets: [ReplyTarget] = [
+            .forwarded(from: 1, id: 2), .parked(from: 3, seq: 1), .session(ClientRef(session: 9, seq: 1)),
+            .forwarded(from: 1, id: 1), .session(ClientRef(session: 2, seq: 7)), .parked(from: 2, seq: 8),
+            .session(ClientRef(session: UInt64.max, seq: 0)),
+        ]
+        #expect(targets.sorted() == [
+            .session(ClientRef(session: 2, seq: 7)), .session(ClientRef(session: 9, seq: 1)),
+            .session(ClientRef(session: UInt64.max, seq: 0)),
+            .parked(from: 2, seq: 8), .parked(from: 3, seq: 1),
+            .forwarded(from: 1, id: 1), .forwarded(from: 1, id: 2),
+        ])
+        #expect(ReplyTarget.forwarded(from: 3, id: 1).isForwarded && !ReplyTarget.parked(from: 3, seq: 1).isForwarded)
+        #expect(ReplyTarget.session(ClientRef(session: 4, seq: 1)).session == 4 && ReplyTarget.parked(from: 4, seq: 1).session == nil)
+        // A session id with the bits the old encoding used for tags is still a session.
+        #expect(ReplyTarget.session(ClientRef(session: 1 << 62 | 3, seq: 1)).session == 1 << 62 | 3)
     }
 
     @Test func leaderMatchStartsAtTheCommitPointForANewLeader() {

@@ -8,7 +8,7 @@ import Testing
 
 @Suite struct WaiterQueueTests {
     private func w(_ session: UInt64, _ seq: UInt64, _ deadline: Int64) -> WaiterQueue.Waiter {
-        .init(ref: ClientRef(session: session, seq: seq), owner: "c\(session)", deadline: deadline)
+        .init(target: .session(ClientRef(session: session, seq: seq)), owner: "c\(session)", deadline: deadline)
     }
 
     @Test func servedFirstComeFirstServedWhateverTheDeadlines() {
@@ -17,10 +17,10 @@ import Testing
         q.add(w(2, 0, 100))
         q.add(w(3, 0, 200))
         #expect(q.nextDeadline() == 100)
-        #expect(q.popFirst()?.ref.session == 1)
-        #expect(q.popFirst()?.ref.session == 2)
+        #expect(q.popFirst()?.target.session == 1)
+        #expect(q.popFirst()?.target.session == 2)
         #expect(q.nextDeadline() == 200)
-        #expect(q.popFirst()?.ref.session == 3)
+        #expect(q.popFirst()?.target.session == 3)
         #expect(q.popFirst() == nil)
         #expect(q.nextDeadline() == nil)
     }
@@ -32,10 +32,11 @@ import Testing
         q.add(w(2, 7, 100))
         q.add(w(2, 3, 100))
         #expect(q.expire(now: 99) == [])
-        #expect(q.expire(now: 100).map(\.ref) == [ClientRef(session: 2, seq: 3), ClientRef(session: 2, seq: 7),
-                                                  ClientRef(session: 4, seq: 0)])
+        #expect(q.expire(now: 100).map(\.target) == [.session(ClientRef(session: 2, seq: 3)),
+                                                     .session(ClientRef(session: 2, seq: 7)),
+                                                     .session(ClientRef(session: 4, seq: 0))])
         #expect(q.count == 1)
-        #expect(q.popFirst()?.ref.session == 1)
+        #expect(q.popFirst()?.target.session == 1)
         #expect(q.indexedEntries == 0)
     }
 
@@ -51,8 +52,19 @@ import Testing
         #expect(q.indexedEntries == 2 * 3)
         #expect(q.nextDeadline() == 100)
         #expect(q.expire(now: 60) == [])
-        #expect(q.popFirst()?.ref.session == 2)
-        #expect(q.popFirst()?.ref.session == 3)
+        #expect(q.popFirst()?.target.session == 2)
+        #expect(q.popFirst()?.target.session == 3)
+    }
+
+    @Test func aRelayedWaitIsNotAConnectionsAndOutlivesOneClosing() {
+        // A DEQUEUE relayed by node 2 waits here too; connection 2 closing
+        // here has nothing to do with it.
+        var q = WaiterQueue()
+        q.add(.init(target: .forwarded(from: 2, id: 40), owner: "2/c", deadline: 100))
+        q.add(w(2, 0, 100))
+        q.remove(session: 2)
+        #expect(q.count == 1 && q.indexedEntries == 2)
+        #expect(q.expire(now: 100).map(\.target) == [.forwarded(from: 2, id: 40)])
     }
 
     @Test func aWaiterAddedAgainAfterItsTurnGoesToTheBack() {
@@ -61,14 +73,14 @@ import Testing
         q.add(w(2, 0, 100))
         let first = q.popFirst()!
         q.add(first)                  // NodeCore: served, but no task after all
-        #expect(q.popFirst()?.ref.session == 2)
-        #expect(q.popFirst()?.ref.session == 1)
+        #expect(q.popFirst()?.target.session == 2)
+        #expect(q.popFirst()?.target.session == 1)
     }
 
     @Test func removeAllAnswersEveryoneInArrivalOrder() {
         var q = WaiterQueue()
         for s in [5, 3, 9, 1] as [UInt64] { q.add(w(s, 0, Int64(100 - s))) }
-        #expect(q.removeAll().map(\.ref.session) == [5, 3, 9, 1])
+        #expect(q.removeAll().map(\.target.session) == [5, 3, 9, 1])
         #expect(q.count == 0 && q.indexedEntries == 0 && q.nextDeadline() == nil)
     }
 
@@ -103,13 +115,13 @@ import Testing
                 if !model.isEmpty { model.removeFirst() }
             case 4:
                 now += Int64(rng.next() % 15)
-                let want = model.filter { $0.deadline <= now }.sorted { ($0.deadline, $0.ref) < ($1.deadline, $1.ref) }
+                let want = model.filter { $0.deadline <= now }.sorted { ($0.deadline, $0.target) < ($1.deadline, $1.target) }
                 #expect(q.expire(now: now) == want, "step \(step)")
                 model.removeAll { $0.deadline <= now }
             case 5:
                 let s = rng.next() % 12
                 q.remove(session: s)
-                model.removeAll { $0.ref.session == s }
+                model.removeAll { $0.target.session == s }
             case 6:
                 #expect(q.nextDeadline() == model.map(\.deadline).min(), "step \(step)")
             default:

@@ -16,15 +16,15 @@ struct CommandRouter {
     /// A command waiting for a leader to be reachable.
     struct Held {
         var command: ClientCommand
-        var ref: ClientRef
+        var target: ReplyTarget
         var owner: String
         var wallMs: Int64
         var deadline: Int64
     }
 
-    /// A command relayed to `leader` for the client `ref`.
+    /// A command relayed to `leader` for `target`.
     struct Forward {
-        var ref: ClientRef
+        var target: ReplyTarget
         var leader: Int
     }
 
@@ -72,8 +72,8 @@ struct CommandRouter {
     /// this leadership, they could apply under a later one after their
     /// relaying node had already answered its client.
     mutating func takeHeldForwarded() -> [Held] {
-        let out = Array(held.filter { ReplyTarget.isForwarded($0.ref) })
-        held.removeAll { ReplyTarget.isForwarded($0.ref) }
+        let out = Array(held.filter { $0.target.isForwarded })
+        held.removeAll { $0.target.isForwarded }
         return out
     }
 
@@ -85,26 +85,26 @@ struct CommandRouter {
     }
 
     mutating func dropHeld(session: UInt64) {
-        held.removeAll { $0.ref.session == session }
+        held.removeAll { $0.target.session == session }
     }
 
     // MARK: forwards
 
     /// Records a command relayed to `leader`; returns its relay id.
-    mutating func forward(_ ref: ClientRef, to leader: Int, deadline: Int64) -> UInt64 {
+    mutating func forward(_ target: ReplyTarget, to leader: Int, deadline: Int64) -> UInt64 {
         let id = nextForwardId
         nextForwardId &+= 1
-        forwards[id] = Forward(ref: ref, leader: leader)
+        forwards[id] = Forward(target: target, leader: leader)
         forwardDeadlines.schedule(id, at: deadline)
         return id
     }
 
     /// The answer to relay `id` came from `from`: the client to answer, if it
     /// is the leader the command went to (the relay is settled either way).
-    mutating func answered(_ id: UInt64, from: Int) -> ClientRef? {
+    mutating func answered(_ id: UInt64, from: Int) -> ReplyTarget? {
         guard let f = forwards.removeValue(forKey: id) else { return nil }
         forwardDeadlines.remove(id)
-        return f.leader == from ? f.ref : nil
+        return f.leader == from ? f.target : nil
     }
 
     /// Forwards whose answer did not come in time, by deadline.
@@ -132,46 +132,5 @@ struct CommandRouter {
         seenRelayOrder.append(key)
         if seenRelayOrder.count > 100_000 { seenRelays.remove(seenRelayOrder.removeFirst()) }
         return true
-    }
-}
-
-/// Whom a reply goes to. Relayed commands and parked deliveries travel as
-/// ClientRefs with a tag bit in the session (so waits and awaiting clients
-/// keep one key type and one order); `ReplyTarget` is the one place that
-/// reads the tags.
-enum ReplyTarget {
-    /// A client connected to this node.
-    case session(ClientRef)
-    /// A command relayed by follower `from` as relay `id`: answered over the bus.
-    case forwarded(from: Int, id: UInt64)
-    /// Node `from`'s parked entry `seq`: only a commit confirms it.
-    case parked(from: Int, seq: UInt64)
-
-    private static let remoteSession: UInt64 = 1 << 62
-    private static let parkedSession: UInt64 = 1 << 61
-
-    init(_ ref: ClientRef) {
-        if ref.session & Self.parkedSession != 0 {
-            self = .parked(from: Int(ref.session & ~Self.parkedSession), seq: ref.seq)
-        } else if ref.session & Self.remoteSession != 0 {
-            self = .forwarded(from: Int(ref.session & ~Self.remoteSession), id: ref.seq)
-        } else {
-            self = .session(ref)
-        }
-    }
-
-    /// The ref a relayed command or a parked delivery travels under.
-    var ref: ClientRef {
-        switch self {
-        case .session(let r): r
-        case .forwarded(let from, let id): ClientRef(session: Self.remoteSession | UInt64(from), seq: id)
-        case .parked(let from, let seq): ClientRef(session: Self.parkedSession | UInt64(from), seq: seq)
-        }
-    }
-
-    /// Whether `ref` stands for a command relayed from another node.
-    static func isForwarded(_ ref: ClientRef) -> Bool {
-        if case .forwarded = ReplyTarget(ref) { return true }
-        return false
     }
 }

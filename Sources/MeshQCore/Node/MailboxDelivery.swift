@@ -11,7 +11,7 @@
 struct MailboxDelivery {
     private(set) var mailbox: Mailbox
     /// Parked entries whose clients hear QUEUED once the mailbox is durable.
-    private var unconfirmedParks: [(ref: ClientRef, seq: UInt64)] = []
+    private var unconfirmedParks: [(target: ReplyTarget, seq: UInt64)] = []
     /// When to hand the entries over again (nil: as soon as a leader is reachable).
     private(set) var retryAt: Int64?
     /// Our own entries committed while we lead, through this sequence.
@@ -26,21 +26,21 @@ struct MailboxDelivery {
         mailbox.continueAbove(seq)
     }
 
-    mutating func park(payload: [UInt8], at enqueuedAtMs: Int64, for ref: ClientRef) -> MailboxEntry {
+    mutating func park(payload: [UInt8], at enqueuedAtMs: Int64, for target: ReplyTarget) -> MailboxEntry {
         let e = mailbox.park(payload: payload, at: enqueuedAtMs)
-        unconfirmedParks.append((ref, e.seq))
+        unconfirmedParks.append((target, e.seq))
         return e
     }
 
     /// The mailbox is durable: the clients to tell QUEUED.
-    mutating func takeDurableParks() -> [(ref: ClientRef, seq: UInt64)] {
+    mutating func takeDurableParks() -> [(target: ReplyTarget, seq: UInt64)] {
         defer { unconfirmedParks.removeAll() }
         return unconfirmedParks
     }
 
     /// The mailbox write failed: these parks are not durable, their
     /// clients must not hear QUEUED.
-    mutating func abandonUnconfirmedParks() -> [(ref: ClientRef, seq: UInt64)] {
+    mutating func abandonUnconfirmedParks() -> [(target: ReplyTarget, seq: UInt64)] {
         defer { unconfirmedParks.removeAll() }
         return unconfirmedParks
     }

@@ -9,28 +9,28 @@
 extension NodeCore {
     /// Where a queue command goes: served here when this node leads, relayed
     /// when a leader is reachable, else held until one is (or NOLEADER).
-    func submit(_ command: ClientCommand, ref: ClientRef, owner: String, now: Int64, wallMs: Int64) {
-        if commands.held.isEmpty, dispatch(command, ref: ref, owner: owner, now: now, wallMs: wallMs) { return }
-        commands.hold(.init(command: command, ref: ref, owner: owner, wallMs: wallMs,
+    func submit(_ command: ClientCommand, target: ReplyTarget, owner: String, now: Int64, wallMs: Int64) {
+        if commands.held.isEmpty, dispatch(command, target: target, owner: owner, now: now, wallMs: wallMs) { return }
+        commands.hold(.init(command: command, target: target, owner: owner, wallMs: wallMs,
                           deadline: now + Int64(max(settings.commitTimeoutMs, settings.leaderTimeoutMs))))
     }
 
-    func dispatch(_ command: ClientCommand, ref: ClientRef, owner: String, now: Int64, wallMs: Int64) -> Bool {
+    func dispatch(_ command: ClientCommand, target: ReplyTarget, owner: String, now: Int64, wallMs: Int64) -> Bool {
         if role == .leader {
             guard serving else { return false }
-            serve(command, ref: ref, owner: owner, now: now, wallMs: wallMs)
+            serve(command, target: target, owner: owner, now: now, wallMs: wallMs)
             return true
         }
-        if ReplyTarget.isForwarded(ref) {
+        if target.isForwarded {
             // Relayed to a node that no longer leads: the relaying follower
             // answers its client (it never loops the command onwards).
-            reply(ref, .error(.noleader, "node \(nodeId) is not the leader"))
+            reply(target, .error(.noleader, "node \(nodeId) is not the leader"))
             return true
         }
         guard role == .follower, let leader = leaderId, detector.alive.contains(leader) else { return false }
         var patience = Int64(settings.commitTimeoutMs + settings.leaderTimeoutMs)
         if case .dequeue(let wait?) = command { patience += Int64(wait) }
-        let id = commands.forward(ref, to: leader, deadline: now + patience)
+        let id = commands.forward(target, to: leader, deadline: now + patience)
         emit(.debug, "route_forward", [("node", "\(nodeId)"), ("to", "\(leader)"), ("id", "\(id)")])
         sendPeer(to: leader, .forward(id: id, owner: owner, command: command))
         return true
@@ -45,23 +45,23 @@ extension NodeCore {
         checkLease(now: now)
         deliverMailbox(now: now)
         while let h = commands.held.first {
-            guard dispatch(h.command, ref: h.ref, owner: h.owner, now: now, wallMs: h.wallMs) else { return }
+            guard dispatch(h.command, target: h.target, owner: h.owner, now: now, wallMs: h.wallMs) else { return }
             commands.removeFirstHeld()
         }
     }
 
     func expireForwards(now: Int64) {
         for f in commands.expireForwards(now: now) {
-            reply(f.ref, .error(.noleader, "no answer from leader \(f.leader) in time; the command may have been applied"))
+            reply(f.target, .error(.noleader, "no answer from leader \(f.leader) in time; the command may have been applied"))
         }
     }
 
     func expireHeld(now: Int64) {
         for h in commands.expireHeld(now: now) {
-            if case .enqueue(let payload) = h.command, !ReplyTarget.isForwarded(h.ref), payload.count <= settings.maxPayloadBytes {
-                park(payload, ref: h.ref, wallMs: h.wallMs)
+            if case .enqueue(let payload) = h.command, !h.target.isForwarded, payload.count <= settings.maxPayloadBytes {
+                park(payload, target: h.target, wallMs: h.wallMs)
             } else {
-                reply(h.ref, .error(.noleader, "no leader is reachable"))
+                reply(h.target, .error(.noleader, "no leader is reachable"))
             }
         }
     }
@@ -69,28 +69,28 @@ extension NodeCore {
     /// Relayed commands whose leader went away: their outcome is unknown here.
     func failForwards(where lost: (Int) -> Bool) {
         for f in commands.failForwards(where: lost) {
-            reply(f.ref, .error(.noleader, "the leader was lost while the command was in flight; it may have been applied"))
+            reply(f.target, .error(.noleader, "the leader was lost while the command was in flight; it may have been applied"))
         }
     }
 
-    func serve(_ command: ClientCommand, ref: ClientRef, owner: String, now: Int64, wallMs: Int64) {
+    func serve(_ command: ClientCommand, target: ReplyTarget, owner: String, now: Int64, wallMs: Int64) {
         switch command {
-        case .enqueue(let payload): enqueue(payload, ref: ref, wallMs: wallMs)
-        case .dequeue(let waitMs): dequeue(ref: ref, owner: owner, waitMs: waitMs ?? 0, now: now)
-        case .ack(let id): ack(id, ref: ref)
-        case .nack(let id): nack(id, ref: ref, now: now)
+        case .enqueue(let payload): enqueue(payload, target: target, wallMs: wallMs)
+        case .dequeue(let waitMs): dequeue(target: target, owner: owner, waitMs: waitMs ?? 0, now: now)
+        case .ack(let id): ack(id, target: target)
+        case .nack(let id): nack(id, target: target, now: now)
         default: break
         }
     }
 
-    func enqueue(_ payload: [UInt8], ref: ClientRef, wallMs: Int64) {
+    func enqueue(_ payload: [UInt8], target: ReplyTarget, wallMs: Int64) {
         guard payload.count <= settings.maxPayloadBytes else {
-            reply(ref, .error(.toolarge, "payload is \(payload.count) bytes, max_payload_bytes is \(settings.maxPayloadBytes)"))
+            reply(target, .error(.toolarge, "payload is \(payload.count) bytes, max_payload_bytes is \(settings.maxPayloadBytes)"))
             return
         }
         let limit = settings.maxMemoryMB * 1_048_576
         guard queue.payloadBytes + pendingPayloadBytes + payload.count <= limit else {
-            reply(ref, .error(.busy, "queued payload is at max_memory_mb (\(settings.maxMemoryMB))"))
+            reply(target, .error(.busy, "queued payload is at max_memory_mb (\(settings.maxMemoryMB))"))
             return
         }
         let l = clock.tick()
@@ -99,33 +99,33 @@ extension NodeCore {
         let task = QueuedTask(id: nextTaskId, lamport: l, enqueuedAtMs: at, payload: payload)
         nextTaskId += 1
         pendingPayloadBytes += payload.count
-        proposals.append(Proposal(op: .enqueue(task), lamport: l, client: ref))
+        proposals.append(Proposal(op: .enqueue(task), lamport: l, client: target))
     }
 
-    func ack(_ id: UInt64, ref: ClientRef) {
+    func ack(_ id: UInt64, target: ReplyTarget) {
         guard queue.markAcking(id) else {
-            reply(ref, .error(.notfound, "no task \(id) (never enqueued, or already acked)"))
+            reply(target, .error(.notfound, "no task \(id) (never enqueued, or already acked)"))
             return
         }
-        proposals.append(Proposal(op: .ack(taskId: id), lamport: clock.tick(), client: ref))
+        proposals.append(Proposal(op: .ack(taskId: id), lamport: clock.tick(), client: target))
     }
 
-    func nack(_ id: UInt64, ref: ClientRef, now: Int64) {
+    func nack(_ id: UInt64, target: ReplyTarget, now: Int64) {
         guard queue.release(id) else {
-            reply(ref, .error(.notfound, "task \(id) is not leased"))
+            reply(target, .error(.notfound, "task \(id) is not leased"))
             return
         }
-        reply(ref, .ok(taskId: id, lamport: clock.tick()))
+        reply(target, .ok(taskId: id, lamport: clock.tick()))
         serveWaiters(now: now)
     }
 
-    func dequeue(ref: ClientRef, owner: String, waitMs: Int, now: Int64) {
+    func dequeue(target: ReplyTarget, owner: String, waitMs: Int, now: Int64) {
         if let t = queue.leaseNext(owner: owner, deadline: now + Int64(settings.ackTimeoutMs)) {
-            reply(ref, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
+            reply(target, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
         } else if waitMs > 0 {
-            waiters.add(.init(ref: ref, owner: owner, deadline: now + Int64(waitMs)))
+            waiters.add(.init(target: target, owner: owner, deadline: now + Int64(waitMs)))
         } else {
-            reply(ref, .empty)
+            reply(target, .empty)
         }
     }
 
@@ -138,7 +138,7 @@ extension NodeCore {
                 waiters.add(w)
                 return
             }
-            reply(w.ref, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
+            reply(w.target, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
         }
     }
 }

@@ -163,7 +163,7 @@ extension NodeCore {
         guard !entries.isEmpty else { return }
         for e in entries {
             entriesCommitted += 1
-            let client: ClientRef? = awaiting.first?.index == e.index ? awaiting.removeFirst().ref : nil
+            let client: ReplyTarget? = awaiting.first?.index == e.index ? awaiting.removeFirst().target : nil
             switch e.op {
             case .noop:
                 break

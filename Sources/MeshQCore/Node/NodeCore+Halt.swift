@@ -21,10 +21,10 @@ extension NodeCore {
         leaderId = nil
         let notApplied = "node \(nodeId) cannot write to its data_dir (\(reason)); not applied"
         failProposals(.noleader, notApplied)
-        for h in commands.takeAllHeld() { reply(h.ref, .error(.noleader, notApplied)) }
+        for h in commands.takeAllHeld() { reply(h.target, .error(.noleader, notApplied)) }
         failForwards { _ in true }
-        for w in waiters.removeAll() { reply(w.ref, .error(.noleader, notApplied)) }
-        for p in delivery.abandonUnconfirmedParks() { reply(p.ref, .error(.noleader, notApplied + " (not parked)")) }
+        for w in waiters.removeAll() { reply(w.target, .error(.noleader, notApplied)) }
+        for p in delivery.abandonUnconfirmedParks() { reply(p.target, .error(.noleader, notApplied + " (not parked)")) }
         pendingAcks.removeAll()
         effects.removeAll { effect in
             switch effect {
@@ -35,7 +35,7 @@ extension NodeCore {
     }
 
     /// A halted core's answer to a queue command.
-    func refuseHalted(_ ref: ClientRef, reason: String) {
-        reply(ref, .error(.noleader, "node \(nodeId) cannot write to its data_dir (\(reason)); not applied: try another node"))
+    func refuseHalted(_ target: ReplyTarget, reason: String) {
+        reply(target, .error(.noleader, "node \(nodeId) cannot write to its data_dir (\(reason)); not applied: try another node"))
     }
 }

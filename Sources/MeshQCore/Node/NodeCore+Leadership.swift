@@ -169,12 +169,12 @@ extension NodeCore {
         queue.releaseAllLeases()
         for a in awaiting {
             if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
-            reply(a.ref, .error(.noleader, "leadership was lost before this change committed; the next leader may still apply it"))
+            reply(a.target, .error(.noleader, "leadership was lost before this change committed; the next leader may still apply it"))
         }
         awaiting.removeAll()
         failProposals(.noleader, "this node stopped leading before the change was replicated; nothing was committed")
-        for w in waiters.removeAll() { reply(w.ref, .error(.noleader, "this node stopped leading")) }
-        for h in commands.takeHeldForwarded() { reply(h.ref, .error(.noleader, "node \(nodeId) stopped leading; not applied")) }
+        for w in waiters.removeAll() { reply(w.target, .error(.noleader, "this node stopped leading")) }
+        for h in commands.takeHeldForwarded() { reply(h.target, .error(.noleader, "node \(nodeId) stopped leading; not applied")) }
         pendingPayloadBytes = 0
         replication.stop()
     }

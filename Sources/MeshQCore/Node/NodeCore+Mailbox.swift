@@ -8,8 +8,8 @@
 extension NodeCore {
     /// No leader is reachable: the task is kept here durably, and the client
     /// hears QUEUED once it is.
-    func park(_ payload: [UInt8], ref: ClientRef, wallMs: Int64) {
-        let e = delivery.park(payload: payload, at: wallMs + Int64(cristian.offsetMs), for: ref)
+    func park(_ payload: [UInt8], target: ReplyTarget, wallMs: Int64) {
+        let e = delivery.park(payload: payload, at: wallMs + Int64(cristian.offsetMs), for: target)
         effects.append(.persistMailbox([.park(e)]))
     }
 
@@ -37,7 +37,7 @@ extension NodeCore {
             let t = QueuedTask(id: nextTaskId, lamport: clock.tick(), enqueuedAtMs: e.enqueuedAtMs, payload: e.payload)
             nextTaskId += 1
             proposals.append(Proposal(op: .enqueueParked(t, from: from, seq: e.seq), lamport: t.lamport,
-                                      client: ReplyTarget.parked(from: from, seq: e.seq).ref))
+                                      client: .parked(from: from, seq: e.seq)))
         }
         startRound(now: now)
     }

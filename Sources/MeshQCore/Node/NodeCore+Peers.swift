@@ -62,7 +62,7 @@ extension NodeCore {
             receiveChunkAck(kind: kind, epoch: e, transfer: transfer, received: received, from: env.from, now: now)
         case .forward(let id, let owner, let command):
             guard commands.firstSight(relay: id, from: env.from) else { return }
-            let ref = ReplyTarget.forwarded(from: env.from, id: id).ref
+            let target = ReplyTarget.forwarded(from: env.from, id: id)
             checkLease(now: now)
             // Only a leader takes relayed commands, and only those relayed to
             // its own leadership: a late or repeated message (perhaps across
@@ -70,17 +70,17 @@ extension NodeCore {
             // earlier one, whose relaying node has already told its client
             // the outcome is unknown, so it must not apply now.
             guard role == .leader else {
-                reply(ref, .error(.noleader, "node \(nodeId) is not the leader"))
+                reply(target, .error(.noleader, "node \(nodeId) is not the leader"))
                 return
             }
             if env.epoch < epoch {
-                reply(ref, .error(.noleader, "relayed to an earlier leadership (epoch \(env.epoch)); not applied"))
+                reply(target, .error(.noleader, "relayed to an earlier leadership (epoch \(env.epoch)); not applied"))
                 return
             }
-            submit(command, ref: ref, owner: "\(env.from)/\(owner)", now: now, wallMs: wallMs)
+            submit(command, target: target, owner: "\(env.from)/\(owner)", now: now, wallMs: wallMs)
         case .forwardReply(let id, let line):
-            guard let ref = commands.answered(id, from: env.from) else { return }
-            reply(ref, .relayed(line))
+            guard let target = commands.answered(id, from: env.from) else { return }
+            reply(target, .relayed(line))
         case .deliverParked(let entries):
             receiveParked(entries, from: env.from, now: now)
         case .parkedDelivered(let through):

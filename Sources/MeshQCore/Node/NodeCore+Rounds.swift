@@ -112,7 +112,7 @@ extension NodeCore {
             for a in awaiting where a.index > cut {
                 if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
                 if case .enqueue(let t)? = log.entry(at: a.index)?.op { pendingPayloadBytes -= t.payload.count }
-                reply(a.ref, .error(.noquorum, reason == "timeout"
+                reply(a.target, .error(.noquorum, reason == "timeout"
                     ? "no majority acknowledged within commit_timeout_ms (\(settings.commitTimeoutMs) ms); the outcome is unknown: a later leader may still apply it"
                     : "a majority cannot be reached (too few peers up or willing); the outcome is unknown: a later leader may still apply it"))
             }

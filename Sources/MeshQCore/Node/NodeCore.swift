@@ -72,7 +72,7 @@ public final class NodeCore {
     struct Proposal {
         var op: LogEntry.Operation
         var lamport: UInt64
-        var client: ClientRef?
+        var client: ReplyTarget?
     }
 
     // MARK: identity and the replicated state
@@ -139,7 +139,7 @@ public final class NodeCore {
     /// The batch growing for the next round.
     var proposals: [Proposal] = []
     /// Clients waiting for their entry (in the log, uncommitted) to commit.
-    var awaiting = Deque<(index: UInt64, ref: ClientRef)>()
+    var awaiting = Deque<(index: UInt64, target: ReplyTarget)>()
     var nextTaskId: UInt64
     /// Payload bytes of ENQUEUEs proposed and not yet committed (max_memory_mb).
     var pendingPayloadBytes = 0
@@ -372,21 +372,22 @@ public final class NodeCore {
     }
 
     /// A client command that needs the queue (HELLO, ENQUEUE, DEQUEUE, ACK, NACK, STATUS).
-    public func handle(_ command: ClientCommand, from ref: ClientRef, owner: String, now: Int64, wallMs: Int64) {
+    public func handle(_ command: ClientCommand, from client: ClientRef, owner: String, now: Int64, wallMs: Int64) {
+        let target = ReplyTarget.session(client)
         lastNow = now
         checkLease(now: now)
         switch command {
         case .hello(_, let lamport):
             let l = lamport.map { clock.merge($0) } ?? clock.tick()
-            reply(ref, .hello(nodeId: nodeId, lamport: l))
+            reply(target, .hello(nodeId: nodeId, lamport: l))
         case .status:
-            reply(ref, .status(status().line))
+            reply(target, .status(status().line))
         case .enqueue, .dequeue, .ack, .nack:
             if let reason = halted {
-                refuseHalted(ref, reason: reason)
+                refuseHalted(target, reason: reason)
                 return
             }
-            submit(command, ref: ref, owner: owner, now: now, wallMs: wallMs)
+            submit(command, target: target, owner: owner, now: now, wallMs: wallMs)
         case .auth, .ping, .help, .quit:
             preconditionFailure("session-local command routed to the node core")
         }
@@ -399,7 +400,7 @@ public final class NodeCore {
             let ref = "\(nodeId)-\(p.seq)"
             emit(.info, "mailbox_park", [("node", "\(nodeId)"), ("ref", ref), ("mailbox", "\(mailbox.count)"),
                                         ("lamport", "\(clock.time)")])
-            reply(p.ref, .queued(ref: ref, lamport: clock.tick()))
+            reply(p.target, .queued(ref: ref, lamport: clock.tick()))
         }
         deliverMailbox(now: now)
     }
@@ -466,7 +467,7 @@ public final class NodeCore {
                                          ("reason", "lease_expired"), ("lamport", "\(clock.time)")])
         }
         serveWaiters(now: now)
-        for w in waiters.expire(now: now) { reply(w.ref, .empty) }
+        for w in waiters.expire(now: now) { reply(w.target, .empty) }
         expireHeld(now: now)
         expireForwards(now: now)
         deliverMailbox(now: now)
@@ -509,8 +510,8 @@ public final class NodeCore {
     var inCriticalSection: Bool { mutex.state == .inside }
     var mutexRepliedBy: Set<Int> { mutex.repliedBy }
 
-    func reply(_ ref: ClientRef, _ r: Reply) {
-        switch ReplyTarget(ref) {
+    func reply(_ target: ReplyTarget, _ r: Reply) {
+        switch target {
         case .parked(let from, let seq):
             // Only a commit confirms a delivery; anything else, the node retries.
             guard case .ok = r else { return }
@@ -521,8 +522,8 @@ public final class NodeCore {
             r.render(into: &line)
             line.removeLast()
             sendPeer(to: from, .forwardReply(id: id, reply: line))
-        case .session(let ref):
-            effects.append(.reply(ref, r))
+        case .session(let client):
+            effects.append(.reply(client, r))
         }
     }
 

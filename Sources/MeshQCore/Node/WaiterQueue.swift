@@ -5,21 +5,21 @@
 // expiring, and dropping a closed connection's waiters (through the
 // per-session index) cost O(log n) each, a tick costs nothing when no wait
 // has ended, and nothing stale stays behind.
-// Invariant: a ref is in `waiting`, `arrivals`, `deadlines` and
-// `bySession[ref.session]` all together or in none. Waits that end together
-// expire in (deadline, session, seq) order.
+// Invariant: a target is in `waiting`, `arrivals` and `deadlines` (and, when
+// it is a local client's, in `bySession[session]`) all together or in none.
+// Waits that end together expire in (deadline, target) order.
 
 public struct WaiterQueue: Sendable {
     public struct Waiter: Sendable, Equatable {
-        public var ref: ClientRef
+        public var target: ReplyTarget
         public var owner: String
         public var deadline: Int64
     }
 
-    private var waiting: [ClientRef: Waiter] = [:]
+    private var waiting: [ReplyTarget: Waiter] = [:]
     /// Arrival order: the "deadline" is an arrival number.
-    private var arrivals = DeadlineSet<ClientRef>()
-    private var deadlines = DeadlineSet<ClientRef>()
+    private var arrivals = DeadlineSet<ReplyTarget>()
+    private var deadlines = DeadlineSet<ReplyTarget>()
     private var bySession: [UInt64: Set<UInt64>] = [:]
     private var nextArrival: Int64 = 0
 
@@ -29,13 +29,13 @@ public struct WaiterQueue: Sendable {
 
     /// Joins the back of the line (a waiter added again keeps its place).
     public mutating func add(_ w: Waiter) {
-        waiting[w.ref] = w
-        if !arrivals.contains(w.ref) {
-            arrivals.schedule(w.ref, at: nextArrival)
+        waiting[w.target] = w
+        if !arrivals.contains(w.target) {
+            arrivals.schedule(w.target, at: nextArrival)
             nextArrival += 1
         }
-        deadlines.schedule(w.ref, at: w.deadline)
-        bySession[w.ref.session, default: []].insert(w.ref.seq)
+        deadlines.schedule(w.target, at: w.deadline)
+        if case .session(let r) = w.target { bySession[r.session, default: []].insert(r.seq) }
     }
 
     /// The longest-waiting waiter, removed.
@@ -54,7 +54,7 @@ public struct WaiterQueue: Sendable {
     /// A connection closed: its waiters go without a reply.
     public mutating func remove(session: UInt64) {
         guard let seqs = bySession[session] else { return }
-        for seq in seqs { _ = take(ClientRef(session: session, seq: seq)) }
+        for seq in seqs { _ = take(.session(ClientRef(session: session, seq: seq))) }
     }
 
     /// Every waiter, removed, longest-waiting first (a leader stepping down answers them).
@@ -70,21 +70,14 @@ public struct WaiterQueue: Sendable {
     /// Entries held by the indexes, for tests: equals `count` (nothing stale).
     var indexedEntries: Int { arrivals.count + deadlines.count + bySession.values.reduce(0) { $0 + $1.count } }
 
-    private mutating func take(_ ref: ClientRef) -> Waiter? {
-        guard let w = waiting.removeValue(forKey: ref) else { return nil }
-        arrivals.remove(ref)
-        deadlines.remove(ref)
-        if var seqs = bySession.removeValue(forKey: ref.session) {
-            seqs.remove(ref.seq)
-            if !seqs.isEmpty { bySession[ref.session] = seqs }
+    private mutating func take(_ target: ReplyTarget) -> Waiter? {
+        guard let w = waiting.removeValue(forKey: target) else { return nil }
+        arrivals.remove(target)
+        deadlines.remove(target)
+        if case .session(let r) = target, var seqs = bySession.removeValue(forKey: r.session) {
+            seqs.remove(r.seq)
+            if !seqs.isEmpty { bySession[r.session] = seqs }
         }
         return w
-    }
-}
-
-/// Waits that end at the same time expire in (session, seq) order.
-extension ClientRef: Comparable {
-    public static func < (a: ClientRef, b: ClientRef) -> Bool {
-        (a.session, a.seq) < (b.session, b.seq)
     }
 }
