@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "MeshQNode",
             dependencies: [
-                "Reactor", "MeshQCore", "MeshQStorage",
+                "CLibevent", "Reactor", "MeshQCore", "MeshQStorage",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]

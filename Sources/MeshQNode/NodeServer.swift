@@ -146,7 +146,7 @@ public final class NodeServer {
 
     func checkToken(_ token: String) -> Bool {
         guard let expected = settings.clientToken else { return true }
-        return constantTimeEqual(Array(token.utf8), Array(expected.utf8))
+        return Secrets.equal(Array(token.utf8), Array(expected.utf8))
     }
 
     // MARK: clients
@@ -450,13 +450,4 @@ public final class NodeServer {
             if core.hasEffects { applyEffects() }
         }
     }
-}
-
-/// Token comparison whose time does not depend on where the first difference is.
-func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-    var diff = UInt8(a.count == b.count ? 0 : 1)
-    for i in 0..<max(a.count, b.count) {
-        diff |= (i < a.count ? a[i] : 0) ^ (i < b.count ? b[i] : 0)
-    }
-    return diff == 0
 }

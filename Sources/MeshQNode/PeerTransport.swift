@@ -263,7 +263,7 @@ public final class PeerTransport {
             o.conn?.close()
             return
         }
-        establish(o, proof: secret.map { PeerEnvelope.proof(secret: $0, nonce: nonce, from: nodeId, to: o.id) } ?? [])
+        establish(o, proof: secret.map { Secrets.peerProof(secret: $0, nonce: nonce, from: nodeId, to: o.id) } ?? [])
     }
 
     private func retry(_ o: Outbound, reason: String) {
@@ -328,8 +328,8 @@ public final class PeerTransport {
                         return
                     }
                     if let secret {
-                        let expected = PeerEnvelope.proof(secret: secret, nonce: i.nonce, from: id, to: nodeId)
-                        guard SHA256.constantTimeEqual(proof, expected) else {
+                        let expected = Secrets.peerProof(secret: secret, nonce: i.nonce, from: id, to: nodeId)
+                        guard Secrets.equal(proof, expected) else {
                             logger.log(.warn, "peer_auth_failed", [("node", "\(nodeId)"), ("peer", "\(id)"),
                                                                    ("remote", i.conn.peerDescription),
                                                                    ("reason", "wrong or missing cluster_secret proof")])

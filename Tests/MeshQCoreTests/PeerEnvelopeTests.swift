@@ -51,13 +51,11 @@ import Testing
         }
     }
 
-    @Test func proofsBindSecretNonceAndDirection() {
-        let p = PeerEnvelope.proof(secret: "s", nonce: [1, 2], from: 1, to: 2)
-        #expect(p.count == 32)
-        #expect(p == PeerEnvelope.proof(secret: "s", nonce: [1, 2], from: 1, to: 2))
-        #expect(p != PeerEnvelope.proof(secret: "t", nonce: [1, 2], from: 1, to: 2))
-        #expect(p != PeerEnvelope.proof(secret: "s", nonce: [1, 3], from: 1, to: 2))
-        #expect(p != PeerEnvelope.proof(secret: "s", nonce: [1, 2], from: 2, to: 1))
+    @Test func proofMessagesBindNonceAndDirection() {
+        let m = PeerEnvelope.proofMessage(nonce: [1, 2], from: 1, to: 2)
+        #expect(m == PeerEnvelope.proofMessage(nonce: [1, 2], from: 1, to: 2))
+        #expect(m != PeerEnvelope.proofMessage(nonce: [1, 3], from: 1, to: 2))
+        #expect(m != PeerEnvelope.proofMessage(nonce: [1, 2], from: 2, to: 1))
     }
 
     @Test func garbageIsAnErrorNeverACrash() {

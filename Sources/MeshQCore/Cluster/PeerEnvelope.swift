@@ -484,15 +484,16 @@ extension PeerEnvelope {
         }
     }
 
-    /// The proof a dialer sends: binds the secret to this challenge and this
-    /// direction, so it cannot be replayed on another connection or link.
-    public static func proof(secret: String, nonce: [UInt8], from: Int, to: Int) -> [UInt8] {
+    /// What a dialer's proof signs (with HMAC-SHA256 under cluster_secret,
+    /// in MeshQNode): this challenge and this direction, so the proof cannot
+    /// be replayed on another connection or link.
+    public static func proofMessage(nonce: [UInt8], from: Int, to: Int) -> [UInt8] {
         var w = ByteWriter()
         w.string("meshq-peer-v1")
         w.blob(nonce)
         w.u32(UInt32(truncatingIfNeeded: from))
         w.u32(UInt32(truncatingIfNeeded: to))
-        return SHA256.hmac(key: Array(secret.utf8), message: w.bytes)
+        return w.bytes
     }
 }
 
