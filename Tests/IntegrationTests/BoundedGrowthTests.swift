@@ -13,10 +13,11 @@
 //
 // Sizes: a debug meshqd does only a few thousand commands a second on two
 // shared cores (per-byte loops are slow unoptimised), far from the 2,000,000
-// pairs of the issue in a minute. So `make test` runs 100,000 pairs with the
-// segment cut to 4 MiB (MESHQ_TEST_COMPACT_MIN_BYTES, a test-build-only
-// switch): the same mechanism over the same number of segments (about five)
-// as the issue's run over 64 MiB ones. `make test-growth` runs the issue's
+// pairs of the issue in a minute. So run alone (`swift test --filter
+// BoundedGrowthTests`) it does 100,000 pairs with the segment cut to 4 MiB
+// (MESHQ_TEST_COMPACT_MIN_BYTES, a test-build-only switch): the same
+// mechanism over the same number of segments (about five) as the issue's run
+// over 64 MiB ones. `make test` (through `make test-growth`) runs the issue's
 // figure as it is: 2,000,000 pairs of 100-byte payloads against the release
 // meshqd with its real 64 MiB segment (MESHQ_GROWTH_PAIRS, MESHQ_GROWTH_SEGMENT,
 // MESHQ_GROWTH_PAYLOAD, MESHQD_BIN).
