@@ -26,9 +26,9 @@ final class ElectionNet {
     }
 
     func refreshLinks() {
-        for (id, n) in nodes {
+        for id in nodes.keys {
             // The election is told what a failure detector would conclude.
-            for p in nodes.keys where p != id { if linked(id, p) { n.peerUp(p) } else { n.peerDown(p) } }
+            for p in nodes.keys where p != id { if linked(id, p) { nodes[id]!.peerUp(p) } else { nodes[id]!.peerDown(p) } }
         }
     }
 
@@ -48,8 +48,8 @@ final class ElectionNet {
     func deliver() {
         while !queue.isEmpty {
             let (f, t, m) = queue.removeFirst()
-            guard linked(f, t), let n = nodes[t] else { continue }
-            apply(t, n.receive(from: f, m, now: now))
+            guard linked(f, t), nodes[t] != nil else { continue }
+            apply(t, nodes[t]!.receive(from: f, m, now: now))
         }
     }
 
@@ -155,7 +155,7 @@ final class ElectionNet {
     }
 
     @Test func staleLeaderStepsDownWhenItSeesAHigherEpoch() {
-        let n = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
+        var n = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         n.peerUp(1)
         n.peerUp(2)
@@ -172,7 +172,7 @@ final class ElectionNet {
     }
 
     @Test func oneVotePerEpoch() {
-        let n = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
+        var n = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         let first = n.receive(from: 2, .election(epoch: 5, position: .zero), now: 0)
         #expect(first == [.persistVote(epoch: 5), .send(to: 2, .vote(epoch: 5, position: .zero, leaseWaitMs: 0, leaseHolder: 0))])
@@ -186,12 +186,11 @@ final class ElectionNet {
         net.nodes[1]!.logMoved(to: LogPosition(epoch: 2, index: 40))
         net.nodes[2]!.logMoved(to: LogPosition(epoch: 2, index: 45))
         var won: [Int: LogPosition] = [:]
-        let n3 = net.nodes[3]!
-        for o in n3.start(now: 0) {
-            if case .send(let to, let m) = o, let peer = net.nodes[to] {
-                for r in peer.receive(from: 3, m, now: 0) {
+        for o in net.nodes[3]!.start(now: 0) {
+            if case .send(let to, let m) = o, net.nodes[to] != nil {
+                for r in net.nodes[to]!.receive(from: 3, m, now: 0) {
                     if case .send(3, let reply) = r {
-                        for w in n3.receive(from: to, reply, now: 0) {
+                        for w in net.nodes[3]!.receive(from: to, reply, now: 0) {
                             if case .becameLeader(_, let v, _) = w { won = v }
                         }
                     }
@@ -209,19 +208,19 @@ final class ElectionNet {
             for case .becameLeader(_, _, let wait) in outs { return wait }
             return nil
         }
-        let a = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
+        var a = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         _ = a.start(now: 0)
         #expect(won(a.receive(from: 1, .vote(epoch: 5, position: .zero, leaseWaitMs: 320, leaseHolder: 2), now: 1)) == 320)
 
-        let b = BullyElection(nodeId: 5, members: [1, 2, 3, 4, 5], epoch: 4, votedEpoch: 4,
+        var b = BullyElection(nodeId: 5, members: [1, 2, 3, 4, 5], epoch: 4, votedEpoch: 4,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         _ = b.start(now: 0)
         #expect(won(b.receive(from: 1, .vote(epoch: 5, position: .zero, leaseWaitMs: 320, leaseHolder: 2), now: 1)) == nil)
         #expect(won(b.receive(from: 2, .vote(epoch: 5, position: .zero, leaseWaitMs: 0, leaseHolder: 0), now: 2)) == 0)
 
         // The voter's side: it acked leader 2 at t=100 and votes for 3 at t=250.
-        let v = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
+        var v = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         _ = v.receive(from: 2, .heartbeat(epoch: 4, sentAt: 90), now: 100)
         let vote = v.receive(from: 3, .election(epoch: 5, position: .zero), now: 250)

@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func aCatchingUpNodeSendsOnlyAbstain() {
-        let e = election(2, .rejoining)
+        var e = election(2, .rejoining)
         #expect(e.start(now: 0).allSatisfy { if case .log = $0 { return true } else { return false } })
         for from in [1, 3] {
             let out = e.receive(from: from, .election(epoch: 7, position: .zero), now: 10)

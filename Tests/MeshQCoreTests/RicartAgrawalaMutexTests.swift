@@ -7,13 +7,13 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
 
 @Suite struct RicartAgrawalaMutexTests {
     @Test func aloneItEntersAtOnce() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         #expect(m.request(ts: 5, livePeers: []).contains(.granted))
         #expect(m.state == .inside)
     }
 
     @Test func entersAfterEveryLivePeerReplied() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         let out = m.request(ts: 5, livePeers: [2, 3])
         #expect(sends(out).map(\.0) == [2, 3])
         #expect(m.receive(from: 2, .reply(ts: 5)).isEmpty)
@@ -22,7 +22,7 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
 
     @Test func concurrentRequestsAreOrderedByTimestampThenId() {
         // Three nodes request at once; simulate every message exchange.
-        let ms = [1: RicartAgrawalaMutex(nodeId: 1), 2: RicartAgrawalaMutex(nodeId: 2), 3: RicartAgrawalaMutex(nodeId: 3)]
+        var ms = [1: RicartAgrawalaMutex(nodeId: 1), 2: RicartAgrawalaMutex(nodeId: 2), 3: RicartAgrawalaMutex(nodeId: 3)]
         var queue: [(Int, Int, RicartAgrawalaMutex.Message)] = []
         var order: [Int] = []
         func apply(_ id: Int, _ out: [RicartAgrawalaMutex.Output]) {
@@ -54,7 +54,7 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
     }
 
     @Test func repliesAreDeferredWhileInside() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         _ = m.request(ts: 1, livePeers: [])
         #expect(m.receive(from: 2, .request(ts: 0)).isEmpty)       // inside: even an older ts waits
         #expect(sends(m.release()).map(\.0) == [2])
@@ -62,7 +62,7 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
     }
 
     @Test func aPeerDyingWhileAskedIsDroppedFromTheWaitSet() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         _ = m.request(ts: 3, livePeers: [2, 3])
         _ = m.receive(from: 2, .reply(ts: 3))
         #expect(m.state == .requesting)
@@ -72,7 +72,7 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
 
     @Test func aStaleReplyDoesNotCountForALaterRequest() {
         // A reply to request ts 3 arrives (late, or twice) during request ts 8.
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         _ = m.request(ts: 3, livePeers: [2])
         _ = m.receive(from: 2, .reply(ts: 3))
         _ = m.release()
@@ -83,7 +83,7 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
     }
 
     @Test func aDeferredReplyEchoesTheRequestersTimestamp() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         _ = m.request(ts: 1, livePeers: [])
         _ = m.receive(from: 2, .request(ts: 6))
         #expect(m.release().contains(.send(to: 2, .reply(ts: 6))))
