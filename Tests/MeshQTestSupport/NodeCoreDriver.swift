@@ -86,9 +86,9 @@ public final class NodeCoreDriver {
 
     // MARK: nodes
 
-    /// Boots `which` (all when nil) from their disks; the transports connect
-    /// where packets pass (a hint the nodes may use, not liveness).
-    public func start(_ which: [Int]? = nil) {
+    /// Builds `which` (all when nil) from their disks, without starting them
+    /// (to look at what a node rebuilt before it runs); `start` starts them.
+    public func load(_ which: [Int]? = nil) {
         for id in which ?? ids where nodes[id] == nil {
             let d = disks[id]!
             let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
@@ -98,6 +98,12 @@ public final class NodeCoreDriver {
             if let w = logWindow { n.logWindow = w }
             nodes[id] = n
         }
+    }
+
+    /// Boots `which` (all when nil) from their disks; the transports connect
+    /// where packets pass (a hint the nodes may use, not liveness).
+    public func start(_ which: [Int]? = nil) {
+        load(which)
         for id in which ?? ids {
             for p in ids where p != id && linked(id, p) {
                 node(id).peerUp(p, now: now)
