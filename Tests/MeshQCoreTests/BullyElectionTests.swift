@@ -120,6 +120,23 @@ extension NodeCoreDriver {
         d.expectElectionSafety()
     }
 
+    /// A reload (SIGHUP) reaches the election: with leader_timeout_ms raised
+    /// from 500 to 2000, the followers wait that long before they give up on
+    /// a crashed leader, then elect the next.
+    @Test func reloadedTimingsApplyFromTheNextTimer() {
+        let d = electionCluster()
+        d.start()
+        #expect(d.run(withinMs: 5_000) { d.allFollow(3, [1, 2]) })
+        var slower = ClusterSettings()
+        slower.leaderTimeoutMs = 2_000
+        for id in d.ids { d.node(id).reload(slower) }
+        d.crash(3)
+        d.pass(1_500)
+        #expect(d.node(1).leaderId == 3 && d.node(2).leaderId == 3, "a follower gave up before the reloaded timeout")
+        #expect(d.run(withinMs: 5_000) { d.allFollow(2, [1]) })
+        d.expectElectionSafety()
+    }
+
     @Test func staleLeaderStepsDownWhenItSeesAHigherEpoch() {
         var n = election(3)
         n.peerUp(1)
