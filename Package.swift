@@ -62,7 +62,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore", "MeshQTestSupport"], exclude: ["testdata"]),
-        .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore"]),
+        .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore", "MeshQTestSupport"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "MeshQTestSupport"]),
         .testTarget(name: "MeshQNodeTests", dependencies: ["MeshQNode", "MeshQCore", "Reactor", "MeshQTestSupport"]),
         .testTarget(name: "MeshQClientTests", dependencies: ["MeshQClient", "MeshQCore"]),

@@ -1,162 +1,144 @@
+// BullyElection: the election value alone (one message at a time), and
+// election scenarios — crashes, restarts, partitions, simultaneous
+// candidates — run as whole NodeCores on the NodeCoreDriver, where after
+// each scenario no epoch had two leaders (invariant 1) and no node's
+// persisted vote went backwards.
+import MeshQTestSupport
 import Testing
 @testable import MeshQCore
 
-/// N elections on an instant network with links that can be cut, a virtual
-/// clock, and a log of who led in which epoch.
-final class ElectionNet {
-    var nodes: [Int: BullyElection] = [:]
-    var alive: Set<Int>
-    var cut: Set<[Int]> = []
-    var now: Int64 = 0
-    var queue: [(from: Int, to: Int, BullyElection.Message)] = []
-    var leadersByEpoch: [UInt64: Set<Int>] = [:]
-    var persistedVotes: [Int: UInt64] = [:]
+/// The election of node `id` of `members` with the default timings
+/// (heartbeat 100 ms, leader timeout 500 ms, election timeout 300 ms).
+func election(_ id: Int, members: [Int] = [1, 2, 3], standing: BullyElection.Standing = .voter,
+              votedEpoch: UInt64 = 0) -> BullyElection {
+    let s = ClusterSettings()
+    return BullyElection(nodeId: id, members: members, epoch: 0, votedEpoch: votedEpoch,
+                         heartbeatIntervalMs: s.heartbeatIntervalMs, leaderTimeoutMs: s.leaderTimeoutMs,
+                         electionTimeoutMs: s.electionTimeoutMs, standing: standing)
+}
 
-    init(_ ids: [Int], alive: Set<Int>? = nil) {
-        self.alive = alive ?? Set(ids)
-        for id in ids {
-            nodes[id] = BullyElection(nodeId: id, members: ids, epoch: 0, votedEpoch: 0,
-                                      heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+/// NodeCores electing on the driver, with the default timings (as above).
+func electionCluster(_ count: Int = 3) -> NodeCoreDriver {
+    NodeCoreDriver(nodes: count, settings: ClusterSettings())
+}
+
+extension NodeCoreDriver {
+    /// Lets `ms` of virtual time pass.
+    func pass(_ ms: Int64) { run(withinMs: ms) { false } }
+
+    /// Whether every node in `ids` follows `leader` (which leads).
+    func allFollow(_ leader: Int, _ ids: [Int]) -> Bool {
+        leaders == [leader] && ids.allSatisfy { node($0).leaderId == leader && node($0).role == .follower }
+    }
+
+    /// Invariant 1 over the whole run so far, and durable votes never go back.
+    func expectElectionSafety(sourceLocation: SourceLocation = #_sourceLocation) {
+        for (e, ls) in leadersByEpoch {
+            #expect(ls.count <= 1, "two leaders in epoch \(e): \(ls.sorted())", sourceLocation: sourceLocation)
         }
-        refreshLinks()
-    }
-
-    func linked(_ a: Int, _ b: Int) -> Bool {
-        alive.contains(a) && alive.contains(b) && !cut.contains([min(a, b), max(a, b)])
-    }
-
-    func refreshLinks() {
-        for (id, n) in nodes {
-            // The election is told what a failure detector would conclude.
-            for p in nodes.keys where p != id { if linked(id, p) { n.peerUp(p) } else { n.peerDown(p) } }
-        }
-    }
-
-    func apply(_ id: Int, _ outs: [BullyElection.Output]) {
-        for o in outs {
-            switch o {
-            case .send(let to, let m): queue.append((id, to, m))
-            case .persistVote(let e):
-                #expect(e >= persistedVotes[id, default: 0], "vote epochs go backwards on \(id)")
-                persistedVotes[id] = e
-            case .becameLeader(let e, _, _): leadersByEpoch[e, default: []].insert(id)
-            default: break
-            }
-        }
-    }
-
-    func deliver() {
-        while !queue.isEmpty {
-            let (f, t, m) = queue.removeFirst()
-            guard linked(f, t), let n = nodes[t] else { continue }
-            apply(t, n.receive(from: f, m, now: now))
-        }
-    }
-
-    func start(_ ids: [Int]? = nil) {
-        for id in (ids ?? nodes.keys.sorted()) where alive.contains(id) { apply(id, nodes[id]!.start(now: now)) }
-        deliver()
-    }
-
-    func run(ms: Int64) {
-        let end = now + ms
-        while now < end {
-            now += 10
-            for id in nodes.keys.sorted() where alive.contains(id) { apply(id, nodes[id]!.tick(now: now)) }
-            deliver()
-            for (e, ls) in leadersByEpoch { #expect(ls.count <= 1, "two leaders in epoch \(e): \(ls)") }
-        }
-    }
-
-    func leaders() -> [Int] { nodes.filter { alive.contains($0.key) && $0.value.role == .leader }.map(\.key).sorted() }
-
-    func crash(_ id: Int) { alive.remove(id); refreshLinks() }
-
-    func restart(_ id: Int) {
-        let old = nodes[id]!
-        // Durable: the highest vote. Leadership and epoch beyond it are not.
-        nodes[id] = BullyElection(nodeId: id, members: old.members, epoch: 0, votedEpoch: persistedVotes[id] ?? 0,
-                                  heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
-        alive.insert(id)
-        refreshLinks()
-        apply(id, nodes[id]!.start(now: now))
-        deliver()
+        #expect(votesBackwards.isEmpty, "\(votesBackwards)", sourceLocation: sourceLocation)
     }
 }
 
 @Suite struct BullyElectionTests {
     @Test func highestIdLeadsAndEveryoneAgrees() {
-        let net = ElectionNet([1, 2, 3])
-        net.start()
-        net.run(ms: 1_000)
-        #expect(net.leaders() == [3])
-        let epoch = net.nodes[3]!.epoch
-        for id in [1, 2] {
-            #expect(net.nodes[id]!.leaderId == 3)
-            #expect(net.nodes[id]!.epoch == epoch)
-            #expect(net.nodes[id]!.role == .follower)
+        let d = electionCluster()
+        d.start()
+        #expect(d.run(withinMs: 5_000) { d.allFollow(3, [1, 2]) })
+        d.pass(1_000)
+        #expect(d.allFollow(3, [1, 2]), "leadership did not stay put")
+        let epoch = d.node(3).epoch
+        for id in [1, 2] { #expect(d.node(id).epoch == epoch) }
+        #expect(d.leadersByEpoch[epoch] == [3])
+        // The elected leader serves.
+        guard case .ok? = d.request(.enqueue(payload: Array("x".utf8)), at: 3) else {
+            Issue.record("the elected leader does not serve: \(d.replies)")
+            return
         }
+        d.expectElectionSafety()
     }
 
     @Test func simultaneousCandidatesYieldOneLeader() {
-        let net = ElectionNet([1, 2, 3], alive: [1, 2])
-        net.start()          // 1 and 2 both start elections at the same instant
-        net.run(ms: 2_000)
-        #expect(net.leaders() == [2])
-        #expect(net.nodes[1]!.leaderId == 2)
+        let d = electionCluster()
+        d.start([1, 2])          // 1 and 2 both start elections at the same instant; 3 is down
+        #expect(d.run(withinMs: 5_000) { d.allFollow(2, [1]) })
+        d.pass(1_000)
+        #expect(d.allFollow(2, [1]))
+        d.expectElectionSafety()
     }
 
     @Test func leaderCrashElectsTheNextHighestInAHigherEpoch() {
-        let net = ElectionNet([1, 2, 3])
-        net.start()
-        net.run(ms: 1_000)
-        let e3 = net.nodes[3]!.epoch
-        net.crash(3)
-        net.run(ms: 2_000)
-        #expect(net.leaders() == [2])
-        #expect(net.nodes[2]!.epoch > e3)
-        #expect(net.nodes[1]!.leaderId == 2)
+        let d = electionCluster()
+        d.start()
+        #expect(d.run(withinMs: 5_000) { d.allFollow(3, [1, 2]) })
+        let e3 = d.node(3).epoch
+        d.crash(3)
+        #expect(d.run(withinMs: 5_000) { d.allFollow(2, [1]) })
+        #expect(d.node(2).epoch > e3)
+        d.expectElectionSafety()
     }
 
     @Test func returningHigherIdTakesOver() {
-        let net = ElectionNet([1, 2, 3])
-        net.start()
-        net.run(ms: 1_000)
-        net.crash(3)
-        net.run(ms: 2_000)
-        let e2 = net.nodes[2]!.epoch
-        net.restart(3)
-        net.run(ms: 2_000)
-        #expect(net.leaders() == [3])
-        #expect(net.nodes[3]!.epoch > e2)
-        #expect(net.nodes[2]!.leaderId == 3 && net.nodes[1]!.leaderId == 3)
+        let d = electionCluster()
+        d.start()
+        #expect(d.run(withinMs: 5_000) { d.allFollow(3, [1, 2]) })
+        d.crash(3)
+        #expect(d.run(withinMs: 5_000) { d.allFollow(2, [1]) })
+        let e2 = d.node(2).epoch
+        d.start([3])
+        #expect(d.run(withinMs: 5_000) { d.allFollow(3, [1, 2]) })
+        #expect(d.node(3).epoch > e2)
+        d.expectElectionSafety()
     }
 
     @Test func loneSurvivorNeverLeads() {
-        let net = ElectionNet([1, 2, 3])
-        net.start()
-        net.run(ms: 1_000)
-        net.crash(3)
-        net.crash(2)
-        net.run(ms: 3_000)
-        #expect(net.leaders().isEmpty)
-        #expect(net.nodes[1]!.leaderId == nil)
+        let d = electionCluster()
+        d.start()
+        #expect(d.run(withinMs: 5_000) { d.allFollow(3, [1, 2]) })
+        let elected = d.leadersByEpoch.count
+        d.crash(3)
+        d.crash(2)
+        d.pass(3_000)
+        #expect(d.leaders.isEmpty)
+        #expect(d.node(1).leaderId == nil)
+        #expect(d.leadersByEpoch.count == elected, "the survivor won an election alone")
+        d.expectElectionSafety()
     }
 
     @Test func leaderCutOffFromTheMajorityStepsDown() {
-        let net = ElectionNet([1, 2, 3])
-        net.start()
-        net.run(ms: 1_000)
-        net.cut = [[1, 3], [2, 3]]
-        net.refreshLinks()
-        net.run(ms: 3_000)
-        #expect(net.nodes[3]!.role != .leader)
-        #expect(net.leaders() == [2])
+        let d = electionCluster()
+        d.start()
+        #expect(d.run(withinMs: 5_000) { d.allFollow(3, [1, 2]) })
+        for p in [1, 2] {
+            d.cutLink(from: 3, to: p)
+            d.cutLink(from: p, to: 3)
+        }
+        #expect(d.run(withinMs: 5_000) { d.node(3).role != .leader && d.allFollow(2, [1]) })
+        d.pass(1_000)
+        #expect(d.node(3).role != .leader)
+        #expect(d.leaders == [2])
+        d.expectElectionSafety()
+    }
+
+    /// A reload (SIGHUP) reaches the election: with leader_timeout_ms raised
+    /// from 500 to 2000, the followers wait that long before they give up on
+    /// a crashed leader, then elect the next.
+    @Test func reloadedTimingsApplyFromTheNextTimer() {
+        let d = electionCluster()
+        d.start()
+        #expect(d.run(withinMs: 5_000) { d.allFollow(3, [1, 2]) })
+        var slower = ClusterSettings()
+        slower.leaderTimeoutMs = 2_000
+        for id in d.ids { d.node(id).reload(slower) }
+        d.crash(3)
+        d.pass(1_500)
+        #expect(d.node(1).leaderId == 3 && d.node(2).leaderId == 3, "a follower gave up before the reloaded timeout")
+        #expect(d.run(withinMs: 5_000) { d.allFollow(2, [1]) })
+        d.expectElectionSafety()
     }
 
     @Test func staleLeaderStepsDownWhenItSeesAHigherEpoch() {
-        let n = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
-                              heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+        var n = election(3)
         n.peerUp(1)
         n.peerUp(2)
         _ = n.start(now: 0)
@@ -172,8 +154,7 @@ final class ElectionNet {
     }
 
     @Test func oneVotePerEpoch() {
-        let n = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 0, votedEpoch: 0,
-                              heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
+        var n = election(1)
         let first = n.receive(from: 2, .election(epoch: 5, position: .zero), now: 0)
         #expect(first == [.persistVote(epoch: 5), .send(to: 2, .vote(epoch: 5, position: .zero, leaseWaitMs: 0, leaseHolder: 0))])
         #expect(n.receive(from: 3, .election(epoch: 5, position: .zero), now: 1).isEmpty)
@@ -182,16 +163,16 @@ final class ElectionNet {
     }
 
     @Test func votesCarryPositionsForRecovery() {
-        let net = ElectionNet([1, 2, 3])
-        net.nodes[1]!.logMoved(to: LogPosition(epoch: 2, index: 40))
-        net.nodes[2]!.logMoved(to: LogPosition(epoch: 2, index: 45))
+        var nodes = [1: election(1), 2: election(2), 3: election(3)]
+        for id in [1, 2, 3] { for p in [1, 2, 3] where p != id { nodes[id]!.peerUp(p) } }
+        nodes[1]!.logMoved(to: LogPosition(epoch: 2, index: 40))
+        nodes[2]!.logMoved(to: LogPosition(epoch: 2, index: 45))
         var won: [Int: LogPosition] = [:]
-        let n3 = net.nodes[3]!
-        for o in n3.start(now: 0) {
-            if case .send(let to, let m) = o, let peer = net.nodes[to] {
-                for r in peer.receive(from: 3, m, now: 0) {
+        for o in nodes[3]!.start(now: 0) {
+            if case .send(let to, let m) = o, nodes[to] != nil {
+                for r in nodes[to]!.receive(from: 3, m, now: 0) {
                     if case .send(3, let reply) = r {
-                        for w in n3.receive(from: to, reply, now: 0) {
+                        for w in nodes[3]!.receive(from: to, reply, now: 0) {
                             if case .becameLeader(_, let v, _) = w { won = v }
                         }
                     }
@@ -209,19 +190,19 @@ final class ElectionNet {
             for case .becameLeader(_, _, let wait) in outs { return wait }
             return nil
         }
-        let a = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
+        var a = BullyElection(nodeId: 3, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         _ = a.start(now: 0)
         #expect(won(a.receive(from: 1, .vote(epoch: 5, position: .zero, leaseWaitMs: 320, leaseHolder: 2), now: 1)) == 320)
 
-        let b = BullyElection(nodeId: 5, members: [1, 2, 3, 4, 5], epoch: 4, votedEpoch: 4,
+        var b = BullyElection(nodeId: 5, members: [1, 2, 3, 4, 5], epoch: 4, votedEpoch: 4,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         _ = b.start(now: 0)
         #expect(won(b.receive(from: 1, .vote(epoch: 5, position: .zero, leaseWaitMs: 320, leaseHolder: 2), now: 1)) == nil)
         #expect(won(b.receive(from: 2, .vote(epoch: 5, position: .zero, leaseWaitMs: 0, leaseHolder: 0), now: 2)) == 0)
 
         // The voter's side: it acked leader 2 at t=100 and votes for 3 at t=250.
-        let v = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
+        var v = BullyElection(nodeId: 1, members: [1, 2, 3], epoch: 4, votedEpoch: 4,
                               heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300)
         _ = v.receive(from: 2, .heartbeat(epoch: 4, sentAt: 90), now: 100)
         let vote = v.receive(from: 3, .election(epoch: 5, position: .zero), now: 250)

@@ -1,66 +1,36 @@
+import MeshQTestSupport
 import Testing
 @testable import MeshQCore
 
-/// Drives a single-node NodeCore as meshqd does, with a fake clock and an
-/// in-memory "disk" that records what was persisted.
-final class SingleNodeHarness {
-    var core: NodeCore
-    var now: Int64 = 1_000
-    var disk: [LogEntry] = []
-    var replies: [ClientRef: Reply] = [:]
-    var logs: [LogEvent] = []
-    var seq: UInt64 = 0
-    var settings: ClusterSettings
+/// A cluster of one on the NodeCoreDriver, as meshqd runs it: started, and
+/// its first iteration ended (its noop entry committed).
+private func singleNode(_ settings: ClusterSettings = ClusterSettings()) -> NodeCoreDriver {
+    let d = NodeCoreDriver(nodes: 1, settings: settings)
+    d.start()
+    d.flush()
+    return d
+}
 
-    init(settings: ClusterSettings = ClusterSettings(), snapshot: QueueSnapshot? = nil, disk: [LogEntry] = []) {
-        self.settings = settings
-        self.disk = disk
-        core = NodeCore(nodeId: 1, memberIds: [1], settings: settings, snapshot: snapshot, entries: disk)
-        core.start(now: now)
-        drain()
-        endIteration()
-    }
-
-    func drain() {
-        while core.hasEffects {
-            for e in core.takeEffects() {
-                switch e {
-                case .reply(let r, let reply): replies[r] = reply
-                case .log(let l): logs.append(l)
-                case .persist(let records):
-                    for case .entry(let e) in records { disk.append(e) }
-                    core.persisted(now: now)
-                case .sendPeer, .persistVote, .installSnapshot, .persistMailbox, .resetPeerLink, .rejoined:
-                    Issue.record("a cluster of one has no peers")
-                }
-            }
-        }
-    }
+private extension NodeCoreDriver {
+    var core: NodeCore { node(1) }
+    /// The entries on node 1's disk, in order.
+    var disk: [LogEntry] { disks[1]!.records.compactMap { if case .entry(let e) = $0 { e } else { nil } } }
+    var logs: [LogEvent] { events.map(\.event) }
 
     @discardableResult
-    func send(_ cmd: ClientCommand, session: UInt64 = 1) -> ClientRef {
-        seq += 1
-        let ref = ClientRef(session: session, seq: seq)
-        core.handle(cmd, from: ref, owner: "s\(session)", now: now, wallMs: 1_700_000_000_000)
-        drain()
-        return ref
-    }
+    func send(_ cmd: ClientCommand, session: UInt64 = 1) -> ClientRef { send(cmd, to: 1, session: session) }
 
-    func endIteration() {
-        core.flush(now: now)
-        drain()
-    }
-
-    func advance(_ ms: Int64) {
-        now += ms
-        core.tick(now: now)
-        drain()
+    /// Sends and returns the reply (if any yet). Send first, then read:
+    /// `replies[send(...)]` would read `replies` before the send.
+    func answer(_ cmd: ClientCommand, session: UInt64 = 1) -> Reply? {
+        let ref = send(cmd, session: session)
+        return replies[ref]
     }
 
     /// ENQUEUE then commit; returns the task id.
     func enqueue(_ s: String) -> UInt64 {
         let r = send(.enqueue(payload: Array(s.utf8)))
-        endIteration()
+        flush()
         guard case .ok(let id, _)? = replies[r] else {
             Issue.record("enqueue not OK: \(String(describing: replies[r]))")
             return 0
@@ -71,7 +41,7 @@ final class SingleNodeHarness {
 
 @Suite struct NodeCoreTests {
     @Test func singleNodeLeadsInANewEpochAtStart() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         #expect(h.core.role == .leader)
         #expect(h.core.leaderId == 1)
         #expect(h.core.epoch == 1)
@@ -79,13 +49,18 @@ final class SingleNodeHarness {
         #expect(h.logs.contains { $0.name == "tasks_recovered" && $0.field("count") == "0" })
         // The epoch is made durable by a noop entry.
         #expect(h.disk.last?.op == .noop && h.disk.last?.epoch == 1)
+        // A cluster of one sends nothing and persists no vote.
+        #expect(h.delivered.isEmpty && h.disks[1]!.votedEpoch == 0)
     }
 
     @Test func enqueueIsAnsweredOnlyAfterItIsPersisted() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
+        h.holdDurable = [1]
         let r = h.send(.enqueue(payload: Array("hi".utf8)))
         #expect(h.replies[r] == nil)
-        h.endIteration()
+        h.flush()
+        #expect(h.replies[r] == nil, "answered before its entry was durable")
+        h.sync(1)
         guard case .ok(let id, let lamport)? = h.replies[r] else {
             Issue.record("no OK")
             return
@@ -96,11 +71,11 @@ final class SingleNodeHarness {
     }
 
     @Test func oneBatchPerIteration() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         let before = h.disk.count
         var refs: [ClientRef] = []
         for i in 0..<100 { refs.append(h.send(.enqueue(payload: Array("t\(i)".utf8)))) }
-        h.endIteration()
+        h.flush()
         #expect(h.disk.count == before + 100)
         let ids = refs.compactMap { ref -> UInt64? in
             if case .ok(let id, _)? = h.replies[ref] { return id } else { return nil }
@@ -109,7 +84,7 @@ final class SingleNodeHarness {
     }
 
     @Test func dequeueAckNackCycle() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         let id = h.enqueue("job")
         let d = h.send(.dequeue(waitMs: nil))
         guard case .task(let tid, _, let payload)? = h.replies[d] else {
@@ -118,29 +93,29 @@ final class SingleNodeHarness {
         }
         #expect(tid == id)
         #expect(payload == Array("job".utf8))
-        #expect(h.replies[h.send(.dequeue(waitMs: nil))] == .empty)
+        #expect(h.answer(.dequeue(waitMs: nil)) == .empty)
         let n = h.send(.nack(taskId: id))
         guard case .ok(id, _)? = h.replies[n] else {
             Issue.record("nack not OK")
             return
         }
-        guard case .task(id, _, _)? = h.replies[h.send(.dequeue(waitMs: nil))] else {
+        guard case .task(id, _, _)? = h.answer(.dequeue(waitMs: nil)) else {
             Issue.record("nacked task not redelivered")
             return
         }
         let a = h.send(.ack(taskId: id))
         #expect(h.replies[a] == nil) // waits for the commit
-        h.endIteration()
+        h.flush()
         guard case .ok(id, _)? = h.replies[a] else {
             Issue.record("ack not OK")
             return
         }
         #expect(h.core.queue.count == 0)
-        guard case .error(.notfound, _)? = h.replies[h.send(.ack(taskId: id))] else {
+        guard case .error(.notfound, _)? = h.answer(.ack(taskId: id)) else {
             Issue.record("second ack should be NOTFOUND")
             return
         }
-        guard case .error(.notfound, _)? = h.replies[h.send(.nack(taskId: 999))] else {
+        guard case .error(.notfound, _)? = h.answer(.nack(taskId: 999)) else {
             Issue.record("nack of unknown should be NOTFOUND")
             return
         }
@@ -149,22 +124,22 @@ final class SingleNodeHarness {
     @Test func expiredLeaseIsRedelivered() {
         var s = ClusterSettings()
         s.ackTimeoutMs = 500
-        let h = SingleNodeHarness(settings: s)
+        let h = singleNode(s)
         let id = h.enqueue("x")
         _ = h.send(.dequeue(waitMs: nil))
         #expect(h.core.nextWakeup() == h.now + 500)
-        h.advance(499)
-        #expect(h.replies[h.send(.dequeue(waitMs: nil))] == .empty)
-        h.advance(1)
+        h.step(499)
+        #expect(h.answer(.dequeue(waitMs: nil)) == .empty)
+        h.step(1)
         #expect(h.logs.contains { $0.name == "task_requeued" && $0.field("task") == "\(id)" })
-        guard case .task(id, _, _)? = h.replies[h.send(.dequeue(waitMs: nil))] else {
+        guard case .task(id, _, _)? = h.answer(.dequeue(waitMs: nil)) else {
             Issue.record("not redelivered")
             return
         }
     }
 
     @Test func blockedDequeueIsServedByTheNextCommit() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         let w = h.send(.dequeue(waitMs: 5_000), session: 7)
         #expect(h.replies[w] == nil)
         let id = h.enqueue("late")
@@ -175,22 +150,22 @@ final class SingleNodeHarness {
     }
 
     @Test func blockedDequeueTimesOutEmpty() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         let w = h.send(.dequeue(waitMs: 200))
         #expect(h.core.nextWakeup() == h.now + 200)
-        h.advance(199)
+        h.step(199)
         #expect(h.replies[w] == nil)
-        h.advance(1)
+        h.step(1)
         #expect(h.replies[w] == .empty)
     }
 
     @Test func closedSessionsWaitIsDropped() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         let w = h.send(.dequeue(waitMs: 5_000), session: 9)
         h.core.sessionClosed(9)
         let id = h.enqueue("for someone else")
         #expect(h.replies[w] == nil)
-        guard case .task(id, _, _)? = h.replies[h.send(.dequeue(waitMs: nil))] else {
+        guard case .task(id, _, _)? = h.answer(.dequeue(waitMs: nil)) else {
             Issue.record("task should still be ready")
             return
         }
@@ -200,51 +175,57 @@ final class SingleNodeHarness {
         var s = ClusterSettings()
         s.maxPayloadBytes = 10
         s.maxMemoryMB = 1
-        let h = SingleNodeHarness(settings: s)
-        guard case .error(.toolarge, _)? = h.replies[h.send(.enqueue(payload: Array(repeating: 1, count: 11)))] else {
+        let h = singleNode(s)
+        guard case .error(.toolarge, _)? = h.answer(.enqueue(payload: Array(repeating: 1, count: 11))) else {
             Issue.record("expected TOOLARGE")
             return
         }
         // 1 MiB of 10-byte payloads fills max_memory_mb; the next is BUSY.
         for _ in 0..<(1_048_576 / 10) { h.send(.enqueue(payload: Array(repeating: 2, count: 10))) }
-        guard case .error(.busy, _)? = h.replies[h.send(.enqueue(payload: Array(repeating: 3, count: 10)))] else {
+        guard case .error(.busy, _)? = h.answer(.enqueue(payload: Array(repeating: 3, count: 10))) else {
             Issue.record("expected BUSY")
             return
         }
     }
 
     @Test func recoveryRebuildsStateAndNeverReusesIds() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         let a = h.enqueue("a")
         let b = h.enqueue("b")
         _ = h.send(.dequeue(waitMs: nil))
         _ = h.send(.ack(taskId: a))
-        h.endIteration()
+        h.flush()
         // Restart from what reached the disk.
-        let h2 = SingleNodeHarness(disk: h.disk)
-        #expect(h2.core.epoch == 2)
-        #expect(h2.core.queue.count == 1)
-        #expect(h2.core.clock.time > h.core.clock.time - 1)
-        guard case .task(b, _, _)? = h2.replies[h2.send(.dequeue(waitMs: nil))] else {
+        let clockBefore = h.core.clock.time
+        h.crash(1)
+        h.start([1])
+        h.flush()
+        #expect(h.core.epoch == 2)
+        #expect(h.core.queue.count == 1)
+        #expect(h.core.clock.time >= clockBefore)
+        guard case .task(b, _, _)? = h.answer(.dequeue(waitMs: nil), session: 2) else {
             Issue.record("b should be delivered after restart")
             return
         }
-        #expect(h2.enqueue("c") == b + 1)
+        #expect(h.enqueue("c") == b + 1)
     }
 
     @Test func recoveryFromSnapshotSkipsOverlappingEntries() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         _ = h.enqueue("a")
         let b = h.enqueue("b")
         let snap = h.core.snapshot()!
         // The log still holds every entry: a crash between snapshot and log reset.
-        let h2 = SingleNodeHarness(snapshot: snap, disk: h.disk)
-        #expect(h2.core.queue.count == 2)
-        #expect(h2.enqueue("c") == b + 1)
+        h.crash(1)
+        h.editDisk(1) { $0.snapshot = snap }
+        h.start([1])
+        h.flush()
+        #expect(h.core.queue.count == 2)
+        #expect(h.enqueue("c") == b + 1)
     }
 
     @Test func helloMergesTheClientsLamportClock() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         let r = h.send(.hello(clientId: "w1", lamport: 1_000))
         #expect(h.replies[r] == .hello(nodeId: 1, lamport: 1_001))
         let id = h.enqueue("x")
@@ -253,11 +234,11 @@ final class SingleNodeHarness {
     }
 
     @Test func statusReportsCounts() {
-        let h = SingleNodeHarness()
+        let h = singleNode()
         _ = h.enqueue("a")
         _ = h.enqueue("b")
         _ = h.send(.dequeue(waitMs: nil))
-        guard case .status(let line)? = h.replies[h.send(.status)] else {
+        guard case .status(let line)? = h.answer(.status) else {
             Issue.record("no status")
             return
         }
@@ -268,31 +249,30 @@ final class SingleNodeHarness {
     @Test func withNoLeaderReachableACommandIsHeldThenAnEnqueueIsParked() {
         var settings = ClusterSettings()
         settings.commitTimeoutMs = 2_000
-        let core = NodeCore(nodeId: 1, memberIds: [1, 2, 3], settings: settings, snapshot: nil, entries: [])
-        core.start(now: 0)
-        _ = core.takeEffects()
-        core.handle(.enqueue(payload: [65]), from: ClientRef(session: 1, seq: 0), owner: "x", now: 0, wallMs: 0)
-        core.handle(.dequeue(waitMs: nil), from: ClientRef(session: 2, seq: 0), owner: "y", now: 0, wallMs: 0)
+        // Node 1 of three, its peers down; its writes wait for `sync`.
+        let d = NodeCoreDriver(nodes: 3, settings: settings)
+        d.start([1])
+        d.holdDurable = [1]
+        let enqueue = d.send(.enqueue(payload: [65]), to: 1)
+        let dequeue = d.send(.dequeue(waitMs: nil), to: 1)
         // Held while an election may still bring a leader...
-        #expect(!core.takeEffects().contains { if case .reply = $0 { return true } else { return false } })
-        #expect(core.nextWakeup()! <= 2_000)
+        #expect(d.replies.isEmpty)
+        #expect(d.node(1).nextWakeup()! <= 2_000)
         // ...then the ENQUEUE is parked durably, the DEQUEUE refused.
-        core.tick(now: 2_000)
-        var parked: [MailboxRecord] = []
-        var replies: [ClientRef: Reply] = [:]
-        for e in core.takeEffects() {
-            if case .persistMailbox(let r) = e { parked += r }
-            if case .reply(let ref, let r) = e { replies[ref] = r }
-        }
-        #expect(parked == [.park(MailboxEntry(seq: 1, payload: [65], enqueuedAtMs: 0))])
-        guard case .error(.noleader, _)? = replies[ClientRef(session: 2, seq: 0)] else {
-            Issue.record("expected NOLEADER for the DEQUEUE, got \(replies)")
+        #expect(d.run(withinMs: 2_100) { d.replies[dequeue] != nil })
+        #expect(d.now >= 2_000)
+        guard case .error(.noleader, _)? = d.replies[dequeue] else {
+            Issue.record("expected NOLEADER for the DEQUEUE, got \(d.replies)")
             return
         }
-        #expect(replies[ClientRef(session: 1, seq: 0)] == nil)   // not before it is durable
-        core.mailboxPersisted(now: 2_000)
-        let after = core.takeEffects().compactMap { e -> Reply? in if case .reply(_, let r) = e { return r } else { return nil } }
-        #expect(after.contains { if case .queued(ref: "1-1", _) = $0 { return true } else { return false } })
-        #expect(core.status().line.contains(" mailbox=1 "))
+        #expect(d.replies[enqueue] == nil)   // not before it is durable
+        #expect(d.disks[1]!.mailbox.isEmpty)
+        d.sync(1)
+        #expect(d.disks[1]!.mailbox == [.park(MailboxEntry(seq: 1, payload: [65], enqueuedAtMs: 0))])
+        guard case .queued(ref: "1-1", _)? = d.replies[enqueue] else {
+            Issue.record("expected QUEUED 1-1 once parked, got \(String(describing: d.replies[enqueue]))")
+            return
+        }
+        #expect(d.node(1).status().line.contains(" mailbox=1 "))
     }
 }

@@ -2,43 +2,54 @@
 // standing): it never votes or runs, it abstains so candidates need not wait
 // for it, and it counts again only once it holds the log of the leader that
 // answered this incarnation's probe.
+import MeshQTestSupport
 import Testing
 @testable import MeshQCore
 
 @Suite struct RejoinTests {
-    private func election(_ id: Int, _ standing: BullyElection.Standing, votedEpoch: UInt64 = 0) -> BullyElection {
-        BullyElection(nodeId: id, members: [1, 2, 3], epoch: 0, votedEpoch: votedEpoch,
-                      heartbeatIntervalMs: 100, leaderTimeoutMs: 500, electionTimeoutMs: 300, standing: standing)
+    /// Whether `id` asked for or gave a vote (an ELECTION or a VOTE it sent).
+    private func campaignedOrVoted(_ d: NodeCoreDriver, _ id: Int) -> Bool {
+        d.delivered.contains { env in
+            guard env.from == id, case .election(let m) = env.body else { return false }
+            switch m {
+            case .election, .vote: return true
+            default: return false
+            }
+        }
     }
 
     @Test func aCatchingUpNodeNeitherVotesNorRunsButAbstains() {
-        let net = ElectionNet([1, 2, 3])
-        net.nodes[3] = election(3, .rejoining)
-        net.start()
+        let d = electionCluster()
+        d.corrupt(3, keep: 0)
+        d.holdDurable = [3]      // it cannot finish catching up until `sync`
+        d.start()
         // Node 3 is up and highest, yet node 2 wins at once: 3 abstained.
-        net.run(ms: 100)
-        #expect(net.leaders() == [2])
-        #expect(net.persistedVotes[3] == nil, "a rejoining node persisted a vote")
-        net.run(ms: 2_000)
-        #expect(net.leaders() == [2], "a rejoining node must not bully its way in")
-        #expect(net.nodes[3]!.leaderId == 2)
-        // Caught up: it counts again, and the highest node takes over.
-        net.nodes[3]!.rejoined()
-        net.run(ms: 2_000)
-        #expect(net.leaders() == [3])
+        #expect(d.run(withinMs: 100) { d.leaders == [2] })
+        d.pass(2_000)
+        #expect(d.leaders == [2], "a rejoining node must not bully its way in")
+        #expect(d.node(3).leaderId == 2 && d.node(3).rejoining)
+        #expect(!campaignedOrVoted(d, 3), "a rejoining node ran or voted")
+        // Caught up (its writes durable): it counts again, and the highest node takes over.
+        d.holdDurable = []
+        d.sync(3)
+        #expect(d.run(withinMs: 5_000) { !d.node(3).rejoining && d.allFollow(3, [1, 2]) })
+        #expect(d.events.contains { $0.node == 3 && $0.event.name == "rejoined" })
+        d.expectElectionSafety()
     }
 
     @Test func withoutItsVoteNoMajorityIsLeft() {
-        let net = ElectionNet([1, 2, 3], alive: [1, 3])
-        net.nodes[3] = election(3, .rejoining)
-        net.start()
-        net.run(ms: 5_000)
-        #expect(net.leaders().isEmpty, "node 1 led with the vote of a node that lost its log")
-        #expect(net.nodes[3]!.role == .follower)
+        let d = electionCluster()
+        d.corrupt(3, keep: 0)
+        d.start([1, 3])
+        d.pass(5_000)
+        #expect(d.leaders.isEmpty, "node 1 led with the vote of a node that lost its log")
+        #expect(d.leadersByEpoch.isEmpty)
+        #expect(d.node(3).role == .follower)
+        #expect(!campaignedOrVoted(d, 3))
     }
 
     @Test func aCatchingUpNodeSendsOnlyAbstain() {
-        let e = election(2, .rejoining)
+        var e = election(2, standing: .rejoining)
         #expect(e.start(now: 0).allSatisfy { if case .log = $0 { return true } else { return false } })
         for from in [1, 3] {
             let out = e.receive(from: from, .election(epoch: 7, position: .zero), now: 10)

@@ -1,3 +1,6 @@
+// RicartAgrawalaMutex: the value, one message at a time, and NodeCore's
+// use of it (the leader's section around each round) on the NodeCoreDriver.
+import MeshQTestSupport
 import Testing
 @testable import MeshQCore
 
@@ -7,13 +10,13 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
 
 @Suite struct RicartAgrawalaMutexTests {
     @Test func aloneItEntersAtOnce() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         #expect(m.request(ts: 5, livePeers: []).contains(.granted))
         #expect(m.state == .inside)
     }
 
     @Test func entersAfterEveryLivePeerReplied() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         let out = m.request(ts: 5, livePeers: [2, 3])
         #expect(sends(out).map(\.0) == [2, 3])
         #expect(m.receive(from: 2, .reply(ts: 5)).isEmpty)
@@ -21,40 +24,90 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
     }
 
     @Test func concurrentRequestsAreOrderedByTimestampThenId() {
-        // Three nodes request at once; simulate every message exchange.
-        let ms = [1: RicartAgrawalaMutex(nodeId: 1), 2: RicartAgrawalaMutex(nodeId: 2), 3: RicartAgrawalaMutex(nodeId: 3)]
-        var queue: [(Int, Int, RicartAgrawalaMutex.Message)] = []
-        var order: [Int] = []
-        func apply(_ id: Int, _ out: [RicartAgrawalaMutex.Output]) {
-            for o in out {
-                if case .send(let to, let msg) = o { queue.append((id, to, msg)) }
-                if o == .granted { order.append(id) }
-            }
+        // Three nodes request at once: ts 7 for node 3, ts 7 for node 2, ts 9
+        // for node 1. Expected order: 2 (ties by id), 3, 1; every exchange is
+        // spelled out, and mutual exclusion is checked at each stage.
+        var m1 = RicartAgrawalaMutex(nodeId: 1), m2 = RicartAgrawalaMutex(nodeId: 2), m3 = RicartAgrawalaMutex(nodeId: 3)
+        #expect(sends(m3.request(ts: 7, livePeers: [1, 2])).map(\.0) == [1, 2])
+        #expect(sends(m1.request(ts: 9, livePeers: [2, 3])).map(\.0) == [2, 3])
+        #expect(sends(m2.request(ts: 7, livePeers: [1, 3])).map(\.0) == [1, 3])
+        // Each request meets the others: the smaller (ts, id) defers the larger.
+        #expect(m1.receive(from: 3, .request(ts: 7)) == [.send(to: 3, .reply(ts: 7))])
+        #expect(m1.receive(from: 2, .request(ts: 7)) == [.send(to: 2, .reply(ts: 7))])
+        #expect(m2.receive(from: 3, .request(ts: 7)).isEmpty)     // (7, 2) < (7, 3)
+        #expect(m2.receive(from: 1, .request(ts: 9)).isEmpty)
+        #expect(m3.receive(from: 2, .request(ts: 7)) == [.send(to: 2, .reply(ts: 7))])
+        #expect(m3.receive(from: 1, .request(ts: 9)).isEmpty)
+        // 2 holds every reply and enters; 3 still waits for 2, and 1 for 2 and 3.
+        #expect(m2.receive(from: 1, .reply(ts: 7)).isEmpty)
+        #expect(m2.receive(from: 3, .reply(ts: 7)).contains(.granted))
+        #expect(m3.receive(from: 1, .reply(ts: 7)).isEmpty)
+        #expect([m1.state, m2.state, m3.state] == [.requesting, .inside, .requesting])
+        // 2 leaves and answers both it deferred; 3 enters, 1 still waits for 3.
+        let left2 = m2.release()
+        #expect(sends(left2).map(\.0) == [1, 3])
+        #expect(left2.contains(.send(to: 1, .reply(ts: 9))) && left2.contains(.send(to: 3, .reply(ts: 7))))
+        #expect(m3.receive(from: 2, .reply(ts: 7)).contains(.granted))
+        #expect(m1.receive(from: 2, .reply(ts: 9)).isEmpty)
+        #expect([m1.state, m2.state, m3.state] == [.requesting, .idle, .inside])
+        // 3 leaves; 1 enters last.
+        let left3 = m3.release()
+        #expect(sends(left3).map(\.0) == [1] && left3.contains(.send(to: 1, .reply(ts: 9))))
+        #expect(m1.receive(from: 3, .reply(ts: 9)).contains(.granted))
+        #expect([m1.state, m2.state, m3.state] == [.inside, .idle, .idle])
+    }
+
+    // MARK: in NodeCore, on the NodeCoreDriver
+
+    /// The leader holds the section for the whole of a replication round,
+    /// granted by every live peer, and leaves it once the round committed.
+    @Test func theLeaderHoldsTheSectionAroundEachRound() {
+        let d = NodeCoreDriver(nodes: 3)
+        d.start()
+        #expect(d.run { d.leader?.serving == true })
+        let leader = d.leader!.nodeId
+        #expect(!d.node(leader).inCriticalSection)
+        d.holdDurable = [leader]        // the round waits for the leader's own copy
+        let r = d.send(.enqueue(payload: Array("x".utf8)), to: leader)
+        d.flush()
+        #expect(d.node(leader).inCriticalSection)
+        #expect(d.node(leader).mutexRepliedBy == Set(d.ids).subtracting([leader]))
+        #expect(d.ids.filter { d.node($0).inCriticalSection } == [leader])
+        #expect(d.replies[r] == nil)
+        d.holdDurable = []
+        d.sync(leader)
+        guard case .ok? = d.replies[r] else {
+            Issue.record("not committed: \(String(describing: d.replies[r]))")
+            return
         }
-        // ts 7 for node 3, ts 7 for node 2, ts 9 for node 1: expected 2 (ties by id), 3, 1.
-        apply(3, ms[3]!.request(ts: 7, livePeers: [1, 2]))
-        apply(1, ms[1]!.request(ts: 9, livePeers: [2, 3]))
-        apply(2, ms[2]!.request(ts: 7, livePeers: [1, 3]))
-        var steps = 0
-        while steps < 1_000 {
-            steps += 1
-            if queue.isEmpty {
-                // Whoever is inside leaves; mutual exclusion must hold at every point.
-                let inside = ms.filter { $0.value.state == .inside }.map(\.key)
-                #expect(inside.count <= 1)
-                guard let i = inside.first else { break }
-                apply(i, ms[i]!.release())
-                continue
-            }
-            let (from, to, msg) = queue.removeFirst()
-            apply(to, ms[to]!.receive(from: from, msg))
-            #expect(ms.filter { $0.value.state == .inside }.count <= 1)
+        #expect(!d.node(leader).inCriticalSection)
+    }
+
+    /// A follower that is down is not asked: the section needs only the
+    /// peers the failure detector holds alive.
+    @Test func aDownFollowerIsNotWaitedFor() {
+        let d = NodeCoreDriver(nodes: 3)
+        d.start()
+        #expect(d.run { d.leader?.serving == true })
+        let leader = d.leader!.nodeId
+        let down = d.ids.first { $0 != leader }!
+        d.crash(down)
+        #expect(d.run { !d.node(leader).peersUp.contains(down) })
+        d.holdDurable = [leader]
+        let r = d.send(.enqueue(payload: Array("y".utf8)), to: leader)
+        d.flush()
+        #expect(d.node(leader).inCriticalSection)
+        #expect(d.node(leader).mutexRepliedBy == Set(d.ids).subtracting([leader, down]))
+        d.holdDurable = []
+        d.sync(leader)
+        guard case .ok? = d.replies[r] else {
+            Issue.record("not committed without the down follower: \(String(describing: d.replies[r]))")
+            return
         }
-        #expect(order == [2, 3, 1])
     }
 
     @Test func repliesAreDeferredWhileInside() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         _ = m.request(ts: 1, livePeers: [])
         #expect(m.receive(from: 2, .request(ts: 0)).isEmpty)       // inside: even an older ts waits
         #expect(sends(m.release()).map(\.0) == [2])
@@ -62,7 +115,7 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
     }
 
     @Test func aPeerDyingWhileAskedIsDroppedFromTheWaitSet() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         _ = m.request(ts: 3, livePeers: [2, 3])
         _ = m.receive(from: 2, .reply(ts: 3))
         #expect(m.state == .requesting)
@@ -72,7 +125,7 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
 
     @Test func aStaleReplyDoesNotCountForALaterRequest() {
         // A reply to request ts 3 arrives (late, or twice) during request ts 8.
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         _ = m.request(ts: 3, livePeers: [2])
         _ = m.receive(from: 2, .reply(ts: 3))
         _ = m.release()
@@ -83,7 +136,7 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
     }
 
     @Test func aDeferredReplyEchoesTheRequestersTimestamp() {
-        let m = RicartAgrawalaMutex(nodeId: 1)
+        var m = RicartAgrawalaMutex(nodeId: 1)
         _ = m.request(ts: 1, livePeers: [])
         _ = m.receive(from: 2, .request(ts: 6))
         #expect(m.release().contains(.send(to: 2, .reply(ts: 6))))

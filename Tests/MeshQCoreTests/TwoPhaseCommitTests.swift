@@ -3,7 +3,7 @@ import Testing
 
 @Suite struct TwoPhaseCommitTests {
     @Test func commitsWithAMajorityIncludingTheLeader() {
-        let c = TwoPhaseCommit(nodeId: 3, clusterSize: 3)
+        var c = TwoPhaseCommit(nodeId: 3, clusterSize: 3)
         let out = c.begin(round: 1, epoch: 4, first: 10, last: 19, participants: [1, 2, 3], now: 0, timeoutMs: 2_000)
         #expect(out == [.send(to: 1, .prepare(epoch: 4, round: 1, first: 10, last: 19)),
                         .send(to: 2, .prepare(epoch: 4, round: 1, first: 10, last: 19))])
@@ -18,7 +18,7 @@ import Testing
     @Test func anAcknowledgementShortOfTheRoundIsNoVote() {
         // A follower still catching up acknowledges an earlier index first;
         // only reaching the round's last entry makes it a yes.
-        let c = TwoPhaseCommit(nodeId: 1, clusterSize: 3)
+        var c = TwoPhaseCommit(nodeId: 1, clusterSize: 3)
         _ = c.begin(round: 2, epoch: 1, first: 50, last: 60, participants: [1, 2, 3], now: 0, timeoutMs: 2_000)
         _ = c.localDurable(through: 60)
         #expect(c.acknowledged(from: 2, epoch: 1, through: 40).isEmpty)
@@ -26,7 +26,7 @@ import Testing
     }
 
     @Test func minorityAbortsAtTheDeadline() {
-        let c = TwoPhaseCommit(nodeId: 1, clusterSize: 5)
+        var c = TwoPhaseCommit(nodeId: 1, clusterSize: 5)
         _ = c.begin(round: 7, epoch: 2, first: 1, last: 1, participants: [1, 2, 3, 4, 5], now: 100, timeoutMs: 500)
         _ = c.localDurable(through: 1)
         _ = c.acknowledged(from: 2, epoch: 2, through: 1)   // 2 of 5
@@ -37,7 +37,7 @@ import Testing
     }
 
     @Test func abortsEarlyWhenAMajorityIsImpossible() {
-        let c = TwoPhaseCommit(nodeId: 1, clusterSize: 3)
+        var c = TwoPhaseCommit(nodeId: 1, clusterSize: 3)
         // Only one live peer was asked, and it refuses.
         _ = c.begin(round: 1, epoch: 1, first: 1, last: 1, participants: [1, 2], now: 0, timeoutMs: 2_000)
         _ = c.localDurable(through: 1)
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test func votesOfAnotherEpochOrANonParticipantAreIgnored() {
-        let c = TwoPhaseCommit(nodeId: 1, clusterSize: 3)
+        var c = TwoPhaseCommit(nodeId: 1, clusterSize: 3)
         _ = c.begin(round: 5, epoch: 3, first: 1, last: 1, participants: [1, 2, 3], now: 0, timeoutMs: 2_000)
         _ = c.localDurable(through: 1)
         #expect(c.acknowledged(from: 2, epoch: 2, through: 1).isEmpty)
@@ -57,11 +57,15 @@ import Testing
     }
 
     @Test func participantFencesOlderEpochs() {
-        let p = TwoPhaseCommit(nodeId: 2, clusterSize: 3)
-        #expect(p.acceptPrepare(epoch: 4))
-        #expect(!p.acceptPrepare(epoch: 3))
+        var p = TwoPhaseCommit(nodeId: 2, clusterSize: 3)
+        let newer = p.acceptPrepare(epoch: 4)
+        let older = p.acceptPrepare(epoch: 3)
+        #expect(newer)
+        #expect(!older)
         p.promise(epoch: 6)
-        #expect(!p.acceptPrepare(epoch: 5))
-        #expect(p.acceptPrepare(epoch: 6))
+        let belowPromise = p.acceptPrepare(epoch: 5)
+        let atPromise = p.acceptPrepare(epoch: 6)
+        #expect(!belowPromise)
+        #expect(atPromise)
     }
 }

@@ -5,8 +5,10 @@
 // at once, unless either end is down or isolated or the directed link is cut;
 // like a real network it tells nobody about a cut (silence). A step is one
 // loop iteration of every live node: tick, deliver, flush, deliver.
-// Invariant: the same calls give the same run, bit for bit, given
-// SWIFT_DETERMINISTIC_HASHING=1 (the nodes iterate sets of peers).
+// A driver of one node is a cluster of one (it leads at once). `holdDurable`
+// keeps a node's writes pending until `sync`, to observe what it does before
+// they are durable. Invariant: the same calls give the same run, bit for bit,
+// given SWIFT_DETERMINISTIC_HASHING=1 (the nodes iterate sets of peers).
 import MeshQCore
 
 public final class NodeCoreDriver {
@@ -33,6 +35,11 @@ public final class NodeCoreDriver {
     public private(set) var installedSnapshots: [Int: [QueueSnapshot]] = [:]
     /// Log events in order, with the node that emitted them.
     public private(set) var events: [(node: Int, event: LogEvent)] = []
+    /// A node persisted a vote below one it had persisted before.
+    public private(set) var votesBackwards: [String] = []
+    /// Nodes whose writes wait for `sync` (none: every write is durable at once).
+    public var holdDurable: Set<Int> = []
+    private var pendingWrites: [Int: [NodeCore.Effect]] = [:]
     /// Every envelope delivered, in order.
     public private(set) var delivered: [PeerEnvelope] = []
     /// Nodes cut off from everyone, and directed links that drop ([from, to]).
@@ -40,6 +47,7 @@ public final class NodeCoreDriver {
     public private(set) var cut: Set<[Int]> = []
     private var wire: [PeerEnvelope] = []
     private var nextSession: UInt64 = 1
+    private var nextSeq: [UInt64: UInt64] = [:]
     private let logWindow: Int?
 
     public static var defaultSettings: ClusterSettings {
@@ -58,6 +66,17 @@ public final class NodeCoreDriver {
     }
 
     public func node(_ id: Int) -> NodeCore { nodes[id]! }
+    /// Each epoch's leaders, from the `leader_elected` log lines (more than
+    /// one in an epoch breaks invariant 1).
+    public var leadersByEpoch: [UInt64: Set<Int>] {
+        var by: [UInt64: Set<Int>] = [:]
+        for (id, e) in events where e.name == "leader_elected" {
+            if let epoch = e.field("epoch").flatMap(UInt64.init) { by[epoch, default: []].insert(id) }
+        }
+        return by
+    }
+    /// Live nodes that believe they lead, by id.
+    public var leaders: [Int] { live.filter { node($0).role == .leader } }
     public var live: [Int] { ids.filter { nodes[$0] != nil } }
     public var leader: NodeCore? { nodes.values.first { $0.role == .leader } }
 
@@ -67,9 +86,9 @@ public final class NodeCoreDriver {
 
     // MARK: nodes
 
-    /// Boots `which` (all when nil) from their disks; the transports connect
-    /// where packets pass (a hint the nodes may use, not liveness).
-    public func start(_ which: [Int]? = nil) {
+    /// Builds `which` (all when nil) from their disks, without starting them
+    /// (to look at what a node rebuilt before it runs); `start` starts them.
+    public func load(_ which: [Int]? = nil) {
         for id in which ?? ids where nodes[id] == nil {
             let d = disks[id]!
             let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
@@ -79,6 +98,12 @@ public final class NodeCoreDriver {
             if let w = logWindow { n.logWindow = w }
             nodes[id] = n
         }
+    }
+
+    /// Boots `which` (all when nil) from their disks; the transports connect
+    /// where packets pass (a hint the nodes may use, not liveness).
+    public func start(_ which: [Int]? = nil) {
+        load(which)
         for id in which ?? ids {
             for p in ids where p != id && linked(id, p) {
                 node(id).peerUp(p, now: now)
@@ -92,11 +117,18 @@ public final class NodeCoreDriver {
     /// The process dies: what it made durable stays on its disk.
     public func crash(_ id: Int) {
         nodes.removeValue(forKey: id)
+        pendingWrites[id] = nil
         wire.removeAll { $0.to == id || $0.from == id }
     }
 
     /// A damaged log found at boot: the records from `keep` on are set
     /// aside, and the node catches up before it votes again.
+    /// Changes a down node's disk (e.g. a crash between two writes).
+    public func editDisk(_ id: Int, _ edit: (inout Disk) -> Void) {
+        precondition(nodes[id] == nil, "edit a node's disk while it is down")
+        edit(&disks[id]!)
+    }
+
     public func corrupt(_ id: Int, keep: Int) {
         precondition(nodes[id] == nil, "corrupt a node's disk while it is down")
         disks[id]!.records.removeSubrange(min(keep, disks[id]!.records.count)...)
@@ -155,6 +187,19 @@ public final class NodeCoreDriver {
         return false
     }
 
+    /// The end of a loop iteration at every live node (no time passes).
+    public func flush() {
+        for id in live { node(id).flush(now: now) }
+        pump()
+    }
+
+    /// The held writes of `id` become durable (see `holdDurable`).
+    public func sync(_ id: Int) {
+        let writes = pendingWrites.removeValue(forKey: id) ?? []
+        if !writes.isEmpty { apply(writes, of: id, durable: true) }
+        pump()
+    }
+
     /// One loop iteration of every live node, `ms` later.
     public func step(_ ms: Int64 = 10) {
         now += ms
@@ -175,11 +220,15 @@ public final class NodeCoreDriver {
         return true
     }
 
-    /// A client command at `id`; the reply lands in `replies[ref]`.
+    /// A client command at `id`, on a new session or on `session`; the
+    /// reply lands in `replies[ref]`.
     @discardableResult
-    public func send(_ cmd: ClientCommand, to id: Int) -> ClientRef {
-        let ref = ClientRef(session: nextSession, seq: 1)
-        nextSession += 1
+    public func send(_ cmd: ClientCommand, to id: Int, session: UInt64? = nil) -> ClientRef {
+        let s = session ?? nextSession
+        if session == nil { nextSession += 1 }
+        let seq = nextSeq[s, default: 0] + 1
+        nextSeq[s] = seq
+        let ref = ClientRef(session: s, seq: seq)
         node(id).handle(cmd, from: ref, owner: "c\(ref.session)", now: now, wallMs: now)
         pump()
         return ref
@@ -197,9 +246,18 @@ public final class NodeCoreDriver {
         Dictionary(uniqueKeysWithValues: node(id).queue.allTasks().map { ($0.id, String(decoding: $0.payload, as: UTF8.self)) })
     }
 
-    private func apply(_ effects: [NodeCore.Effect], of id: Int) {
+    private func apply(_ effects: [NodeCore.Effect], of id: Int, durable: Bool = false) {
         let n = node(id)
         for e in effects {
+            switch e {
+            case .persist, .installSnapshot, .persistMailbox, .persistVote:
+                if !durable && holdDurable.contains(id) {
+                    pendingWrites[id, default: []].append(e)
+                    continue
+                }
+            default:
+                break
+            }
             switch e {
             case .reply(let ref, let r):
                 if let first = replies[ref] {
@@ -219,6 +277,9 @@ public final class NodeCoreDriver {
                 disks[id]!.mailbox += recs
                 n.mailboxPersisted(now: now)
             case .persistVote(let epoch, let promised):
+                if epoch < disks[id]!.votedEpoch {
+                    votesBackwards.append("node \(id) persisted vote \(epoch) after \(disks[id]!.votedEpoch)")
+                }
                 disks[id]!.votedEpoch = epoch
                 disks[id]!.promisedEpoch = promised
             case .log(let event):

@@ -29,9 +29,11 @@
 // a node that forgot what it acknowledged would break that intersection.)
 //
 // Pure: inputs are messages, peer links and `now`; outputs are messages to
-// send and role changes. No clock, socket or randomness of its own.
+// send and role changes. No clock, socket or randomness of its own. A value:
+// its owner changes it only through the mutating inputs below (the timings
+// only through `reload`), and everything else outside reads.
 
-public final class BullyElection {
+public struct BullyElection: Sendable {
     public typealias Role = MeshQCore.Role
 
     /// Whether this node counts in elections: a node catching up after
@@ -99,7 +101,9 @@ public final class BullyElection {
 
     /// Test hooks (see PlantedBug); empty in production.
     #if MESHQ_TESTING
-    var plantedBugs: Set<PlantedBug> = []
+    private(set) var plantedBugs: Set<PlantedBug> = []
+    /// Plants test-only bugs (see PlantedBug).
+    mutating func plant(_ bugs: Set<PlantedBug>) { plantedBugs = bugs }
     @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { plantedBugs.contains(bug) }
     #else
     @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { false }
@@ -144,7 +148,7 @@ public final class BullyElection {
 
     /// A node starts by calling an election: if a higher node leads, it answers;
     /// if this node is the highest alive, it takes over.
-    public func start(now: Int64) -> [Output] {
+    public mutating func start(now: Int64) -> [Output] {
         guard standing == .voter else {
             lastHeardFromLeader = now
             return [.log(LogEvent(.warn, "rejoin_start", [("node", "\(nodeId)"),
@@ -155,11 +159,11 @@ public final class BullyElection {
 
     /// The log now holds everything a leader had when this node asked: it
     /// counts in elections again (and may bully a lower leader as usual).
-    public func rejoined() {
+    public mutating func rejoined() {
         standing = .voter
     }
 
-    public func tick(now: Int64) -> [Output] {
+    public mutating func tick(now: Int64) -> [Output] {
         switch role {
         case .follower:
             guard now - lastHeardFromLeader >= leaderTimeoutMs else { return [] }
@@ -201,7 +205,7 @@ public final class BullyElection {
     /// A leader that has not heard from a majority for leader_timeout_ms
     /// steps down (a lone survivor, or a process waking from a pause, must
     /// not lead). Run before serving anything from local state.
-    public func checkQuorum(now: Int64) -> [Output] {
+    public mutating func checkQuorum(now: Int64) -> [Output] {
         guard role == .leader, !quorumFresh(now: now) else { return [] }
         role = .follower
         leaderId = nil
@@ -212,20 +216,20 @@ public final class BullyElection {
                 .leaderLost]
     }
 
-    /// New timings (SIGHUP); they apply from the next timer.
-    public func reload(heartbeatIntervalMs: Int, leaderTimeoutMs: Int, electionTimeoutMs: Int) {
-        self.heartbeatIntervalMs = Int64(heartbeatIntervalMs)
-        self.leaderTimeoutMs = Int64(leaderTimeoutMs)
-        self.electionTimeoutMs = Int64(electionTimeoutMs)
+    /// New timings (SIGHUP): the only way they change; they apply from the next timer.
+    public mutating func reload(_ settings: ClusterSettings) {
+        heartbeatIntervalMs = Int64(settings.heartbeatIntervalMs)
+        leaderTimeoutMs = Int64(settings.leaderTimeoutMs)
+        electionTimeoutMs = Int64(settings.electionTimeoutMs)
     }
 
     /// The log was appended to, cut or replaced: votes carry the new position.
-    public func logMoved(to position: LogPosition) {
+    public mutating func logMoved(to position: LogPosition) {
         self.position = position
     }
 
     /// The failure detector heard from `id` (directly or over a relay).
-    public func peerUp(_ id: Int) {
+    public mutating func peerUp(_ id: Int) {
         peersUp.insert(id)
     }
 
@@ -238,7 +242,7 @@ public final class BullyElection {
         }
     }
 
-    public func receive(from: Int, _ msg: Message, now: Int64) -> [Output] {
+    public mutating func receive(from: Int, _ msg: Message, now: Int64) -> [Output] {
         guard from != nodeId, members.contains(from) else { return [] }
         seenEpoch = max(seenEpoch, msg.epoch)
         switch msg {
@@ -303,20 +307,20 @@ public final class BullyElection {
 
     /// The leader gives up (it could not commit): it steps down and calls a
     /// new election at once, so the next leadership has a fresh epoch.
-    public func resign(now: Int64, reason: String) -> [Output] {
+    public mutating func resign(now: Int64, reason: String) -> [Output] {
         guard role == .leader else { return [] }
         return stepDown(now: now, reason: reason) + startElection(now: now, reason: reason)
     }
 
     /// A peer's link went down: stop waiting on it.
-    public func peerDown(_ id: Int) {
+    public mutating func peerDown(_ id: Int) {
         peersUp.remove(id)
         lastAck.removeValue(forKey: id)
     }
 
     // MARK: transitions
 
-    private func leaderSpoke(from: Int, epoch e: UInt64, heartbeatSentAt: Int64?, now: Int64) -> [Output] {
+    private mutating func leaderSpoke(from: Int, epoch e: UInt64, heartbeatSentAt: Int64?, now: Int64) -> [Output] {
         if e < epoch {
             // A stale leader: show it the current epoch so it steps down.
             return [.send(to: from, .heartbeatAck(epoch: epoch, sentAt: heartbeatSentAt ?? 0))]
@@ -345,7 +349,7 @@ public final class BullyElection {
         return out
     }
 
-    private func follow(_ leader: Int, epoch e: UInt64, now: Int64) -> [Output] {
+    private mutating func follow(_ leader: Int, epoch e: UInt64, now: Int64) -> [Output] {
         let changed = leaderId != leader || epoch != e || role != .follower
         if role == .leader { lastAck.removeAll() }
         role = .follower
@@ -372,12 +376,12 @@ public final class BullyElection {
 
     /// A message stamped with a newer epoch than this leader's: a newer
     /// leader was accepted somewhere, so this one steps down (fencing).
-    public func observe(epoch e: UInt64, now: Int64) -> [Output] {
+    public mutating func observe(epoch e: UInt64, now: Int64) -> [Output] {
         guard role == .leader, e > epoch else { return [] }
         return adoptHigherEpoch(e, now: now)
     }
 
-    private func adoptHigherEpoch(_ e: UInt64, now: Int64) -> [Output] {
+    private mutating func adoptHigherEpoch(_ e: UInt64, now: Int64) -> [Output] {
         var out: [Output] = []
         if role == .leader { out += stepDown(now: now, reason: "higher_epoch") }
         epoch = e
@@ -385,7 +389,7 @@ public final class BullyElection {
         return out
     }
 
-    private func stepDown(now: Int64, reason: String) -> [Output] {
+    private mutating func stepDown(now: Int64, reason: String) -> [Output] {
         role = .follower
         leaderId = nil
         lastAck.removeAll()
@@ -394,7 +398,7 @@ public final class BullyElection {
                 .leaderLost]
     }
 
-    private func startElection(now: Int64, reason: String) -> [Output] {
+    private mutating func startElection(now: Int64, reason: String) -> [Output] {
         role = .candidate
         if leaderId != nil { leaderId = nil }
         proposed = max(epoch, votedEpoch, seenEpoch) + 1
@@ -415,7 +419,7 @@ public final class BullyElection {
         return out
     }
 
-    private func win(now: Int64) -> [Output] {
+    private mutating func win(now: Int64) -> [Output] {
         role = .leader
         leaderId = nodeId
         epoch = proposed

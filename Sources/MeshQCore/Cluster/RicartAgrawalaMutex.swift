@@ -12,8 +12,9 @@
 // through epochs and promises (a deposed leader's PREPAREs are refused).
 // The leader holds the section around each replication round, so two nodes
 // that both believe they lead never replicate at the same time.
+// A value: its owner changes it only through the mutating inputs below.
 
-public final class RicartAgrawalaMutex {
+public struct RicartAgrawalaMutex: Sendable {
     public enum Message: Equatable, Sendable {
         case request(ts: UInt64)
         /// Echoes the request's timestamp: a late or duplicated reply to an
@@ -38,7 +39,9 @@ public final class RicartAgrawalaMutex {
     public private(set) var repliedBy: Set<Int> = []
     /// Test hooks (see PlantedBug); empty in production.
     #if MESHQ_TESTING
-    var plantedBugs: Set<PlantedBug> = []
+    private(set) var plantedBugs: Set<PlantedBug> = []
+    /// Plants test-only bugs (see PlantedBug).
+    mutating func plant(_ bugs: Set<PlantedBug>) { plantedBugs = bugs }
     @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { plantedBugs.contains(bug) }
     #else
     @inline(__always) private func planted(_ bug: PlantedBug) -> Bool { false }
@@ -52,7 +55,7 @@ public final class RicartAgrawalaMutex {
     public var pendingReplies: Set<Int> { waitingFor }
 
     /// Asks to enter with Lamport time `ts`, from the peers alive now.
-    public func request(ts: UInt64, livePeers: Set<Int>) -> [Output] {
+    public mutating func request(ts: UInt64, livePeers: Set<Int>) -> [Output] {
         precondition(state == .idle, "request while \(state)")
         state = .requesting
         requestTs = ts
@@ -63,7 +66,7 @@ public final class RicartAgrawalaMutex {
         return out + enterIfDone()
     }
 
-    public func receive(from: Int, _ msg: Message) -> [Output] {
+    public mutating func receive(from: Int, _ msg: Message) -> [Output] {
         switch msg {
         case .request(let ts):
             let mineFirst = state == .inside
@@ -81,7 +84,7 @@ public final class RicartAgrawalaMutex {
     }
 
     /// Leaves the section and answers everyone who waited on us.
-    public func release() -> [Output] {
+    public mutating func release() -> [Output] {
         guard state == .inside else { return [] }
         state = .idle
         let out: [Output] = [.log(LogEvent(.debug, "mutex_release", [("node", "\(nodeId)")]))]
@@ -91,7 +94,7 @@ public final class RicartAgrawalaMutex {
 
     /// Gives up a request that is taking too long (a reply lost with a link):
     /// everyone we deferred is answered, and late replies are ignored.
-    public func cancel() -> [Output] {
+    public mutating func cancel() -> [Output] {
         guard state == .requesting else { return [] }
         state = .idle
         waitingFor.removeAll()
@@ -100,13 +103,13 @@ public final class RicartAgrawalaMutex {
     }
 
     /// A peer died: it will not reply, and needs no reply.
-    public func peerDown(_ id: Int) -> [Output] {
+    public mutating func peerDown(_ id: Int) -> [Output] {
         deferred.removeValue(forKey: id)
         guard state == .requesting, waitingFor.remove(id) != nil else { return [] }
         return enterIfDone()
     }
 
-    private func enterIfDone() -> [Output] {
+    private mutating func enterIfDone() -> [Output] {
         guard state == .requesting, waitingFor.isEmpty else { return [] }
         state = .inside
         return [.log(LogEvent(.debug, "mutex_granted", [("node", "\(nodeId)"), ("ts", "\(requestTs)")])), .granted]

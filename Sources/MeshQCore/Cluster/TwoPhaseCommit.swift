@@ -12,8 +12,9 @@
 // epoch older than the newest it has promised (fencing a deposed leader).
 // Entries prepared but never decided are settled by the next leader's
 // recovery, never by a local timer alone.
+// A value: its owner changes it only through the mutating inputs below.
 
-public final class TwoPhaseCommit {
+public struct TwoPhaseCommit: Sendable {
     public enum Message: Equatable, Sendable {
         case prepare(epoch: UInt64, round: UInt64, first: UInt64, last: UInt64)
         case commit(epoch: UInt64, round: UInt64, last: UInt64)
@@ -58,7 +59,7 @@ public final class TwoPhaseCommit {
 
     // MARK: coordinator
 
-    public func begin(round id: UInt64, epoch: UInt64, first: UInt64, last: UInt64,
+    public mutating func begin(round id: UInt64, epoch: UInt64, first: UInt64, last: UInt64,
                       participants: Set<Int>, now: Int64, timeoutMs: Int) -> [Output] {
         precondition(round == nil, "a round is already running")
         let peers = participants.subtracting([nodeId])
@@ -68,7 +69,7 @@ public final class TwoPhaseCommit {
     }
 
     /// The coordinator's own copy is durable through `index`.
-    public func localDurable(through index: UInt64) -> [Output] {
+    public mutating func localDurable(through index: UInt64) -> [Output] {
         guard var r = round, index >= r.last else { return [] }
         r.localDurable = true
         round = r
@@ -76,7 +77,7 @@ public final class TwoPhaseCommit {
     }
 
     /// A participant of `epoch` holds the leader's log durably through `index`.
-    public func acknowledged(from: Int, epoch: UInt64, through index: UInt64) -> [Output] {
+    public mutating func acknowledged(from: Int, epoch: UInt64, through index: UInt64) -> [Output] {
         guard var r = round, r.epoch == epoch, r.participants.contains(from), index >= r.last else { return [] }
         r.yes.insert(from)
         r.no.remove(from)
@@ -85,7 +86,7 @@ public final class TwoPhaseCommit {
     }
 
     /// A participant refused the round (it promised a newer epoch).
-    public func refused(from: Int, epoch: UInt64) -> [Output] {
+    public mutating func refused(from: Int, epoch: UInt64) -> [Output] {
         guard var r = round, r.participants.contains(from), !r.yes.contains(from) else { return [] }
         r.no.insert(from)
         round = r
@@ -93,25 +94,25 @@ public final class TwoPhaseCommit {
     }
 
     /// A participant died: its vote will not come.
-    public func peerDown(_ id: Int) -> [Output] {
+    public mutating func peerDown(_ id: Int) -> [Output] {
         guard var r = round, r.participants.contains(id), !r.yes.contains(id) else { return [] }
         r.no.insert(id)
         round = r
         return decide()
     }
 
-    public func tick(now: Int64) -> [Output] {
+    public mutating func tick(now: Int64) -> [Output] {
         guard let r = round, now >= r.deadline else { return [] }
         return abort(r, reason: "timeout")
     }
 
     /// The coordinator stopped leading: the round ends undecided (the next
     /// leader's recovery settles its entries).
-    public func abandon() {
+    public mutating func abandon() {
         round = nil
     }
 
-    private func decide() -> [Output] {
+    private mutating func decide() -> [Output] {
         guard let r = round else { return [] }
         let yes = r.yes.count + (r.localDurable ? 1 : 0)
         if yes >= majority && r.localDurable {
@@ -130,7 +131,7 @@ public final class TwoPhaseCommit {
         return []
     }
 
-    private func abort(_ r: Round, reason: String) -> [Output] {
+    private mutating func abort(_ r: Round, reason: String) -> [Output] {
         round = nil
         var out: [Output] = [.log(LogEvent(.debug, "repl_abort", [("node", "\(nodeId)"), ("epoch", "\(r.epoch)"),
                                                                   ("round", "\(r.id)"), ("reason", reason)])),
@@ -143,14 +144,14 @@ public final class TwoPhaseCommit {
 
     /// Whether to accept a PREPARE from a leader of `epoch` (then persist and
     /// acknowledge); a stale leader is refused, and a newer epoch is remembered.
-    public func acceptPrepare(epoch: UInt64) -> Bool {
+    public mutating func acceptPrepare(epoch: UInt64) -> Bool {
         guard epoch >= promisedEpoch else { return false }
         promisedEpoch = epoch
         return true
     }
 
     /// A new leader was accepted: older epochs are fenced from now on.
-    public func promise(epoch: UInt64) {
+    public mutating func promise(epoch: UInt64) {
         promisedEpoch = max(promisedEpoch, epoch)
     }
 }

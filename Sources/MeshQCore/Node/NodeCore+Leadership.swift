@@ -13,13 +13,12 @@ extension NodeCore {
     /// command is served, so a process waking from a pause cannot hand out
     /// a stale TASK first.
     func checkLease(now: Int64) {
-        guard role == .leader, let election else { return }
-        let lost = election.checkQuorum(now: now)
+        guard role == .leader, let lost = election?.checkQuorum(now: now) else { return }
         if !lost.isEmpty { applyElection(lost, now: now) }
     }
 
     func applyElection(_ outputs: [BullyElection.Output], now: Int64) {
-        guard let election else { return }
+        guard election != nil else { return }
         var won: (epoch: UInt64, votes: [Int: LogPosition], leaseWaitMs: Int64)?
         // Having voted for another node in epoch e, no older leader may add to
         // our log: the vote carries our log position, and that node's recovery
@@ -48,6 +47,8 @@ extension NodeCore {
         }
         let wasLeader = role == .leader
         let oldLeader = leaderId
+        // The election's state after the outputs (read now, not before the loop).
+        guard let election else { return }
         role = election.role
         leaderId = election.leaderId
         epoch = max(epoch, election.epoch)
@@ -64,8 +65,8 @@ extension NodeCore {
     /// A leader that cannot commit steps down and calls a new election, so
     /// whoever leads next starts from a fresh epoch and a fresh majority.
     func resign(now: Int64, reason: String) {
-        guard let election else { return }
-        applyElection(election.resign(now: now, reason: reason), now: now)
+        guard let outputs = election?.resign(now: now, reason: reason) else { return }
+        applyElection(outputs, now: now)
     }
 
     // MARK: leading

@@ -9,11 +9,11 @@
 extension NodeCore {
     func receive(_ env: PeerEnvelope, now: Int64, wallMs: Int64) {
         if planted(.skipLamportMerge) { clock.tick() } else { clock.merge(env.lamport) }
-        guard let election, memberIds.contains(env.from), env.from != nodeId else { return }
+        guard election != nil, memberIds.contains(env.from), env.from != nodeId else { return }
         // Fencing: a message stamped with a newer epoch than ours means a
         // newer leader was accepted; a leader of an older epoch steps down.
         if role == .leader && env.epoch > epoch {
-            applyElection(election.observe(epoch: env.epoch, now: now), now: now)
+            applyElection(election?.observe(epoch: env.epoch, now: now) ?? [], now: now)
         }
         switch env.body {
         case .hello, .challenge:
@@ -32,7 +32,7 @@ extension NodeCore {
             default:
                 break
             }
-            applyElection(election.receive(from: env.from, m, now: now), now: now)
+            applyElection(election?.receive(from: env.from, m, now: now) ?? [], now: now)
         case .timeRequest(let seq):
             if role == .leader { sendPeer(to: env.from, .timeReply(seq: seq, serverMs: wallMs)) }
         case .timeReply(let seq, let serverMs):

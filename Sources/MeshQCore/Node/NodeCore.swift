@@ -111,7 +111,7 @@ public final class NodeCore {
     // MARK: peers: election, liveness, routing
 
     /// Multi-node clusters elect; a cluster of one simply leads.
-    public let election: BullyElection?
+    public internal(set) var election: BullyElection?
     /// Which peers are alive, from the frames that arrive (never the sockets).
     var detector: FailureDetector
     /// Routing around a cut link (direct when up, else through a neighbour).
@@ -143,8 +143,8 @@ public final class NodeCore {
     var nextTaskId: UInt64
     /// Payload bytes of ENQUEUEs proposed and not yet committed (max_memory_mb).
     var pendingPayloadBytes = 0
-    let mutex: RicartAgrawalaMutex
-    let twoPC: TwoPhaseCommit
+    var mutex: RicartAgrawalaMutex
+    var twoPC: TwoPhaseCommit
     /// While requesting the section: when to ask again (a reply lost with a
     /// link that was reconnecting), and when to give up the leadership.
     var mutexRetryAt: Int64?
@@ -288,8 +288,8 @@ public final class NodeCore {
             emit(.error, "log_records_skipped", [("node", "\(nodeId)"), ("count", "\(skippedRecords)"),
                                                 ("reason", "entries out of sequence")])
         }
-        if let election {
-            applyElection(election.start(now: now), now: now)
+        if election != nil {
+            applyElection(election?.start(now: now) ?? [], now: now)
         } else {
             // A cluster of one: this node is the majority, so it leads at once
             // in a new epoch, made durable by the epoch's first (noop) entry.
@@ -303,8 +303,8 @@ public final class NodeCore {
     /// Test hooks (see PlantedBug): compiled only with -D MESHQ_TESTING.
     var plantedBugs: Set<PlantedBug> = [] {
         didSet {
-            election?.plantedBugs = plantedBugs
-            mutex.plantedBugs = plantedBugs
+            election?.plant(plantedBugs)
+            mutex.plant(plantedBugs)
             detector.trustTransport = plantedBugs.contains(.trustTransport)
             if plantedBugs.contains(.corruptionAsTornTail), rejoin != nil {
                 rejoin = nil
@@ -328,8 +328,7 @@ public final class NodeCore {
     /// New settings (SIGHUP): the timings apply from the next timer.
     public func reload(_ new: ClusterSettings) {
         settings = new
-        election?.reload(heartbeatIntervalMs: new.heartbeatIntervalMs, leaderTimeoutMs: new.leaderTimeoutMs,
-                         electionTimeoutMs: new.electionTimeoutMs)
+        election?.reload(new)
         detector.reload(timeoutMs: new.leaderTimeoutMs, directTimeoutMs: Self.directLinkTimeoutMs(new))
         router.staleMs = Int64(new.leaderTimeoutMs) * 2
     }
@@ -420,8 +419,8 @@ public final class NodeCore {
             applyDetector(now: now)
             if now >= nextLinkReport { reportLinks(now: now) }
         }
-        if let election {
-            applyElection(election.tick(now: now), now: now)
+        if election != nil {
+            applyElection(election?.tick(now: now) ?? [], now: now)
             sampleLeaderClock(now: now, wallMs: wallMs)
             askRejoinTarget(now: now)
         }
