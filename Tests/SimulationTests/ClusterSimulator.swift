@@ -191,6 +191,17 @@ final class ClusterSimulator {
     private var parked: [String: String] = [:]
     private var everDelivered: Set<String> = []
     private(set) var committedOps = 0
+    /// What this run did, hashed (only when MESHQ_SIM_DIGEST is set).
+    private var digestState = SimDigest()
+
+    /// The run's digest, closed with the generator's next draw (on a copy).
+    var digest: String {
+        var d = digestState
+        var r = rng
+        d.add("end \(now) \(r.next())")
+        for id in ids { d.add(nodes[id]?.debugSummary ?? "down") }
+        return String(d.value, radix: 16)
+    }
 
     init(seed: UInt64, options: Options = Options()) {
         self.seed = seed
@@ -215,6 +226,7 @@ final class ClusterSimulator {
 
     private func note(_ s: String) {
         if Self.printTrace { print("t=\(now) \(s)") }
+        if SimDigest.enabled { digestState.add("t=\(now) \(s)") }
         trace.append("t=\(now) \(s)")
         if trace.count > 80 { trace.removeFirst(trace.count - 80) }
     }
@@ -295,11 +307,13 @@ final class ClusterSimulator {
             guard let n = nodes[id] else { return }
             switch item {
             case .peer(let env):
+                if SimDigest.enabled { digestState.add("w \(now) \(env.from)->\(env.to) \(env.lamport)") }
                 n.peerMessage(env, now: now, wallMs: now)
                 guard n.halted != nil || n.clock.time > env.lamport else {
                     throw fail("Lamport: node \(env.to) at \(n.clock.time) after receiving stamp \(env.lamport)")
                 }
             case .client(let cmd, let ref, let owner):
+                if SimDigest.enabled { digestState.add("wc \(now) \(id) \(ref)") }
                 n.handle(cmd, from: ref, owner: owner, now: now, wallMs: now)
             }
             try drainEffects()
@@ -430,6 +444,7 @@ final class ClusterSimulator {
             cmd = .ack(taskId: t)
         case .nack(let t): cmd = .nack(taskId: t)
         }
+        if SimDigest.enabled { digestState.add("c \(now) \(id) \(ref) \(cmd)") }
         if pausedUntil[id] != nil {
             backlog[id, default: []].append(.client(cmd, ref, owner: "c\(ref.session)"))
         } else {
@@ -543,6 +558,7 @@ final class ClusterSimulator {
                 backlog[env.to, default: []].append(.peer(env))
                 continue
             }
+            if SimDigest.enabled { digestState.add("d \(now) \(env.from)->\(env.to) \(env.lamport)") }
             n.peerMessage(env, now: now, wallMs: now)
             // Lamport causality: receiving a stamp moves the clock past it.
             guard n.halted != nil || n.clock.time > env.lamport else {
@@ -561,6 +577,7 @@ final class ClusterSimulator {
                 again = true
                 for e in n.takeEffects() {
                     effectSeq += 1
+                    if SimDigest.enabled { digestState.add("e \(now) \(id) \(e)") }
                     switch e {
                     case .sendPeer(let env):
                         // 10. A node whose log lost records it may have
