@@ -27,6 +27,6 @@ struct SimDigest {
         guard let dir = directory else { return }
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let text = lines.joined(separator: "\n") + "\n"
-        FileManager.default.createFile(atPath: "\(dir)/\(name).txt", contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: "\(dir)/\(name).txt", contents: Data(text.utf8))
     }
 }
