@@ -51,6 +51,9 @@ public struct NodeDisk {
         inFlight = []
     }
 
+    /// A full disk: the writes in flight are rolled back, none landed.
+    public mutating func rollBack() { inFlight = [] }
+
     /// A damaged log found at boot: the records from `keep` on are set aside
     /// and the node catches up before it votes again (the marker is durable
     /// before the rest is set aside).

@@ -102,7 +102,7 @@ extension ClusterSimulator {
                 continue
             }
             if now < options.faultPhaseMs, rng.chance(options.diskFullRate) {
-                disks[id]!.inFlight = []
+                disks[id]!.rollBack()
                 note("disk \(id): full (ENOSPC): write rolled back, node halts")
                 n.halt(now: now, reason: "disk full")
                 diskFullUntil[id] = now + Int64(rng.int(300...3_000))
