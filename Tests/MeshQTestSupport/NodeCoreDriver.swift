@@ -1,7 +1,7 @@
-// NodeCoreDriver: NodeCores on an in-memory network and a virtual clock, with
-// one interpreter of NodeCore.Effect: replies are recorded, persisted records
-// land on each node's in-memory disk (which survives crash and restart),
-// envelopes go on a wire, log events are kept. Delivery is in the order sent,
+// NodeCoreDriver: NodeCores on an in-memory network and a virtual clock, run
+// through the shared EffectInterpreter: replies are recorded, persisted
+// records land at once on each node's NodeDisk (which survives crash and
+// restart), envelopes go on a wire, log events are kept. Delivery is in the order sent,
 // at once, unless either end is down or isolated or the directed link is cut;
 // like a real network it tells nobody about a cut (silence). A step is one
 // loop iteration of every live node: tick, deliver, flush, deliver.
@@ -13,15 +13,7 @@ import MeshQCore
 
 public final class NodeCoreDriver {
     /// What survives a crash: exactly what the node made durable.
-    public struct Disk {
-        public var votedEpoch: UInt64 = 0
-        public var promisedEpoch: UInt64 = 0
-        public var snapshot: QueueSnapshot?
-        public var records: [LogRecord] = []
-        public var mailbox: [MailboxRecord] = []
-        /// The rejoining marker (set by `corrupt`, cleared by `.rejoined`).
-        public var rejoining = false
-    }
+    public typealias Disk = NodeDisk
 
     public let ids: [Int]
     public let settings: ClusterSettings
@@ -49,6 +41,7 @@ public final class NodeCoreDriver {
     private var nextSession: UInt64 = 1
     private var nextSeq: [UInt64: UInt64] = [:]
     private let logWindow: Int?
+    private let interpreter = EffectInterpreter(durability: .immediate)
 
     public static var defaultSettings: ClusterSettings {
         var s = ClusterSettings()
@@ -90,11 +83,7 @@ public final class NodeCoreDriver {
     /// (to look at what a node rebuilt before it runs); `start` starts them.
     public func load(_ which: [Int]? = nil) {
         for id in which ?? ids where nodes[id] == nil {
-            let d = disks[id]!
-            let n = NodeCore(nodeId: id, memberIds: ids, settings: settings, snapshot: d.snapshot, records: d.records,
-                             votedEpoch: d.votedEpoch, promisedEpoch: d.promisedEpoch,
-                             relayIdBase: UInt64(id) << 40 | UInt64(now),
-                             mailbox: Mailbox(records: d.mailbox), rejoining: d.rejoining)
+            let n = disks[id]!.boot(id, members: ids, settings: settings, relayIdBase: UInt64(id) << 40 | UInt64(now))
             if let w = logWindow { n.logWindow = w }
             nodes[id] = n
         }
@@ -121,18 +110,17 @@ public final class NodeCoreDriver {
         wire.removeAll { $0.to == id || $0.from == id }
     }
 
-    /// A damaged log found at boot: the records from `keep` on are set
-    /// aside, and the node catches up before it votes again.
     /// Changes a down node's disk (e.g. a crash between two writes).
     public func editDisk(_ id: Int, _ edit: (inout Disk) -> Void) {
         precondition(nodes[id] == nil, "edit a node's disk while it is down")
         edit(&disks[id]!)
     }
 
+    /// A damaged log found at boot: the records from `keep` on are set
+    /// aside, and the node catches up before it votes again.
     public func corrupt(_ id: Int, keep: Int) {
         precondition(nodes[id] == nil, "corrupt a node's disk while it is down")
-        disks[id]!.records.removeSubrange(min(keep, disks[id]!.records.count)...)
-        disks[id]!.rejoining = true
+        disks[id]!.corrupt(keep: keep)
     }
 
     /// Cuts `id` off from everyone. Silent by default, as a network is;
@@ -246,51 +234,51 @@ public final class NodeCoreDriver {
         Dictionary(uniqueKeysWithValues: node(id).queue.allTasks().map { ($0.id, String(decoding: $0.payload, as: UTF8.self)) })
     }
 
+    /// Applies a node's effects through the interpreter; a node in
+    /// `holdDurable` keeps its disk writes back until `sync` (in order).
     private func apply(_ effects: [NodeCore.Effect], of id: Int, durable: Bool = false) {
-        let n = node(id)
-        for e in effects {
-            switch e {
-            case .persist, .installSnapshot, .persistMailbox, .persistVote:
-                if !durable && holdDurable.contains(id) {
+        var applying = effects
+        if !durable && holdDurable.contains(id) {
+            applying = []
+            for e in effects {
+                switch e {
+                case .persist, .installSnapshot, .persistMailbox, .persistVote:
                     pendingWrites[id, default: []].append(e)
-                    continue
+                default:
+                    applying.append(e)
                 }
-            default:
-                break
             }
-            switch e {
-            case .reply(let ref, let r):
-                if let first = replies[ref] {
-                    repliedTwice.append("client \(ref) answered twice: \(first.line) then \(r.line)")
-                } else {
-                    replies[ref] = r
-                }
-            case .persist(let recs):
-                disks[id]!.records += recs
-                n.persisted(now: now)
-            case .installSnapshot(let snap):
-                installedSnapshots[id, default: []].append(snap)
-                disks[id]!.snapshot = snap
-                disks[id]!.records = []
-                n.persisted(now: now)
-            case .persistMailbox(let recs):
-                disks[id]!.mailbox += recs
-                n.mailboxPersisted(now: now)
-            case .persistVote(let epoch, let promised):
-                if epoch < disks[id]!.votedEpoch {
-                    votesBackwards.append("node \(id) persisted vote \(epoch) after \(disks[id]!.votedEpoch)")
-                }
-                disks[id]!.votedEpoch = epoch
-                disks[id]!.promisedEpoch = promised
-            case .log(let event):
-                events.append((id, event))
-            case .sendPeer(let env):
-                if linked(env.from, env.to) { wire.append(env) }
-            case .resetPeerLink:
-                break
-            case .rejoined:
-                disks[id]!.rejoining = false
-            }
+        }
+        do {
+            try interpreter.apply(applying, of: id, node: node(id), disk: &disks[id]!, now: now, to: self)
+        } catch {
+            preconditionFailure("the driver refuses no effect: \(error)")
+        }
+    }
+}
+
+extension NodeCoreDriver: EffectOutlet {
+    public func reply(_ reply: Reply, to ref: ClientRef, from id: Int) {
+        if let first = replies[ref] {
+            repliedTwice.append("client \(ref) answered twice: \(first.line) then \(reply.line)")
+        } else {
+            replies[ref] = reply
+        }
+    }
+
+    public func send(_ env: PeerEnvelope, from id: Int, node: NodeCore, disk: NodeDisk) {
+        if linked(env.from, env.to) { wire.append(env) }
+    }
+
+    public func log(_ event: LogEvent, from id: Int) { events.append((id, event)) }
+
+    public func installing(_ snapshot: QueueSnapshot, at id: Int) {
+        installedSnapshots[id, default: []].append(snapshot)
+    }
+
+    public func voting(_ epoch: UInt64, promised: UInt64, at id: Int, disk: NodeDisk) {
+        if epoch < disk.votedEpoch {
+            votesBackwards.append("node \(id) persisted vote \(epoch) after \(disk.votedEpoch)")
         }
     }
 }

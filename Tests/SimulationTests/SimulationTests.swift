@@ -12,6 +12,7 @@ import Testing
     }
 
     /// MESHQ_SIM_PROFILE=hostile: more late messages, drops and faults.
+    static var profile: String { ProcessInfo.processInfo.environment["MESHQ_SIM_PROFILE"] ?? "default" }
     static var options: ClusterSimulator.Options {
         ProcessInfo.processInfo.environment["MESHQ_SIM_PROFILE"] == "hostile"
             ? ClusterSimulator.hostileOptions() : ClusterSimulator.Options()
@@ -20,6 +21,7 @@ import Testing
     @Test func threeNodeClustersKeepTheInvariantsUnderFaults() {
         var failures: [String] = []
         var elections = 0
+        var digests: [String] = []
         for seed in Self.seeds {
             let sim = ClusterSimulator(seed: seed, options: Self.options)
             do {
@@ -27,9 +29,11 @@ import Testing
                 elections += sim.elections
             } catch {
                 failures.append("\(error)")
-                if failures.count >= 3 { break }
+                if failures.count >= 3 && !SimDigest.enabled { break }
             }
+            if SimDigest.enabled { digests.append("\(seed) \(sim.digest)") }
         }
+        SimDigest.write(digests, name: "three-node-\(Self.profile)")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
         #expect(elections > Self.seeds.count, "faults should force re-elections")
     }
@@ -40,14 +44,18 @@ import Testing
     @Test(arguments: [nil, 1] as [Int?])
     func aFrozenNodeNeverStopsTheOthers(node: Int?) {
         var failures: [String] = []
+        var digests: [String] = []
         for seed in Self.seeds.prefix(30) {
+            let sim = ClusterSimulator(seed: seed, options: ClusterSimulator.frozenOptions(node))
             do {
-                try ClusterSimulator(seed: seed, options: ClusterSimulator.frozenOptions(node)).run()
+                try sim.run()
             } catch {
                 failures.append("\(error)")
-                break
+                if !SimDigest.enabled { break }
             }
+            if SimDigest.enabled { digests.append("\(seed) \(sim.digest)") }
         }
+        SimDigest.write(digests, name: "frozen-\(node.map(String.init) ?? "leader")")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
     }
 
@@ -55,14 +63,18 @@ import Testing
         var failures: [String] = []
         var options = ClusterSimulator.Options()
         options.nodes = 5
+        var digests: [String] = []
         for seed in Self.seeds.prefix(100) {
+            let sim = ClusterSimulator(seed: seed, options: options)
             do {
-                try ClusterSimulator(seed: seed, options: options).run()
+                try sim.run()
             } catch {
                 failures.append("\(error)")
-                break
+                if !SimDigest.enabled { break }
             }
+            if SimDigest.enabled { digests.append("\(seed) \(sim.digest)") }
         }
+        SimDigest.write(digests, name: "five-node")
         #expect(failures.isEmpty, "\(failures.joined(separator: "\n\n"))")
     }
 }
