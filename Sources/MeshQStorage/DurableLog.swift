@@ -79,6 +79,7 @@ public final class DurableLog {
     }
 
     public static let maxRecordBytes = 256 << 20
+    static let dropCacheBytes = 1 << 20
     /// A snapshot is the whole live queue, so it may pass the record limit;
     /// only its u32 length field bounds it.
     public static let maxSnapshotBytes = Int(UInt32.max)
@@ -357,6 +358,9 @@ public final class DurableLog {
         if fsync {
             let rc = faults?.fail(.fdatasync).map { Glibc.errno = $0; return Int32(-1) } ?? fdatasync(fd.rawValue)
             if rc != 0 { throw poison(StorageError.errno("fdatasync failed on", logPath, op: "fdatasync")) }
+            if pending.count >= DurableLog.dropCacheBytes {
+                _ = posix_fadvise(fd.rawValue, off_t(logBytes), off_t(pending.count), POSIX_FADV_DONTNEED)
+            }
         }
         logBytes += pending.count
         recordCount += pendingRecords
