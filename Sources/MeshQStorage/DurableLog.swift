@@ -32,6 +32,7 @@
 import Foundation
 import Glibc
 import SystemPackage
+import MeshQCore
 
 public final class DurableLog {
     public struct Recovery {
@@ -324,6 +325,14 @@ public final class DurableLog {
     public func append(_ record: [UInt8]) {
         if pending.isEmpty { pending.append(contentsOf: LogFrames.markerPlaceholder) }
         LogFrames.frame(record, into: &pending)
+        pendingRecords += 1
+    }
+
+    /// Appends the record `encode` writes, encoded straight into the batch
+    /// (a MiB-sized entry is copied once, not into an array of its own first).
+    public func append(encoding encode: (inout ByteWriter) -> Void) {
+        if pending.isEmpty { pending.append(contentsOf: LogFrames.markerPlaceholder) }
+        LogFrames.frame(into: &pending, encode: encode)
         pendingRecords += 1
     }
 
