@@ -5,7 +5,9 @@ Starts three meshqd on loopback (fsync on), kills follower 1 with SIGKILL,
 enqueues --gib GiB of tasks at the leader (node 3), restarts node 1 and
 times it from the restart until its STATUS commit reaches the leader's.
 Prints MB/s (10^6 bytes of payload per second), whether the leader sent
-entries or a chunked snapshot, and the restart's own share (replay, PONG).
+entries or a chunked snapshot, the restart's own share (replay, PONG), and
+node 1's CPU time (its own clock: on a CPU, and waiting for one; the
+machine's 2 cores may be shared with other work).
 
     scripts/catchup-bench.py [--meshqd .build/release/meshqd] [--gib 1]
                              [--payload-bytes 1048576]
@@ -56,6 +58,20 @@ def status(port):
         return dict(kv.split("=", 1) for kv in r.split()[1:] if "=" in kv)
     except OSError:
         return None
+
+
+def schedstat(pid):
+    """(seconds on a CPU, seconds runnable but waiting) of a process, all threads, from /proc."""
+    on = waiting = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                a, b, _ = f.read().split()
+                on += int(a)
+                waiting += int(b)
+    except OSError:
+        return None
+    return on / 1e9, waiting / 1e9
 
 
 def wait(cond, timeout, what):
@@ -150,11 +166,14 @@ def main():
         up = time.time() - t0
         wait(lambda: int((status(client[1]) or {}).get("commit", 0)) >= target, 600, "node 1 to catch up")
         took = time.time() - t0
+        cpu = schedstat(procs[1].pid)
         leader_log = open(os.path.join(d, "node3.log")).read()
         sent = [ln for ln in leader_log.splitlines() if "event=snapshot_transfer" in ln and " peer=1 " in ln]
         mode = f"{len(sent)} chunked snapshot(s)" if sent else "entries"
         print(f"node 1 caught up {payload_bytes / 1e6:.0f} MB in {took:.2f} s: {payload_bytes / 1e6 / took:.0f} MB/s "
               f"(via {mode}; it answered PING {up:.2f} s after the restart)")
+        if cpu:
+            print(f"node 1 from its start: {cpu[0]:.2f} s on a CPU, {cpu[1]:.2f} s runnable but waiting for one")
     finally:
         stop_all()
         if a.keep:

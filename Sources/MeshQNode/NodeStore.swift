@@ -198,7 +198,7 @@ public final class NodeStore {
     /// A thrown error with `recoverable` (a full disk) means none of the batch
     /// is on disk and the store can take the next batch; any other is final.
     public func persist(_ records: [LogRecord]) throws {
-        for r in records { log.append(r.encoded()) }
+        for r in records { log.append { r.encode(into: &$0) } }
         try reported { try log.sync() }
     }
 

@@ -24,6 +24,8 @@
 // A bit flip inside the final write cannot be told from a torn write; that is
 // the one case where damage loses records without a refusal.
 
+import MeshQCore
+
 public enum LogFrames {
     static let markerTag: UInt32 = 0xFFFF_FFFF
     static let markerBytes = 16
@@ -140,6 +142,26 @@ public enum LogFrames {
         put32(UInt32(body.count), into: &out)
         put32(CRC32C.checksum(body), into: &out)
         out.append(contentsOf: body)
+    }
+
+    /// Frames a body encoded straight into `out` (no array of its own): the
+    /// header is reserved, `encode` appends the body after it, then the
+    /// header gets the body's length and checksum. Same bytes as `frame`.
+    static func frame(into out: inout [UInt8], limit: Int = DurableLog.maxRecordBytes,
+                      encode: (inout ByteWriter) -> Void) {
+        let start = out.count
+        var w = ByteWriter(continuing: &out)
+        w.u32(0)
+        w.u32(0)
+        encode(&w)
+        w.finish(into: &out)
+        let n = out.count - start - 8
+        precondition(n > 0 && n <= limit, "log frame of \(n) bytes (limit \(limit))")
+        let crc = CRC32C.checksum(out[(start + 8)...])
+        for k in 0..<4 {
+            out[start + k] = UInt8(truncatingIfNeeded: UInt32(n) >> (8 * k))
+            out[start + 4 + k] = UInt8(truncatingIfNeeded: crc >> (8 * k))
+        }
     }
 
     /// Sixteen bytes to reserve at the start of a batch, filled in by `sealBatch`.

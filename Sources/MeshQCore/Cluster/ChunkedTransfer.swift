@@ -139,6 +139,8 @@ public struct ChunkAssembler: Sendable {
 
     /// The largest transfer accepted (garbage protection, not a real bound).
     public static let maxTotal: UInt64 = 1 << 40
+    /// The most reserved at a transfer's first chunk (a snapshot's length is a u32).
+    static let reserveLimit = UInt64(UInt32.max)
 
     private(set) var key: Key?
     public private(set) var bytes: [UInt8] = []
@@ -169,7 +171,10 @@ public struct ChunkAssembler: Sendable {
             key = k
             bytes = []
             guard c.offset == 0 else { return Outcome(received: 0, blob: nil) }
-            bytes.reserveCapacity(Int(min(c.total, 64 << 20)))
+            // Room for the whole blob (up to the 4 GiB a stored snapshot can
+            // be): growing by doubling copied a 1 GiB snapshot five times,
+            // into fresh pages each time. Pages never written cost nothing.
+            bytes.reserveCapacity(Int(min(c.total, Self.reserveLimit)))
         }
         if c.offset == UInt64(bytes.count) { bytes.append(contentsOf: c.bytes) }
         guard UInt64(bytes.count) == c.total else { return Outcome(received: UInt64(bytes.count), blob: nil) }

@@ -11,6 +11,21 @@ public struct ByteWriter {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Appends after the bytes already in `buffer`, which it takes (leaving it
+    /// empty, so the writer's array is the only reference and grows in place);
+    /// `finish` hands them back. A log batch is encoded into this way, with
+    /// no array per record.
+    public init(continuing buffer: inout [UInt8]) {
+        bytes = []
+        swap(&bytes, &buffer)
+    }
+
+    /// Gives the bytes back into `buffer` (see `init(continuing:)`).
+    public mutating func finish(into buffer: inout [UInt8]) {
+        swap(&bytes, &buffer)
+        bytes = []
+    }
+
     public mutating func u8(_ v: UInt8) { bytes.append(v) }
 
     public mutating func u32(_ v: UInt32) {

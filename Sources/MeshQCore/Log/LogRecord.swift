@@ -20,19 +20,22 @@ public enum LogRecord: Equatable, Sendable {
     private static let truncateKind: UInt8 = 0xC2
 
     public func encoded() -> [UInt8] {
+        if case .entry(let e) = self { return e.encoded() }
+        var w = ByteWriter(capacity: 9)
+        encode(into: &w)
+        return w.bytes
+    }
+
+    public func encode(into w: inout ByteWriter) {
         switch self {
         case .entry(let e):
-            return e.encoded()
+            e.encode(into: &w)
         case .commit(let i):
-            var w = ByteWriter(capacity: 9)
             w.u8(Self.commitKind)
             w.u64(i)
-            return w.bytes
         case .truncate(let i):
-            var w = ByteWriter(capacity: 9)
             w.u8(Self.truncateKind)
             w.u64(i)
-            return w.bytes
         }
     }
 
