@@ -148,9 +148,10 @@ partitions: release chaosdeps
 	python3 chaos/partitions.py --meshqd $(BIN_RELEASE)/meshqd
 
 # The deterministic cluster simulator over many seeds (optimised build).
-# Replay one: make sim SEED=1234; harsher faults: make sim PROFILE=hostile
+# Replay one: make sim SEED=1234; harsher faults: make sim PROFILE=hostile;
+# seeds FIRST.. instead of 1000.. (split a long run over processes): FIRST=N
 sim: deps
-	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(if $(PROFILE),MESHQ_SIM_PROFILE=$(PROFILE)) $(SWIFT) test -c release -Xswiftc -enable-testing $(TESTFLAGS) \
+	SWIFT_DETERMINISTIC_HASHING=1 MESHQ_SIM_SEEDS=$(SEEDS) $(if $(SEED),MESHQ_SIM_SEED=$(SEED)) $(if $(FIRST),MESHQ_SIM_FIRST=$(FIRST)) $(if $(PROFILE),MESHQ_SIM_PROFILE=$(PROFILE)) $(SWIFT) test -c release -Xswiftc -enable-testing $(TESTFLAGS) \
 		--scratch-path .build-sim --filter 'SimulationTests|PlantedBugTests'
 
 # How many of 200 seeds catch each planted bug (the figures in the README).

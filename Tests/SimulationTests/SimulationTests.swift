@@ -1,5 +1,7 @@
 // Many seeded fault schedules through ClusterSimulator. `make test` runs 500
-// seeds; `make sim SEEDS=20000` runs more; MESHQ_SIM_SEED=N replays one.
+// seeds; `make sim SEEDS=20000` runs more; MESHQ_SIM_SEED=N replays one;
+// MESHQ_SIM_FIRST=N starts the range at seed N instead of 1000 (to split a
+// long run across processes: `make sim SEEDS=10000 FIRST=11000`).
 import Foundation
 import Testing
 
@@ -8,7 +10,8 @@ import Testing
         let env = ProcessInfo.processInfo.environment
         if let one = env["MESHQ_SIM_SEED"].flatMap(UInt64.init) { return [one] }
         let n = env["MESHQ_SIM_SEEDS"].flatMap(Int.init) ?? 500
-        return (0..<UInt64(n)).map { 1_000 + $0 }
+        let first = env["MESHQ_SIM_FIRST"].flatMap(UInt64.init) ?? 1_000
+        return (0..<UInt64(n)).map { first + $0 }
     }
 
     /// MESHQ_SIM_PROFILE=hostile: more late messages, drops and faults.
