@@ -10,7 +10,7 @@
 //   <blank line>
 //
 // Commands: nodes N | start [ids] | run MS | run-until-leader ID [within=MS]
-// | enqueue NODE PAYLOAD | dequeue NODE | ack NODE TASK | crash ID
+// | enqueue NODE PAYLOAD | enqueue-many NODE COUNT | dequeue NODE | ack NODE TASK | crash ID
 // | corrupt ID keep=N | isolate ID | reconnect ID | cut A B | heal
 // | disk-full ID | space-returns ID | status.
 // The nodes iterate sets of peers, so the transcripts hold with
@@ -128,6 +128,17 @@ final class TranscriptRunner {
             let end = d.now + 5_000
             while d.replies[ref] == nil && d.now < end { d.step(); out += newEvents() }
             out.append("t=\(d.now) reply: " + (d.replies[ref].map(Self.render) ?? "none within 5 s"))
+        case "enqueue-many":
+            // COUNT enqueues at once (payloads t1, t2, ...), then steps until
+            // all are answered: one line of how the answers went.
+            let at = try int(1), count = try int(2)
+            let refs = (1...count).map { d.send(.enqueue(payload: Array("t\($0)".utf8)), to: at) }
+            out += newEvents()
+            let end = d.now + 5_000
+            while refs.contains(where: { d.replies[$0] == nil }) && d.now < end { d.step(); out += newEvents() }
+            var tally: [String: Int] = [:]
+            for r in refs { tally[d.replies[r].map { Self.render($0).split(separator: " ")[0].description } ?? "none", default: 0] += 1 }
+            out.append("t=\(d.now) replies: " + tally.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         case "crash":
             d.crash(try int(1))
         case "corrupt":
