@@ -58,12 +58,8 @@ final class ReplicationCluster {
     /// Steps until `done` holds or `withinMs` pass; whether it held.
     @discardableResult
     func run(withinMs: Int64 = 5_000, until done: () -> Bool) -> Bool {
-        let end = now + withinMs
-        while !done() {
-            guard now < end else { return false }
-            step()
-        }
-        return true
+        defer { check() }
+        return driver.run(withinMs: withinMs, until: done)
     }
 
     /// A client command at `id`; the reply lands in `replies[ref]`.
