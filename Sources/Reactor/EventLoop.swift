@@ -12,6 +12,10 @@ public final class EventLoop {
     /// The backend libevent picked ("epoll" on Linux).
     public let method: String
 
+    /// Where plain connections receive straight from their sockets: one per
+    /// loop, since only one callback runs at a time.
+    let readScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+
     public init() {
         meshq_ignore_sigpipe()
         meshq_unblock_all_signals()
@@ -28,7 +32,10 @@ public final class EventLoop {
         self.method = String(cString: event_base_get_method(base))
     }
 
-    deinit { event_base_free(base) }
+    deinit {
+        event_base_free(base)
+        readScratch.deallocate()
+    }
 
     /// Runs until `stop()` or until nothing is left to wait for.
     public func run() {

@@ -1,5 +1,7 @@
 // The libevent wrapper on a real loop: backend, timers, deferred events,
 // signals, and a TCP round trip through Listener and Connection.
+import Dispatch
+import Foundation
 import Glibc
 import Reactor
 import Testing
@@ -113,5 +115,117 @@ import Testing
         guardTimer.schedule(afterMs: 10_000)
         loop.run()
         #expect(result != nil && result != "connected")
+    }
+
+    /// A blocking client on its own thread: connects and sends `bytes`. It
+    /// then waits for `go` (when given) and ends its side with a FIN, or
+    /// with a reset (SO_LINGER 0) when `reset`; it signals `sent` once all
+    /// of that is in the kernel's hands.
+    private static func sendFromThread(port: Int, bytes: [UInt8], reset: Bool, go: DispatchSemaphore? = nil,
+                                       sent: DispatchSemaphore) {
+        Thread {
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            var big: Int32 = 8 << 20
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, socklen_t(MemoryLayout<Int32>.size))
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = in_port_t(UInt16(port).bigEndian)
+            sin.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let rc = withUnsafePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            if rc == 0 {
+                var off = 0
+                while off < bytes.count {
+                    let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, 0) }
+                    if n <= 0 { break }
+                    off += n
+                }
+            }
+            if let go { _ = go.wait(timeout: .now() + 30) }
+            if reset {
+                var l = linger(l_onoff: 1, l_linger: 0)
+                setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+                close(fd)
+            } else {
+                shutdown(fd, Int32(SHUT_WR))
+            }
+            sent.signal()
+            if !reset {
+                // Open until the server is done reading (it closes first).
+                var b = [UInt8](repeating: 0, count: 64)
+                while recv(fd, &b, 64, 0) > 0 {}
+                close(fd)
+            }
+        }.start()
+    }
+
+    /// libevent 2.1 reads 4 KiB per readable event; a plain connection reads
+    /// on from the socket, so a large stream arrives in large reads, intact,
+    /// and still ends with EOF.
+    @Test func aLargeStreamArrivesInLargeReadsAndEndsWithEOF() throws {
+        let loop = EventLoop()
+        let size = 1 << 20
+        let payload = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
+        let sent = DispatchSemaphore(value: 0)
+        var received: [UInt8] = []
+        var largestRead = 0
+        var waited = false
+        var closedWith: Connection.CloseReason?
+        var server: Connection?
+        let listener = try Listener(loop: loop, address: SocketAddress.resolve(host: "127.0.0.1", port: 0)) { conn in
+            server = conn
+            conn.onReadable = { c in
+                // Let the whole stream reach the kernel before the first read.
+                if !waited { waited = true; _ = sent.wait(timeout: .now() + 30) }
+                largestRead = max(largestRead, c.read(into: &received))
+            }
+            conn.onClose = { _, reason in closedWith = reason; loop.stop() }
+        }
+        ReactorTests.sendFromThread(port: Int(listener.boundPort), bytes: payload, reset: false, sent: sent)
+        let guardTimer = Timer(loop: loop) { loop.stop() }
+        guardTimer.schedule(afterMs: 30_000)
+        loop.run()
+        server?.close()
+        #expect(received == payload)
+        #expect(largestRead > 16 << 10, "largest single read: \(largestRead) bytes")
+        if case .eof? = closedWith {} else { Issue.record("expected eof, got \(String(describing: closedWith))") }
+    }
+
+    /// A reset met while reading the socket directly is reported as the
+    /// error it was, not as a clean end of the stream: libevent's own read
+    /// took the first 4 KiB, and the reset arrives before ours.
+    @Test func aResetMetByADirectReadIsReportedAsAnError() throws {
+        let loop = EventLoop()
+        let go = DispatchSemaphore(value: 0)
+        let sent = DispatchSemaphore(value: 0)
+        var waited = false
+        var closedWith: Connection.CloseReason?
+        var scratch: [UInt8] = []
+        let listener = try Listener(loop: loop, address: SocketAddress.resolve(host: "127.0.0.1", port: 0)) { conn in
+            conn.onReadable = { c in
+                if !waited {
+                    waited = true
+                    go.signal()
+                    _ = sent.wait(timeout: .now() + 30)
+                    // Loopback delivers the reset within the sender's close;
+                    // this only leaves room for a slow softirq.
+                    usleep(20_000)
+                }
+                c.read(into: &scratch)
+            }
+            conn.onClose = { _, reason in closedWith = reason; loop.stop() }
+        }
+        ReactorTests.sendFromThread(port: Int(listener.boundPort), bytes: Array(repeating: 0x61, count: 4096),
+                                    reset: true, go: go, sent: sent)
+        let guardTimer = Timer(loop: loop) { loop.stop() }
+        guardTimer.schedule(afterMs: 30_000)
+        loop.run()
+        #expect(scratch.count == 4096)
+        guard case .error(let why)? = closedWith else {
+            Issue.record("expected a reset error, got \(String(describing: closedWith))")
+            return
+        }
+        #expect(why.contains("reset"), "\(why)")
     }
 }
