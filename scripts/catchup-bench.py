@@ -160,6 +160,7 @@ def main():
         print(f"enqueued {n} tasks of {a.payload_bytes} bytes ({payload_bytes / 1e6:.0f} MB) "
               f"in {enq:.1f} s ({payload_bytes / 1e6 / enq:.0f} MB/s) with node 1 down; leader commit {target}")
 
+        leader0 = schedstat(procs[3].pid)
         t0 = time.time()
         start(1)
         wait(lambda: status(client[1]) is not None, 60, "node 1 to answer")
@@ -167,6 +168,7 @@ def main():
         wait(lambda: int((status(client[1]) or {}).get("commit", 0)) >= target, 600, "node 1 to catch up")
         took = time.time() - t0
         cpu = schedstat(procs[1].pid)
+        leader1 = schedstat(procs[3].pid)
         leader_log = open(os.path.join(d, "node3.log")).read()
         sent = [ln for ln in leader_log.splitlines() if "event=snapshot_transfer" in ln and " peer=1 " in ln]
         mode = f"{len(sent)} chunked snapshot(s)" if sent else "entries"
@@ -174,6 +176,9 @@ def main():
               f"(via {mode}; it answered PING {up:.2f} s after the restart)")
         if cpu:
             print(f"node 1 from its start: {cpu[0]:.2f} s on a CPU, {cpu[1]:.2f} s runnable but waiting for one")
+        if leader0 and leader1:
+            print(f"node 3 (the leader) meanwhile: {leader1[0] - leader0[0]:.2f} s on a CPU, "
+                  f"{leader1[1] - leader0[1]:.2f} s waiting for one")
     finally:
         stop_all()
         if a.keep:

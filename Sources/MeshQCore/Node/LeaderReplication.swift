@@ -63,11 +63,12 @@ struct LeaderReplication {
         case entries(prevIndex: UInt64, prevEpoch: UInt64, [LogEntry])
     }
 
-    /// Batches of entries in flight to a follower known to match. 1 (one
-    /// at a time) for now: 4 doubled catch-up throughput on loopback, but
-    /// the simulator (with the in-process rebuild after a full disk) found
-    /// seeds where a leader then stops answering; to be understood first.
-    var maxInflight = 1
+    /// Batches of entries in flight to a follower known to match: the next
+    /// batches are on the wire while the follower writes and syncs one (a
+    /// 1 GiB catch-up on loopback: about 320 MB/s against 285 with one at a
+    /// time). The seeds that once stopped a leader with 4 were a simulator
+    /// bug (a paused node rebuilding after a full disk), fixed since.
+    var maxInflight = 4
 
     /// One per follower while this node leads; empty otherwise.
     private(set) var progress: [Int: Progress] = [:]
