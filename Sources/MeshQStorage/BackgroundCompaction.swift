@@ -44,7 +44,7 @@ final class BackgroundCompaction: @unchecked Sendable {
         return outcome!
     }
 
-    private static func write(_ bytes: [UInt8], to tmp: String) -> Result<Void, StorageError> {
+    private static func write(_ pieces: [[UInt8]], to tmp: String) -> Result<Void, StorageError> {
         let fd: FileDescriptor
         do {
             fd = try FileDescriptor.open(tmp, .writeOnly, options: [.create, .truncate, .closeOnExec],
@@ -54,7 +54,7 @@ final class BackgroundCompaction: @unchecked Sendable {
         }
         defer { try? fd.close() }
         do {
-            _ = try fd.writeAll(bytes)
+            for piece in pieces { _ = try fd.writeAll(piece) }
         } catch {
             let err = StorageError("write failed on", tmp, error, op: "write")
             // No room: nothing changed, the old log goes on; its space comes back with the file.

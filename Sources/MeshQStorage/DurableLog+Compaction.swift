@@ -40,7 +40,7 @@ extension DurableLog {
             background = nil
         }
         let tmp = path("snapshot", generation + 1) + ".tmp"
-        let framed = DurableLog.snapshotFile(snapshot, tail: tail)
+        let pieces = DurableLog.snapshotFile(snapshot, tail: tail)
         do {
             let sfd: FileDescriptor
             do {
@@ -52,7 +52,7 @@ extension DurableLog {
             try sfd.closeAfter {
                 do {
                     if let e = faults?.fail(.write) { throw Errno(rawValue: e) }
-                    _ = try sfd.writeAll(framed)
+                    for piece in pieces { _ = try sfd.writeAll(piece) }
                 } catch {
                     let err = StorageError("write failed on", tmp, error, op: "write")
                     // No room for the snapshot: nothing changed yet, the log
@@ -129,18 +129,21 @@ extension DurableLog {
         return true
     }
 
-    /// The snapshot file's bytes: the snapshot's frame, then `tail` as one batch.
-    static func snapshotFile(_ snapshot: [UInt8], tail: [[UInt8]]) -> [UInt8] {
-        var framed: [UInt8] = []
-        framed.reserveCapacity(snapshot.count + 8 + tail.reduce(0) { $0 + $1.count + 8 } + 16)
-        DurableLog.frame(snapshot, into: &framed, limit: DurableLog.maxSnapshotBytes)
-        if !tail.isEmpty {
-            var batch = LogFrames.markerPlaceholder
-            for r in tail { LogFrames.frame(r, into: &batch) }
-            LogFrames.sealBatch(&batch)
-            framed.append(contentsOf: batch)
-        }
-        return framed
+    /// The snapshot file's bytes, in the order written: the snapshot's frame
+    /// header, the snapshot itself (not copied: a follower's snapshot can be
+    /// GiBs, and a copy of it was a quarter of installing one), then `tail`
+    /// as one batch.
+    static func snapshotFile(_ snapshot: [UInt8], tail: [[UInt8]]) -> [[UInt8]] {
+        precondition(!snapshot.isEmpty && snapshot.count <= DurableLog.maxSnapshotBytes,
+                     "snapshot of \(snapshot.count) bytes")
+        var head: [UInt8] = []
+        LogFrames.put32(UInt32(snapshot.count), into: &head)
+        LogFrames.put32(CRC32C.checksum(snapshot), into: &head)
+        guard !tail.isEmpty else { return [head, snapshot] }
+        var batch = LogFrames.markerPlaceholder
+        for r in tail { LogFrames.frame(r, into: &batch) }
+        LogFrames.sealBatch(&batch)
+        return [head, snapshot, batch]
     }
 
     /// With `tmp` complete and durable: the empty log of the next
