@@ -278,9 +278,9 @@ public final class NodeServer {
                         continue
                     }
                     core.mailboxPersisted(now: Clock.monotonicMs())
-                case .installSnapshot(let snap):
+                case .installSnapshot(let snap, let encoded):
                     do {
-                        try store.compact(snap)
+                        try store.compact(snap, encoded: encoded)
                     } catch {
                         storageFailed(error, during: "snapshot install")
                         writeFailed = true

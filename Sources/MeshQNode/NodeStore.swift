@@ -215,8 +215,12 @@ public final class NodeStore {
 
     /// Replaces the log by `snapshot`, keeping `tail` (durable entries after
     /// the snapshot's point: a cluster's uncommitted ones) after it.
-    public func compact(_ snapshot: QueueSnapshot, tail: [LogEntry] = []) throws {
-        try reported { try log.compact(snapshot: snapshot.encoded(), tail: tail.map { LogRecord.entry($0).encoded() }) }
+    /// `encoded`: `snapshot`'s bytes when the caller has them (as received
+    /// from a leader), written as they are.
+    public func compact(_ snapshot: QueueSnapshot, encoded: [UInt8]? = nil, tail: [LogEntry] = []) throws {
+        try reported {
+            try log.compact(snapshot: encoded ?? snapshot.encoded(), tail: tail.map { LogRecord.entry($0).encoded() })
+        }
     }
 
     /// A compaction whose snapshot is written on its own thread, so a big

@@ -172,9 +172,10 @@ import Testing
         func acks(_ effects: [NodeCore.Effect]) -> [UInt64] {
             effects.compactMap { if case .sendPeer(let e) = $0, case .chunkAck(_, _, _, let r) = e.body { return r } else { return nil } }
         }
-        func installed(_ effects: [NodeCore.Effect]) -> QueueSnapshot? {
-            effects.lazy.compactMap { if case .installSnapshot(let s) = $0 { return s } else { return nil } }.first
+        func installing(_ effects: [NodeCore.Effect]) -> (QueueSnapshot, [UInt8]?)? {
+            effects.lazy.compactMap { if case .installSnapshot(let s, let b) = $0 { return (s, b) } else { return nil } }.first
         }
+        func installed(_ effects: [NodeCore.Effect]) -> QueueSnapshot? { installing(effects)?.0 }
         let a = snapshot(40, "old")
         var sa = ChunkSender(kind: .snapshot, epoch: 5, transfer: 1, index: 40, blob: a.encoded(), chunkBytes: 32, window: 100)
         let ca = sa.next()
@@ -187,14 +188,17 @@ import Testing
         var sb = ChunkSender(kind: .snapshot, epoch: 6, transfer: 1, index: 50, blob: b.encoded(), chunkBytes: 32, window: 100)
         let cb = sb.next()
         var got: QueueSnapshot?
+        var gotBytes: [UInt8]?
         for (i, ch) in cb.enumerated() {
             let eff = feed(ch, from: 2, epoch: 6)
             #expect(acks(eff) == [UInt64(min((i + 1) * 32, b.encoded().count))])
-            got = installed(eff) ?? got
+            if let (s, bytes) = installing(eff) { (got, gotBytes) = (s, bytes) }
             // The old leader's late chunks in between: refused (older epoch), nothing answered.
             if i == 1 { #expect(feed(ca[3], from: 3, epoch: 5).isEmpty) }
         }
         #expect(got == b)
+        // Written as received, not encoded again.
+        #expect(gotBytes == b.encoded())
         f.persisted(now: 20)
         _ = f.takeEffects()
         #expect(f.commitIndex == 50)

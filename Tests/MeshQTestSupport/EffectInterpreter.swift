@@ -54,7 +54,7 @@ public struct EffectInterpreter {
                 try outlet.reply(r, to: ref, from: id)
             case .persist(let recs):
                 write(.records(recs), node: n, disk: &disk, now: now)
-            case .installSnapshot(let snap):
+            case .installSnapshot(let snap, _):
                 outlet.installing(snap, at: id)
                 write(.snapshot(snap), node: n, disk: &disk, now: now)
             case .persistMailbox(let recs):

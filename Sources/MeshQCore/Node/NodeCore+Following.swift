@@ -35,7 +35,7 @@ extension NodeCore {
     /// snapshot's last one stay when that entry is ours too (log matching
     /// makes them the leader's as well); they are written again after the
     /// snapshot, which replaces the log on disk.
-    func install(_ snap: QueueSnapshot) {
+    func install(_ snap: QueueSnapshot, encoded: [UInt8]?) {
         queue = TaskQueue()
         for t in snap.tasks { queue.apply(enqueue: t) }
         queue.observeTaskId(snap.highestTaskId)
@@ -52,7 +52,7 @@ extension NodeCore {
         lastCommitMark = snap.lastIndex
         nextTaskId = max(nextTaskId, snap.highestTaskId + 1, LogReplay.highestTaskId(in: log) + 1)
         unsyncedPersists += 1
-        effects.append(.installSnapshot(snap))
+        effects.append(.installSnapshot(snap, encoded: encoded))
         if !kept.isEmpty { persist(kept.map { .entry($0) }) }
         election?.logMoved(to: log.position)
     }
@@ -104,12 +104,13 @@ extension NodeCore {
         checkRejoined(now: now)
     }
 
-    func receiveSnapshot(_ snap: QueueSnapshot, from: Int, epoch e: UInt64, now: Int64) {
+    /// `encoded`: the bytes `snap` was decoded from, when they came chunked.
+    func receiveSnapshot(_ snap: QueueSnapshot, encoded: [UInt8]? = nil, from: Int, epoch e: UInt64, now: Int64) {
         guard role != .leader, twoPC.acceptPrepare(epoch: e) else { return }
         persistPromiseIfRaised()
         if matched.follow(epoch: e, commitIndex: commitIndex) { epoch = max(epoch, e) }
         if snap.lastIndex > commitIndex {
-            install(snap)
+            install(snap, encoded: encoded)
             emit(.info, "snapshot_installed", [("node", "\(nodeId)"), ("from", "\(from)"), ("index", "\(snap.lastIndex)"),
                                               ("tasks", "\(snap.tasks.count)")])
         }

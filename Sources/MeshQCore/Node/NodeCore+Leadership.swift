@@ -142,7 +142,7 @@ extension NodeCore {
                 return
             }
         }
-        if let snapshot, snapshot.lastIndex > commitIndex { install(snapshot) }
+        if let snapshot, snapshot.lastIndex > commitIndex { install(snapshot, encoded: nil) }
         var records: [LogRecord] = []
         guard merge(entries, into: &records) else {
             resign(now: now, reason: "recovery_conflict")

@@ -107,7 +107,7 @@ extension NodeCore {
                                                      ("index", "\(c.index)"), ("bytes", "\(blob.count)")])
             return
         }
-        receiveSnapshot(snap, from: from, epoch: e, now: now)
+        receiveSnapshot(snap, encoded: blob, from: from, epoch: e, now: now)
     }
 
     /// Recovering leader: a piece of the best voter's reply to our latest

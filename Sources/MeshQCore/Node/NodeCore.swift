@@ -50,8 +50,10 @@ public final class NodeCore {
         case reply(ClientRef, Reply)
         /// Append these records to the durable log and sync, then call `persisted`.
         case persist([LogRecord])
-        /// Replace the durable state by this snapshot (catch-up), then call `persisted`.
-        case installSnapshot(QueueSnapshot)
+        /// Replace the durable state by this snapshot (catch-up), then call
+        /// `persisted`. `encoded`: the snapshot's bytes as received (a
+        /// chunked transfer), to be written as they are instead of encoded again.
+        case installSnapshot(QueueSnapshot, encoded: [UInt8]?)
         case log(LogEvent)
         /// Send to a peer (over the cluster bus).
         case sendPeer(PeerEnvelope)
