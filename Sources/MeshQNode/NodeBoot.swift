@@ -5,7 +5,9 @@
 // its disk, so it is replaced, exactly as a restart would).
 // A corrupt log (valid writes after a bad record) is set aside in a cluster
 // and the node starts catching up (it votes again once it holds a leader's
-// log); a single node refuses to start unless --repair. Invariant: the core
+// log); a single node refuses to start unless --repair. A cluster node whose
+// data_dir holds nothing (new, or wiped: it cannot tell) starts catching up
+// too, until its peers' logs show the cluster new (see Rejoin). Invariant: the core
 // starts from durable state only, its Lamport clock at or above the stored
 // floor, and catching up whenever the marker says so.
 import Foundation
@@ -81,10 +83,15 @@ public enum NodeBoot {
                 recovered.snapshot = QueueSnapshot(lastIndex: 0, lastEpoch: 0, lamport: lamportFloor, highestTaskId: 0, tasks: [])
             }
         }
+        let rejoining = NodeCore.startsRejoining(members: config.nodes.count, marked: store.rejoiningMarked,
+                                                 snapshot: recovered.snapshot, records: recovered.records,
+                                                 votedEpoch: vote.voted, promisedEpoch: vote.promised)
+        // Durable before anything is written: a restart while catching up still knows.
+        if rejoining && !store.rejoiningMarked { try store.markRejoining(reason: "data_dir_empty") }
         let core = NodeCore(nodeId: me.id, memberIds: config.nodes.map(\.id), settings: config.cluster,
                             snapshot: recovered.snapshot, records: recovered.records, votedEpoch: vote.voted,
                             promisedEpoch: vote.promised, relayIdBase: UInt64.random(in: 1...(UInt64.max / 2)),
-                            mailbox: m.mailbox, rejoining: cluster && store.rejoiningMarked)
+                            mailbox: m.mailbox, rejoining: rejoining)
         #if MESHQ_TESTING
         // Test-only: how many committed entries stay in memory for catch-up
         // (fewer makes a lagging follower get a snapshot sooner).

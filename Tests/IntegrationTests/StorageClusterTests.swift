@@ -3,10 +3,11 @@
 // it holds the leader's log: with the only other node that has the lost
 // entries down, the cluster stays without a leader rather than elect one
 // that lacks them; once that node is back the corrupt one catches up, and
-// then the leader may die: every task answered OK is still delivered. And a
-// node whose data_dir was wiped parks new tasks under sequences above the
-// ones the cluster already applied from it, so they are delivered, not
-// dropped as duplicates.
+// then the leader may die: every task answered OK is still delivered. A
+// follower whose data_dir was wiped does the same (it cannot tell itself
+// from a new node; its peers' logs can). And a node whose data_dir was wiped
+// parks new tasks under sequences above the ones the cluster already
+// applied from it, so they are delivered, not dropped as duplicates.
 import Foundation
 import Glibc
 import Reactor
@@ -72,6 +73,63 @@ import Testing
         let drained = try drain(c, at: 2)
         let lost = Set(ok).subtracting(drained)
         #expect(lost.isEmpty, "\(lost.count) acknowledged tasks lost, e.g. \(lost.sorted().prefix(5))")
+    }
+
+    /// Node 1 acknowledged tasks that node 2 never got, then lost its whole
+    /// data_dir. Before, it came back as a new node and voted: with node 3
+    /// down, nodes 1 and 2 elected node 2, which lacks the tasks.
+    @Test func aWipedFollowerDoesNotVoteUntilCaughtUpAndTheLeaderMayDie() throws {
+        let c = Cluster(name: "wiped-follower")
+        try c.start()
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        c.kill9(2)
+        let client = try LineClient(host: "127.0.0.1", port: c.clientPorts[3]!, timeoutMs: 30_000)
+        var ok: [String] = []
+        for i in 0..<150 where try client.request("ENQUEUE w\(i)").hasPrefix("OK ") { ok.append("w\(i)") }
+        #expect(ok.count == 150)
+        let leaderCommit = try #require(commit(c.status(3)))
+        #expect(Harness.eventually(timeout: 30) { (commit(c.status(1)) ?? 0) >= leaderCommit })
+        c.kill9(1)
+        c.kill9(3)
+        try FileManager.default.removeItem(atPath: c.dir + "/1")
+        let earlier = c.log(1).count
+
+        try c.start([2, 1])
+        #expect(Harness.eventually(timeout: 30) { c.log(1).contains("event=rejoin_behind node=1") }, "\(c.log(1).suffix(1500))")
+        #expect(FileManager.default.fileExists(atPath: c.dir + "/1/rejoining"))
+        #expect(!c.log(1).dropFirst(earlier).contains("event=new_cluster"))
+        let until = Date().addingTimeInterval(4)
+        while Date() < until {
+            for id in [1, 2] {
+                let leader = c.status(id)?["leader"]
+                #expect(leader == nil || leader == "-", "node \(id) follows \(leader ?? "?") while wiped node 1 is catching up")
+            }
+            usleep(200_000)
+        }
+
+        try c.start([3])
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3], timeout: 60))
+        #expect(Harness.eventually(timeout: 60) { c.log(1).contains("event=rejoined node=1") }, "\(c.log(1).suffix(1500))")
+        c.kill9(3)
+        _ = try #require(c.awaitAgreement(on: 2, among: [1, 2], timeout: 60))
+        let drained = try drain(c, at: 2)
+        let lost = Set(ok).subtracting(drained)
+        #expect(lost.isEmpty, "\(lost.count) acknowledged tasks lost, e.g. \(lost.sorted().prefix(5))")
+    }
+
+    /// A new cluster's nodes all start empty: they find it new among
+    /// themselves, and a late third node catches up instead.
+    @Test func aNewClusterFormsFromTwoEmptyNodesAndTheThirdCatchesUp() throws {
+        let c = Cluster(name: "new-cluster")
+        try c.start([1, 2])
+        _ = try #require(c.awaitAgreement(on: 2, among: [1, 2], timeout: 30))
+        #expect(c.log(1).contains("event=new_cluster node=1") && c.log(2).contains("event=new_cluster node=2"))
+        let client = try c.client(2)
+        #expect(try client.request("ENQUEUE first").hasPrefix("OK "))
+        try c.start([3])
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3], timeout: 60))
+        #expect(c.log(3).contains("event=rejoin_behind node=3") && !c.log(3).contains("event=new_cluster"))
+        #expect(Harness.eventually(timeout: 30) { !FileManager.default.fileExists(atPath: c.dir + "/3/rejoining") })
     }
 
     @Test func aWipedNodeParksUnderNewSequencesAndNothingIsDroppedAsADuplicate() throws {

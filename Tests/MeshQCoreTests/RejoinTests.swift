@@ -1,15 +1,17 @@
 // A node that lost part of its log (Rejoin, BullyElection's rejoining
 // standing): it never votes or runs, it abstains so candidates need not wait
 // for it, and it counts again only once it holds the log of the leader that
-// answered this incarnation's probe.
+// answered this incarnation's probe. A node that starts with an empty log
+// does the same, unless its peers' logs show the cluster new.
 import MeshQTestSupport
 import Testing
 @testable import MeshQCore
 
 @Suite struct RejoinTests {
-    /// Whether `id` asked for or gave a vote (an ELECTION or a VOTE it sent).
-    private func campaignedOrVoted(_ d: NodeCoreDriver, _ id: Int) -> Bool {
-        d.delivered.contains { env in
+    /// Whether `id` asked for or gave a vote (an ELECTION or a VOTE it sent),
+    /// after the first `since` deliveries.
+    private func campaignedOrVoted(_ d: NodeCoreDriver, _ id: Int, since: Int = 0) -> Bool {
+        d.delivered.dropFirst(since).contains { env in
             guard env.from == id, case .election(let m) = env.body else { return false }
             switch m {
             case .election, .vote: return true
@@ -18,8 +20,24 @@ import Testing
         }
     }
 
-    @Test func aCatchingUpNodeNeitherVotesNorRunsButAbstains() {
+    /// A cluster that elected a leader and committed its first entry, then
+    /// went down whole: every disk holds that history. `since`: the
+    /// deliveries and elections of that history, to look past.
+    private func clusterWithHistory() -> (NodeCoreDriver, since: Int, epochs: Set<UInt64>) {
         let d = electionCluster()
+        d.start()
+        #expect(d.run(withinMs: 5_000) { d.ids.allSatisfy { d.node($0).commitIndex >= 1 } })
+        for id in d.ids { d.crash(id) }
+        return (d, d.delivered.count, Set(d.leadersByEpoch.keys))
+    }
+
+    /// What NodeBoot does before the core starts: a node holding nothing catches up.
+    private func bootMarks(_ d: NodeCoreDriver) {
+        for id in d.ids { d.editDisk(id) { $0.markRejoiningIfEmpty(members: d.ids.count) } }
+    }
+
+    @Test func aCatchingUpNodeNeitherVotesNorRunsButAbstains() {
+        let (d, since, _) = clusterWithHistory()
         d.corrupt(3, keep: 0)
         d.holdDurable = [3]      // it cannot finish catching up until `sync`
         d.start()
@@ -28,7 +46,7 @@ import Testing
         d.pass(2_000)
         #expect(d.leaders == [2], "a rejoining node must not bully its way in")
         #expect(d.node(3).leaderId == 2 && d.node(3).rejoining)
-        #expect(!campaignedOrVoted(d, 3), "a rejoining node ran or voted")
+        #expect(!campaignedOrVoted(d, 3, since: since), "a rejoining node ran or voted")
         // Caught up (its writes durable): it counts again, and the highest node takes over.
         d.holdDurable = []
         d.sync(3)
@@ -38,14 +56,87 @@ import Testing
     }
 
     @Test func withoutItsVoteNoMajorityIsLeft() {
-        let d = electionCluster()
+        let (d, since, historyEpochs) = clusterWithHistory()
         d.corrupt(3, keep: 0)
         d.start([1, 3])
         d.pass(5_000)
         #expect(d.leaders.isEmpty, "node 1 led with the vote of a node that lost its log")
-        #expect(d.leadersByEpoch.isEmpty)
+        #expect(Set(d.leadersByEpoch.keys) == historyEpochs)
         #expect(d.node(3).role == .follower)
-        #expect(!campaignedOrVoted(d, 3))
+        #expect(!campaignedOrVoted(d, 3, since: since))
+    }
+
+    @Test func aNewClusterOfEmptyNodesFindsItselfNewAndElects() {
+        let d = electionCluster()
+        bootMarks(d)
+        #expect(d.ids.allSatisfy { d.disks[$0]!.rejoining }, "every empty node starts catching up")
+        d.start()
+        #expect(d.run(withinMs: 2_000) { d.allFollow(3, [1, 2]) })
+        #expect(d.ids.allSatisfy { !d.node($0).rejoining && !d.disks[$0]!.rejoining })
+        #expect(d.ids.allSatisfy { id in d.events.contains { $0.node == id && $0.event.name == "new_cluster" } })
+        d.expectElectionSafety()
+    }
+
+    @Test func twoEmptyNodesOfThreeAreAMajorityAndStartTheCluster() {
+        let d = electionCluster()
+        bootMarks(d)
+        d.start([1, 2])
+        #expect(d.run(withinMs: 2_000) { d.allFollow(2, [1]) })
+        // The third comes later: the others hold entries now, so it catches up first.
+        d.start([3])
+        #expect(d.events.contains { $0.node == 3 && $0.event.name == "rejoin_behind" })
+        #expect(d.run(withinMs: 5_000) { !d.node(3).rejoining && d.allFollow(3, [1, 2]) })
+        #expect(!d.events.contains { $0.node == 3 && $0.event.name == "new_cluster" })
+        d.expectElectionSafety()
+    }
+
+    /// A node whose data_dir was wiped cannot tell itself from a new one;
+    /// its peers' logs can. It must not vote with its empty log: with node 1
+    /// down, nodes 2 and 3 must not elect (node 3 may have acknowledged
+    /// entries that only node 1 still holds).
+    @Test func aWipedNodeDoesNotVoteUntilItHoldsTheLeadersLog() {
+        let (d, since, _) = clusterWithHistory()
+        d.editDisk(3) { $0.wipeReplicatedState() }
+        bootMarks(d)
+        #expect(d.disks[3]!.rejoining && !d.disks[1]!.rejoining && !d.disks[2]!.rejoining)
+        d.start([2, 3])
+        d.pass(5_000)
+        #expect(d.leaders.isEmpty, "node 2 led with the vote of a wiped node")
+        #expect(!campaignedOrVoted(d, 3, since: since))
+        #expect(d.events.contains { $0.node == 3 && $0.event.name == "rejoin_behind" })
+        // Node 1 returns: 2 leads (3 abstains), 3 catches up, then counts again.
+        d.start([1])
+        #expect(d.run(withinMs: 10_000) { !d.node(3).rejoining && d.allFollow(3, [1, 2]) })
+        #expect(d.node(3).commitIndex >= 1)
+        d.expectElectionSafety()
+    }
+
+    @Test func emptyReportsProveANewClusterOnlyAsAMajorityAndNeverAfterEntries() {
+        var r = Rejoin(probeId: 1, startedEmpty: true)
+        #expect(!r.provesNewCluster(size: 5))
+        r.reported(by: 2, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)
+        #expect(!r.provesNewCluster(size: 5), "two of five")
+        r.reported(by: 2, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)
+        #expect(!r.provesNewCluster(size: 5), "the same peer twice")
+        r.reported(by: 3, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)
+        #expect(r.provesNewCluster(size: 5))
+        r.reported(by: 4, lastIndex: 9, votedEpoch: 0, promisedEpoch: 0)
+        #expect(!r.provesNewCluster(size: 5) && !r.mayFindNewCluster, "one log with entries settles it")
+        r.reported(by: 5, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)
+        #expect(!r.provesNewCluster(size: 5))
+        var afterALeader = Rejoin(probeId: 1, startedEmpty: true)
+        afterALeader.reported(by: 2, lastIndex: 0, votedEpoch: 0, promisedEpoch: 8)
+        afterALeader.reported(by: 3, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)
+        #expect(!afterALeader.provesNewCluster(size: 3), "an empty log that accepted a leader: the cluster ran")
+        var afterAVote = Rejoin(probeId: 1, startedEmpty: true)
+        afterAVote.reported(by: 2, lastIndex: 0, votedEpoch: 3, promisedEpoch: 0)
+        #expect(!afterAVote.provesNewCluster(size: 3) && afterAVote.mayFindNewCluster, "a vote proves nothing either way")
+        afterAVote.reported(by: 3, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)
+        #expect(afterAVote.provesNewCluster(size: 3))
+        var damaged = Rejoin(probeId: 1, startedEmpty: false)
+        damaged.reported(by: 2, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)
+        damaged.reported(by: 3, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)
+        #expect(!damaged.provesNewCluster(size: 3), "a log with records is never new")
     }
 
     @Test func aCatchingUpNodeSendsOnlyAbstain() {

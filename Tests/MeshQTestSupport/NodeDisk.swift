@@ -62,6 +62,29 @@ public struct NodeDisk {
         rejoining = true
     }
 
+    /// What a real node's boot does first (NodeBoot): a cluster node holding
+    /// nothing starts catching up, and says so durably.
+    public mutating func markRejoiningIfEmpty(members: Int) {
+        if startsRejoining(members: members) { rejoining = true }
+    }
+
+    /// Whether a node booting from this disk must catch up before it votes:
+    /// it is marked, or holds nothing (and then, for all it knows, lost
+    /// everything).
+    public func startsRejoining(members: Int) -> Bool {
+        NodeCore.startsRejoining(members: members, marked: rejoining, snapshot: snapshot, records: records,
+                                 votedEpoch: votedEpoch, promisedEpoch: promisedEpoch)
+    }
+
+    /// The replicated state is lost (a wiped or replaced data_dir); the
+    /// mailbox stays, since what it parked was acknowledged by this disk
+    /// alone and no design gets that back.
+    public mutating func wipeReplicatedState() {
+        let kept = mailbox
+        self = NodeDisk()
+        mailbox = kept
+    }
+
     /// A node booted from what is durable.
     public func boot(_ id: Int, members: [Int], settings: ClusterSettings, relayIdBase: UInt64) -> NodeCore {
         NodeCore(nodeId: id, memberIds: members, settings: settings, snapshot: snapshot, records: records,

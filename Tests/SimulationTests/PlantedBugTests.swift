@@ -71,15 +71,18 @@ import Testing
         let bugs: [PlantedBug] = [.voteTwicePerEpoch, .skipLamportMerge, .noBullyTakeover, .skipRecovery, .ackNotApplied,
                                   .mutexNeverDefers, .parkedAppliedTwice, .leaseNeverExpires, .abortIgnoresEpoch,
                                   .prepareWithoutPromise, .recoveryByIndexOnly, .snapshotDropsSuffix, .trustTransport,
-                                  .corruptionAsTornTail]
+                                  .corruptionAsTornTail, .emptyLogVotesAtOnce]
         // MESHQ_PLANTED_ONLY=name[,name]: measure only these.
         let only = ProcessInfo.processInfo.environment["MESHQ_PLANTED_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
         var dataChecksOnly = ClusterSimulator.corruptionOptions()
         dataChecksOnly.checkRejoinVotes = false
+        var wipedDataChecksOnly = ClusterSimulator.wipedOptions()
+        wipedDataChecksOnly.checkRejoinVotes = false
         let profiles: [(String, ClusterSimulator.Options)] = [
             ("default", ClusterSimulator.Options()), ("hostile", ClusterSimulator.hostileOptions()),
             ("frozen leader", ClusterSimulator.frozenOptions(nil)), ("corrupt disks", ClusterSimulator.corruptionOptions()),
-            ("corrupt disks, data checks only", dataChecksOnly),
+            ("corrupt disks, data checks only", dataChecksOnly), ("wiped disks", ClusterSimulator.wipedOptions()),
+            ("wiped disks, data checks only", wipedDataChecksOnly),
         ]
         for bug in bugs where only?.contains("\(bug)") ?? true {
             var line = "planted \(bug):"
@@ -120,6 +123,15 @@ import Testing
         var o = ClusterSimulator.corruptionOptions()
         o.checkRejoinVotes = false
         let report = firstFailure(.corruptionAsTornTail, seeds: 100, options: o)
+        let kind = report.map(Self.kind(of:))
+        #expect(["lost task", "final leader holds", "log agreement", "task after ACK"].contains(kind ?? ""), "\(report ?? "not caught")")
+    }
+
+    @Test func aWipedNodeVotingAtOnceIsCaught() {
+        // The old rule (an empty data_dir votes at once, no marker): a wiped
+        // node helps elect a leader that lacks what it had acknowledged, and
+        // committed entries are lost or rewritten.
+        let report = firstFailure(.emptyLogVotesAtOnce, seeds: 200, options: ClusterSimulator.wipedOptions())
         let kind = report.map(Self.kind(of:))
         #expect(["lost task", "final leader holds", "log agreement", "task after ACK"].contains(kind ?? ""), "\(report ?? "not caught")")
     }

@@ -1,5 +1,5 @@
 // ClusterSimulator's nodes and their faults: boots (a record may be found
-// corrupt), crashes (silent host or closed sockets; writes in flight keep a
+// corrupt, or the whole replicated state gone), crashes (silent host or closed sockets; writes in flight keep a
 // prefix), pauses (input kept by the kernel, handed over on waking), the
 // disks' step (durable, or a failed fsync, or a full disk that halts the node
 // until space returns), and the random fault schedule with its end.
@@ -15,13 +15,22 @@ extension ClusterSimulator {
         // catches up (the marker is durable before the rest is set aside).
         // Only as many disks lose data at once as the cluster can survive:
         // with a majority of logs damaged, nobody knows what was committed.
-        let damaged = disks.values.filter(\.rejoining).count
+        // A disk holding nothing counts: its node cannot tell a new disk
+        // from a wiped one.
+        let damaged = disks.values.filter { $0.startsRejoining(members: ids.count) }.count
         if now < options.faultPhaseMs, !disks[id]!.records.isEmpty, damaged < (ids.count - 1) / 2,
            rng.chance(options.corruptionAtBootRate) {
             let keep = rng.int(0...(disks[id]!.records.count - 1))
             note("disk \(id): record \(keep + 1) of \(disks[id]!.records.count) corrupt; catching up")
             disks[id]!.corrupt(keep: keep)
+        } else if now < options.faultPhaseMs, disks[id]!.snapshot != nil || !disks[id]!.records.isEmpty,
+                  damaged < (ids.count - 1) / 2, rng.chance(options.wipeAtBootRate) {
+            // The data_dir is lost (a replaced disk): the node cannot tell
+            // it from a new one, and its peers' logs must.
+            note("disk \(id): wiped")
+            disks[id]!.wipeReplicatedState()
         }
+        disks[id]!.markRejoiningIfEmpty(members: ids.count)
         let d = disks[id]!
         let n = d.boot(id, members: ids, settings: settings, relayIdBase: rng.next() >> 1)
         #if MESHQ_TESTING

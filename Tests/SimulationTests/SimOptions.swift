@@ -35,6 +35,8 @@ extension ClusterSimulator {
         var fsyncErrorRate = 0.002
         var diskFullRate = 0.002
         var corruptionAtBootRate = 0.2
+        /// Per boot (when not corrupt): the replicated state is gone.
+        var wipeAtBootRate = 0.05
         /// Snapshots and recovery replies past this many bytes go as chunks:
         /// small, so the chunked transfers (meant for GiB-sized state) run
         /// in every seed.
@@ -48,6 +50,14 @@ extension ClusterSimulator {
     static func corruptionOptions() -> Options {
         var o = Options()
         o.corruptionAtBootRate = 0.8
+        return o
+    }
+
+    /// Disks that are replaced: many boots find the data_dir empty.
+    static func wipedOptions() -> Options {
+        var o = Options()
+        o.corruptionAtBootRate = 0
+        o.wipeAtBootRate = 0.5
         return o
     }
 
@@ -84,6 +94,7 @@ extension ClusterSimulator {
         o.fsyncErrorRate = 0
         o.diskFullRate = 0
         o.corruptionAtBootRate = 0
+        o.wipeAtBootRate = 0
         o.faultPhaseMs = 8_000
         return o
     }

@@ -14,11 +14,15 @@ import Testing
         return (0..<UInt64(n)).map { first + $0 }
     }
 
-    /// MESHQ_SIM_PROFILE=hostile: more late messages, drops and faults.
+    /// MESHQ_SIM_PROFILE=hostile: more late messages, drops and faults;
+    /// =wiped: half the boots find the replicated state gone.
     static var profile: String { ProcessInfo.processInfo.environment["MESHQ_SIM_PROFILE"] ?? "default" }
     static var options: ClusterSimulator.Options {
-        ProcessInfo.processInfo.environment["MESHQ_SIM_PROFILE"] == "hostile"
-            ? ClusterSimulator.hostileOptions() : ClusterSimulator.Options()
+        switch profile {
+        case "hostile": return ClusterSimulator.hostileOptions()
+        case "wiped": return ClusterSimulator.wipedOptions()
+        default: return ClusterSimulator.Options()
+        }
     }
 
     @Test func threeNodeClustersKeepTheInvariantsUnderFaults() {

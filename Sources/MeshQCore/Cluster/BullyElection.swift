@@ -150,9 +150,9 @@ public struct BullyElection: Sendable {
     /// if this node is the highest alive, it takes over.
     public mutating func start(now: Int64) -> [Output] {
         guard standing == .voter else {
+            // Catching up (the driver says why): wait to hear a leader.
             lastHeardFromLeader = now
-            return [.log(LogEvent(.warn, "rejoin_start", [("node", "\(nodeId)"),
-                                                           ("reason", "log damaged: not voting until it holds a leader's log")]))]
+            return []
         }
         return startElection(now: now, reason: "start")
     }

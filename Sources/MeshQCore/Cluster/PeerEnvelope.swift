@@ -65,6 +65,13 @@ public struct PeerEnvelope: Equatable, Sendable {
         /// The leader of `epoch` answers probe `id`: its log's last index
         /// when the probe arrived.
         case rejoinTarget(epoch: UInt64, id: UInt64, index: UInt64)
+        /// A node that started with an empty log asks a peer how long its
+        /// log is (Rejoin: a majority of empty logs means a new cluster)...
+        case logProbe
+        /// ...and any node answers with its log's last index, the epoch of
+        /// its latest vote (0: it never voted) and the epoch it promised
+        /// (0: it never accepted a leader's replication).
+        case logReport(lastIndex: UInt64, votedEpoch: UInt64, promisedEpoch: UInt64)
     }
 
     /// The envelope inside a relay (boxed: an envelope holding an envelope).
@@ -123,7 +130,7 @@ public struct PeerEnvelope: Equatable, Sendable {
         case forward = 50, forwardReply, deliverParked, parkedDelivered
         case links = 60, relay
         case abstain = 16
-        case rejoinProbe = 80, rejoinTarget
+        case rejoinProbe = 80, rejoinTarget, logProbe, logReport
     }
 
     /// The whole frame, length prefix included.
@@ -165,6 +172,8 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .relay: w.u8(Kind.relay.rawValue)
         case .rejoinProbe: w.u8(Kind.rejoinProbe.rawValue)
         case .rejoinTarget: w.u8(Kind.rejoinTarget.rawValue)
+        case .logProbe: w.u8(Kind.logProbe.rawValue)
+        case .logReport: w.u8(Kind.logReport.rawValue)
         }
         w.u32(UInt32(truncatingIfNeeded: from))
         w.u32(UInt32(truncatingIfNeeded: to))
@@ -274,6 +283,12 @@ public struct PeerEnvelope: Equatable, Sendable {
             w.u64(e)
             w.u64(id)
             w.u64(index)
+        case .logProbe:
+            break
+        case .logReport(let lastIndex, let voted, let promised):
+            w.u64(lastIndex)
+            w.u64(voted)
+            w.u64(promised)
         }
         var bytes = w.bytes
         let n = UInt32(bytes.count - 4)
@@ -325,6 +340,11 @@ public struct PeerEnvelope: Equatable, Sendable {
         case .rejoinTarget:
             guard let e = r.u64(), let id = r.u64(), let index = r.u64() else { return .failure(.truncated) }
             body = .rejoinTarget(epoch: e, id: id, index: index)
+        case .logProbe:
+            body = .logProbe
+        case .logReport:
+            guard let i = r.u64(), let v = r.u64(), let e = r.u64() else { return .failure(.truncated) }
+            body = .logReport(lastIndex: i, votedEpoch: v, promisedEpoch: e)
         case .heartbeat, .heartbeatAck:
             guard let e = r.u64(), let at = r.i64() else { return .failure(.truncated) }
             body = .election(kind == .heartbeat ? .heartbeat(epoch: e, sentAt: at) : .heartbeatAck(epoch: e, sentAt: at))

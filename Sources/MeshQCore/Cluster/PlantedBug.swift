@@ -36,6 +36,10 @@ enum PlantedBug: Hashable, Sendable {
     case trustTransport
     /// A node whose log was found corrupt (records it wrote, and may have
     /// acknowledged, cut away) votes at once, as after a torn tail, instead
-    /// of catching up first (invariant 2: an OK'd task is lost).
+    /// of catching up first (invariant 2: an OK'd task is lost). Only where
+    /// records remain: a log cut to nothing is `emptyLogVotesAtOnce`'s.
     case corruptionAsTornTail
+    /// A node that starts with an empty log (a wiped data_dir) votes at once,
+    /// as a new node would, instead of catching up first (invariant 2).
+    case emptyLogVotesAtOnce
 }

@@ -30,6 +30,34 @@ extension NodeCore {
         checkRejoined(now: now)
     }
 
+    /// A node that started with an empty log asks its peers' log lengths
+    /// (each retransmit interval, and as links come up) until they settle
+    /// whether the cluster is new.
+    func probePeerLogs(now: Int64) {
+        guard rejoin != nil, log.lastIndex == 0,
+              rejoin!.shouldProbeLogs(now: now, retryMs: retransmitMs) else { return }
+        for p in peers where !rejoin!.emptyPeers.contains(p) { sendPeer(to: p, .logProbe) }
+    }
+
+    func receiveLogReport(from: Int, lastIndex: UInt64, votedEpoch: UInt64, promisedEpoch: UInt64, now: Int64) {
+        guard rejoin != nil else { return }
+        let wasOpen = rejoin!.mayFindNewCluster
+        rejoin!.reported(by: from, lastIndex: lastIndex, votedEpoch: votedEpoch, promisedEpoch: promisedEpoch)
+        if wasOpen && !rejoin!.mayFindNewCluster {
+            emit(.warn, "rejoin_behind", [("node", "\(nodeId)"), ("peer", "\(from)"), ("peer_last", "\(lastIndex)"),
+                                          ("peer_promised", "\(promisedEpoch)"),
+                                          ("reason", "the cluster is not new: catching up before voting")])
+        }
+        guard log.lastIndex == 0, durablePromise == 0, unsyncedPersists == 0,
+              rejoin!.provesNewCluster(size: memberIds.count) else { return }
+        emit(.info, "new_cluster", [("node", "\(nodeId)"),
+                                    ("empty_logs", (rejoin!.emptyPeers.sorted() + [nodeId]).sorted().map(String.init).joined(separator: ",")),
+                                    ("reason", "a majority holds empty logs: nothing was ever committed")])
+        rejoin = nil
+        election?.rejoined()
+        effects.append(.rejoined)
+    }
+
     /// Once the log durably matches the leader's through the target, this
     /// node counts in elections again.
     func checkRejoined(now: Int64) {

@@ -188,6 +188,20 @@ public final class NodeCore {
     /// ENQUEUEs parked here while no leader was reachable.
     public var mailbox: Mailbox { delivery.mailbox }
 
+    /// Whether a node starts catching up (see Rejoin): its log was found
+    /// damaged (`marked`), or, in a cluster, it holds nothing at all and never
+    /// voted or promised an epoch (a new data_dir, or a wiped one).
+    public static func startsRejoining(members: Int, marked: Bool, snapshot: QueueSnapshot?, records: [LogRecord],
+                                       votedEpoch: UInt64, promisedEpoch: UInt64) -> Bool {
+        guard members > 1 else { return false }
+        return marked || holdsNothing(snapshot: snapshot, records: records, votedEpoch: votedEpoch, promisedEpoch: promisedEpoch)
+    }
+
+    /// No entry, no vote, no promise: a new data_dir, or a wiped one.
+    static func holdsNothing(snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64, promisedEpoch: UInt64) -> Bool {
+        (snapshot?.lastIndex ?? 0) == 0 && records.isEmpty && votedEpoch == 0 && promisedEpoch == 0
+    }
+
     /// Rebuilds the state from a snapshot and the records logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
                 snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64 = 0,
@@ -231,7 +245,7 @@ public final class NodeCore {
                                   electionTimeoutMs: settings.electionTimeoutMs,
                                   standing: rejoining ? .rejoining : .voter, position: log.position)
             election = e
-            if rejoining { rejoin = Rejoin(probeId: relayIdBase) }
+            if rejoining { rejoin = Rejoin(probeId: relayIdBase, startedEmpty: log.lastIndex == 0 && promisedEpoch == 0) }
         } else {
             election = nil
         }
@@ -270,7 +284,7 @@ public final class NodeCore {
                      election == nil ? nil : nextLinkReport, detector.nextExpiry(),
                      twoPC.deadline, mutexRetryAt, recovering?.deadline, recovering?.nextAsk, commands.nextDeadline,
                      role == .leader && !serving && servingNotBefore > lastNow ? servingNotBefore : nil,
-                     role == .follower && leaderId != nil ? rejoin?.nextWakeup : nil]
+                     role == .follower && leaderId != nil ? rejoin?.nextWakeup : nil, rejoin?.nextLogProbeAt]
         if role == .leader { times.append(replication.nextRetransmit(afterMs: retransmitMs)) }
         return times.compactMap { $0 }.min()
     }
@@ -291,7 +305,14 @@ public final class NodeCore {
                                                 ("reason", "entries out of sequence")])
         }
         if election != nil {
+            if let r = rejoin {
+                // An empty log is how every new cluster starts: a warning only once a peer holds entries.
+                emit(r.startedEmpty ? .info : .warn, "rejoin_start", [("node", "\(nodeId)"), ("reason", r.startedEmpty
+                    ? "log empty (a new or wiped data_dir): not voting until it holds a leader's log, or a majority reports empty logs"
+                    : "log damaged: not voting until it holds a leader's log")])
+            }
             applyElection(election?.start(now: now) ?? [], now: now)
+            probePeerLogs(now: now)
         } else {
             // A cluster of one: this node is the majority, so it leads at once
             // in a new epoch, made durable by the epoch's first (noop) entry.
@@ -308,9 +329,12 @@ public final class NodeCore {
             election?.plant(plantedBugs)
             mutex.plant(plantedBugs)
             detector.trustTransport = plantedBugs.contains(.trustTransport)
-            if plantedBugs.contains(.corruptionAsTornTail), rejoin != nil {
+            // Each where it applies: every new cluster starts with empty logs.
+            if let r = rejoin, plantedBugs.contains(r.startedEmpty ? .emptyLogVotesAtOnce : .corruptionAsTornTail) {
                 rejoin = nil
                 election?.rejoined()
+                // As before the empty-log rule: no marker either.
+                if r.startedEmpty { effects.append(.rejoined) }
             }
         }
     }
@@ -352,6 +376,7 @@ public final class NodeCore {
         lastNow = max(lastNow, now)
         guard halted == nil, peers.contains(id) else { return }
         reportLinks(now: now, to: id)
+        if rejoin?.mayFindNewCluster == true, rejoin?.emptyPeers.contains(id) == false { sendPeer(to: id, .logProbe) }
     }
 
     /// The transport lost the connection to `id` (closed or reset by the
@@ -425,6 +450,7 @@ public final class NodeCore {
             applyElection(election?.tick(now: now) ?? [], now: now)
             sampleLeaderClock(now: now, wallMs: wallMs)
             askRejoinTarget(now: now)
+            probePeerLogs(now: now)
         }
         applyTwoPC(twoPC.tick(now: now), now: now)
         if let d = mutexRetryAt, now >= d, mutex.state == .requesting {

@@ -12,8 +12,27 @@
 // leader's log before the probe. So once our log matches the leader's through the target,
 // durably, nothing this node acknowledged is missing, and it counts in
 // majorities again. A new leader voids the target: ask again.
+// A node that starts with an empty log in a cluster (a new data_dir, or a
+// wiped one: it cannot tell) starts this way too, since a wiped node may have
+// acknowledged entries it no longer holds. It may also find the cluster new:
+// it asks every peer (`logProbe`) for its log's last index, its latest vote
+// and the epoch it promised. A peer that holds no entry and never voted or
+// accepted a leader took part in no election and no commit. When such peers
+// and this node make a majority, every election and every commit before this
+// node started needed this node (two majorities meet); if this node was new,
+// there were none, and if it was wiped, it cannot tell. So: a peer with an
+// entry or a promise proves the cluster ran, and settles it for this
+// incarnation (catch up from the leader); a peer that only voted proves
+// nothing either way (a new cluster's first election starts while others
+// still ask, and settling on it could leave every node waiting for a leader
+// none will elect); and a majority of blank peers with this node makes the
+// cluster new: it votes at once. What is left is a cluster that ran while
+// one node never voted once, then lost another's disk while the third was
+// down: with three nodes, two faults at once.
 // Invariant: `reached` is true only for a target answered to this
-// incarnation's probe by the leader of the epoch our log is known to match.
+// incarnation's probe by the leader of the epoch our log is known to match;
+// `provesNewCluster` only while no peer reported entries and the empty
+// reports, with this node, are a majority.
 
 struct Rejoin {
     /// Tells this incarnation's probe from any earlier one still in flight.
@@ -23,8 +42,46 @@ struct Rejoin {
     /// When to ask (again): answers and probes can be lost.
     private var nextAsk: Int64 = 0
 
-    init(probeId: UInt64) {
+    /// This node's log was empty when it started, and it had never
+    /// promised an epoch: it may find the cluster new.
+    let startedEmpty: Bool
+    /// Peers that reported an empty log to this incarnation.
+    private(set) var emptyPeers: Set<Int> = []
+    /// A peer holds entries, or accepted a leader once: the cluster ran.
+    private(set) var clusterHasEntries = false
+    private var nextLogProbe: Int64 = 0
+
+    init(probeId: UInt64, startedEmpty: Bool = false) {
         self.probeId = probeId
+        self.startedEmpty = startedEmpty
+    }
+
+    /// Whether peers' logs may still prove the cluster new (ask them).
+    var mayFindNewCluster: Bool { startedEmpty && !clusterHasEntries }
+
+    /// Whether to ask the peers' log lengths now.
+    mutating func shouldProbeLogs(now: Int64, retryMs: Int64) -> Bool {
+        guard mayFindNewCluster, now >= nextLogProbe else { return false }
+        nextLogProbe = now + retryMs
+        return true
+    }
+
+    var nextLogProbeAt: Int64? { mayFindNewCluster ? nextLogProbe : nil }
+
+    /// Peer `id` holds entries through `lastIndex`, last voted in
+    /// `votedEpoch` and promised `promisedEpoch`.
+    mutating func reported(by id: Int, lastIndex: UInt64, votedEpoch: UInt64, promisedEpoch: UInt64) {
+        if lastIndex > 0 || promisedEpoch > 0 {
+            clusterHasEntries = true
+        } else if votedEpoch == 0 {
+            emptyPeers.insert(id)
+        }
+    }
+
+    /// Peers that hold nothing and never voted or accepted a leader, with
+    /// this node, are a majority of a cluster of `size`.
+    func provesNewCluster(size: Int) -> Bool {
+        mayFindNewCluster && emptyPeers.count + 1 >= size / 2 + 1
     }
 
     /// Whether to send a probe to the leader of `epoch` now.
