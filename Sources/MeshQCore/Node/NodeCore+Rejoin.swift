@@ -1,11 +1,26 @@
-// NodeCore's glue for a node catching up after losing part of its log (see
-// Rejoin), and for the durable epoch promise it relies on. Invariant: a
-// rejoining node votes again only after its log durably matches, through
-// the target, the log of the leader that answered this incarnation's probe;
-// and a follower's promise to a newer leader is in the vote file before it
-// acknowledges anything to that leader.
+// NodeCore's glue for a node catching up after losing part of its log, or
+// starting with none (see Rejoin), and for the durable epoch promise it
+// relies on. Invariant: a rejoining node votes again only after its log
+// durably matches, through the target, the log of the leader that answered
+// this incarnation's probe, or (its log empty, no promise) once blank peers
+// and itself are a majority; and a follower's promise to a newer leader is
+// in the vote file before it acknowledges anything to that leader.
 
 extension NodeCore {
+    /// Whether a node starts catching up (see Rejoin): its log was found
+    /// damaged (`marked`), or, in a cluster, it holds nothing at all and never
+    /// voted or promised an epoch (a new data_dir, or a wiped one).
+    public static func startsRejoining(members: Int, marked: Bool, snapshot: QueueSnapshot?, records: [LogRecord],
+                                       votedEpoch: UInt64, promisedEpoch: UInt64) -> Bool {
+        guard members > 1 else { return false }
+        return marked || holdsNothing(snapshot: snapshot, records: records, votedEpoch: votedEpoch, promisedEpoch: promisedEpoch)
+    }
+
+    /// No entry, no vote, no promise: a new data_dir, or a wiped one.
+    static func holdsNothing(snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64, promisedEpoch: UInt64) -> Bool {
+        (snapshot?.lastIndex ?? 0) == 0 && records.isEmpty && votedEpoch == 0 && promisedEpoch == 0
+    }
+
     /// A rejoining follower asks its leader how far it must get.
     func askRejoinTarget(now: Int64) {
         guard rejoin != nil, role == .follower, let leader = leaderId else { return }

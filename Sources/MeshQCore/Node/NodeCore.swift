@@ -188,20 +188,6 @@ public final class NodeCore {
     /// ENQUEUEs parked here while no leader was reachable.
     public var mailbox: Mailbox { delivery.mailbox }
 
-    /// Whether a node starts catching up (see Rejoin): its log was found
-    /// damaged (`marked`), or, in a cluster, it holds nothing at all and never
-    /// voted or promised an epoch (a new data_dir, or a wiped one).
-    public static func startsRejoining(members: Int, marked: Bool, snapshot: QueueSnapshot?, records: [LogRecord],
-                                       votedEpoch: UInt64, promisedEpoch: UInt64) -> Bool {
-        guard members > 1 else { return false }
-        return marked || holdsNothing(snapshot: snapshot, records: records, votedEpoch: votedEpoch, promisedEpoch: promisedEpoch)
-    }
-
-    /// No entry, no vote, no promise: a new data_dir, or a wiped one.
-    static func holdsNothing(snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64, promisedEpoch: UInt64) -> Bool {
-        (snapshot?.lastIndex ?? 0) == 0 && records.isEmpty && votedEpoch == 0 && promisedEpoch == 0
-    }
-
     /// Rebuilds the state from a snapshot and the records logged after it.
     public init(nodeId: Int, memberIds: [Int], settings: ClusterSettings,
                 snapshot: QueueSnapshot?, records: [LogRecord], votedEpoch: UInt64 = 0,
