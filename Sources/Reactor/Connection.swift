@@ -245,6 +245,11 @@ public final class Connection {
     /// replication batch in a few passes, small enough that one busy
     /// connection does not hold up the others for long.
     public static let readLimit = 1 << 20
+    /// What libevent 2.1 reads per event at most: a read that came short
+    /// of it emptied the socket, so reading on would only cost a recv(2)
+    /// that finds nothing (for a client's few pipelined commands, that is
+    /// every read).
+    static let libeventReadChunk = 4096
 
     /// Appends every byte received so far to `buffer`, then (plain sockets)
     /// what the socket holds, up to `readLimit`; returns how many.
@@ -263,7 +268,7 @@ public final class Connection {
             }
             buffer.append(contentsOf: chunk)
         }
-        if !isTLS { got += readSocket(into: &buffer, limit: Connection.readLimit - got) }
+        if !isTLS && n >= Connection.libeventReadChunk { got += readSocket(into: &buffer, limit: Connection.readLimit - got) }
         return got
     }
 
