@@ -14,9 +14,9 @@ import Testing
         .recoverRequest(id: 7, after: 12),
         .recoverReply(epoch: 4, id: 7, snapshot: nil, entries: []),
         .timeRequest(seq: 42), .timeReply(seq: 42, serverMs: 1_790_000_000_123),
-        .rejoinProbe(id: 5), .rejoinTarget(epoch: 3, id: 5, index: 77), .logProbe,
-        .logReport(lastIndex: 0, votedEpoch: 0, promisedEpoch: 0),
-        .logReport(lastIndex: 1 << 40, votedEpoch: 12, promisedEpoch: 9),
+        .rejoinProbe(id: 5), .rejoinTarget(epoch: 3, id: 5, index: 77), .logProbe(id: 7),
+        .logReport(id: 7, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0),
+        .logReport(id: 1 << 62, lastIndex: 1 << 40, votedEpoch: 12, promisedEpoch: 9),
     ]
 
     @Test func everyMessageRoundTripsThroughAFrame() {

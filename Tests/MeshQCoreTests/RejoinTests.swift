@@ -111,6 +111,25 @@ import Testing
         d.expectElectionSafety()
     }
 
+    /// A late answer to an earlier incarnation's question describes the peer
+    /// as it was then (blank, perhaps, before the cluster ran): only answers
+    /// to this incarnation's question count.
+    @Test func onlyAnswersToThisIncarnationsQuestionCount() {
+        let n = NodeCore(nodeId: 3, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: nil, records: [],
+                         relayIdBase: 77, rejoining: true)
+        n.start(now: 0)
+        _ = n.takeEffects()
+        func report(id: UInt64) {
+            n.peerMessage(PeerEnvelope(from: 2, to: 3, lamport: 1, epoch: 0,
+                                       body: .logReport(id: id, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)),
+                          now: 10, wallMs: 10)
+        }
+        report(id: 76)
+        #expect(n.rejoining, "an earlier incarnation's answer made the cluster new")
+        report(id: 77)
+        #expect(!n.rejoining)
+    }
+
     @Test func emptyReportsProveANewClusterOnlyAsAMajorityAndNeverAfterEntries() {
         var r = Rejoin(probeId: 1, startedEmpty: true)
         #expect(!r.provesNewCluster(size: 5))

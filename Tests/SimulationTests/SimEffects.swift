@@ -49,7 +49,8 @@ extension ClusterSimulator: EffectOutlet {
     func log(_ ev: LogEvent, from id: Int) {
         if ev.name == "leader_elected" { elections += 1 }
         if ["leader_elected", "leader_timeout", "leader_stepdown", "leader_recovery",
-            "leader_recovered", "snapshot_installed", "log_conflict"].contains(ev.name) {
+            "leader_recovered", "snapshot_installed", "log_conflict", "rejoin_start", "rejoin_behind", "rejoined",
+            "new_cluster"].contains(ev.name) {
             note("\(ev.name) " + ev.fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         }
     }

@@ -65,13 +65,14 @@ public struct PeerEnvelope: Equatable, Sendable {
         /// The leader of `epoch` answers probe `id`: its log's last index
         /// when the probe arrived.
         case rejoinTarget(epoch: UInt64, id: UInt64, index: UInt64)
-        /// A node that started with an empty log asks a peer how long its
-        /// log is (Rejoin: a majority of empty logs means a new cluster)...
-        case logProbe
-        /// ...and any node answers with its log's last index, the epoch of
-        /// its latest vote (0: it never voted) and the epoch it promised
-        /// (0: it never accepted a leader's replication).
-        case logReport(lastIndex: UInt64, votedEpoch: UInt64, promisedEpoch: UInt64)
+        /// A node that started with an empty log asks a peer what its log
+        /// holds (Rejoin: whether the cluster is new); `id` tells this
+        /// incarnation's question from an earlier one's...
+        case logProbe(id: UInt64)
+        /// ...and any node answers, echoing `id`, with its log's last index,
+        /// the epoch of its latest vote (0: it never voted) and the epoch it
+        /// promised (0: it never accepted a leader's replication).
+        case logReport(id: UInt64, lastIndex: UInt64, votedEpoch: UInt64, promisedEpoch: UInt64)
     }
 
     /// The envelope inside a relay (boxed: an envelope holding an envelope).
@@ -283,9 +284,10 @@ public struct PeerEnvelope: Equatable, Sendable {
             w.u64(e)
             w.u64(id)
             w.u64(index)
-        case .logProbe:
-            break
-        case .logReport(let lastIndex, let voted, let promised):
+        case .logProbe(let id):
+            w.u64(id)
+        case .logReport(let id, let lastIndex, let voted, let promised):
+            w.u64(id)
             w.u64(lastIndex)
             w.u64(voted)
             w.u64(promised)
@@ -341,10 +343,11 @@ public struct PeerEnvelope: Equatable, Sendable {
             guard let e = r.u64(), let id = r.u64(), let index = r.u64() else { return .failure(.truncated) }
             body = .rejoinTarget(epoch: e, id: id, index: index)
         case .logProbe:
-            body = .logProbe
+            guard let id = r.u64() else { return .failure(.truncated) }
+            body = .logProbe(id: id)
         case .logReport:
-            guard let i = r.u64(), let v = r.u64(), let e = r.u64() else { return .failure(.truncated) }
-            body = .logReport(lastIndex: i, votedEpoch: v, promisedEpoch: e)
+            guard let id = r.u64(), let i = r.u64(), let v = r.u64(), let e = r.u64() else { return .failure(.truncated) }
+            body = .logReport(id: id, lastIndex: i, votedEpoch: v, promisedEpoch: e)
         case .heartbeat, .heartbeatAck:
             guard let e = r.u64(), let at = r.i64() else { return .failure(.truncated) }
             body = .election(kind == .heartbeat ? .heartbeat(epoch: e, sentAt: at) : .heartbeatAck(epoch: e, sentAt: at))

@@ -94,11 +94,12 @@ extension NodeCore {
             answerRejoinProbe(from: env.from, id: id, now: now)
         case .rejoinTarget(let e, let id, let index):
             receiveRejoinTarget(from: env.from, epoch: e, id: id, index: index, now: now)
-        case .logProbe:
-            sendPeer(to: env.from, .logReport(lastIndex: log.lastIndex, votedEpoch: election?.votedEpoch ?? 0,
+        case .logProbe(let id):
+            sendPeer(to: env.from, .logReport(id: id, lastIndex: log.lastIndex, votedEpoch: election?.votedEpoch ?? 0,
                                               promisedEpoch: durablePromise))
-        case .logReport(let lastIndex, let voted, let promised):
-            receiveLogReport(from: env.from, lastIndex: lastIndex, votedEpoch: voted, promisedEpoch: promised, now: now)
+        case .logReport(let id, let lastIndex, let voted, let promised):
+            receiveLogReport(from: env.from, id: id, lastIndex: lastIndex, votedEpoch: voted, promisedEpoch: promised,
+                             now: now)
         case .relay(let id, let origin, let dest, let ttl, let inner):
             guard router.firstSight(origin: origin, id: id) else { return }
             if dest == nodeId {

@@ -51,11 +51,15 @@ extension NodeCore {
     func probePeerLogs(now: Int64) {
         guard rejoin != nil, log.lastIndex == 0,
               rejoin!.shouldProbeLogs(now: now, retryMs: retransmitMs) else { return }
-        for p in peers where !rejoin!.emptyPeers.contains(p) { sendPeer(to: p, .logProbe) }
+        for p in peers where !rejoin!.emptyPeers.contains(p) { sendPeer(to: p, .logProbe(id: rejoin!.probeId)) }
     }
 
-    func receiveLogReport(from: Int, lastIndex: UInt64, votedEpoch: UInt64, promisedEpoch: UInt64, now: Int64) {
-        guard rejoin != nil else { return }
+    /// A peer's answer: only to this incarnation's question (a late answer
+    /// to an earlier one may describe the peer as it was long ago: the
+    /// simulator found a wiped node taking one for a blank peer's).
+    func receiveLogReport(from: Int, id: UInt64, lastIndex: UInt64, votedEpoch: UInt64, promisedEpoch: UInt64,
+                          now: Int64) {
+        guard rejoin != nil, id == rejoin!.probeId else { return }
         let wasOpen = rejoin!.mayFindNewCluster
         rejoin!.reported(by: from, lastIndex: lastIndex, votedEpoch: votedEpoch, promisedEpoch: promisedEpoch)
         if wasOpen && !rejoin!.mayFindNewCluster {

@@ -362,7 +362,7 @@ public final class NodeCore {
         lastNow = max(lastNow, now)
         guard halted == nil, peers.contains(id) else { return }
         reportLinks(now: now, to: id)
-        if rejoin?.mayFindNewCluster == true, rejoin?.emptyPeers.contains(id) == false { sendPeer(to: id, .logProbe) }
+        if let r = rejoin, r.mayFindNewCluster, !r.emptyPeers.contains(id) { sendPeer(to: id, .logProbe(id: r.probeId)) }
     }
 
     /// The transport lost the connection to `id` (closed or reset by the
