@@ -20,18 +20,7 @@ import Testing
 
     @Test func aCorruptFollowerRejoinsWithoutVotingUntilCaughtUpAndTheLeaderMayDie() throws {
         let c = Cluster(name: "corrupt-follower")
-        try c.start()
-        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
-        // Node 2 misses everything: the tasks are OK'd by nodes 3 and 1 only.
-        c.kill9(2)
-        let client = try LineClient(host: "127.0.0.1", port: c.clientPorts[3]!, timeoutMs: 30_000)
-        var ok: [String] = []
-        for i in 0..<150 where try client.request("ENQUEUE c\(i)").hasPrefix("OK ") { ok.append("c\(i)") }
-        #expect(ok.count == 150)
-        let leaderCommit = try #require(commit(c.status(3)))
-        #expect(Harness.eventually(timeout: 30) { (commit(c.status(1)) ?? 0) >= leaderCommit })
-        c.kill9(1)
-        c.kill9(3)
+        let ok = try acknowledgedWithoutNode2(c, prefix: "c")
 
         // A byte flipped in the middle of node 1's log: records it
         // acknowledged are now unreadable.
@@ -52,7 +41,30 @@ import Testing
         #expect(corrupt.contains("moved_to=\(file).corrupt-at-"), "\(corrupt)")
         #expect(FileManager.default.fileExists(atPath: dir + "/rejoining"))
         // For ten leader timeouts, nobody leads (a majority needs node 1).
-        let until = Date().addingTimeInterval(4)
+        expectNoLeaderAmong1And2(c, forSeconds: 4)
+        try expectNode1CatchesUpAndNode3MayDie(c, ok: ok)
+    }
+
+    /// Node 2 misses everything: 150 tasks are OK'd by nodes 3 and 1 only,
+    /// then both go down. Returns the tasks that got OK.
+    private func acknowledgedWithoutNode2(_ c: Cluster, prefix: String) throws -> [String] {
+        try c.start()
+        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        c.kill9(2)
+        let client = try LineClient(host: "127.0.0.1", port: c.clientPorts[3]!, timeoutMs: 30_000)
+        var ok: [String] = []
+        for i in 0..<150 where try client.request("ENQUEUE \(prefix)\(i)").hasPrefix("OK ") { ok.append("\(prefix)\(i)") }
+        #expect(ok.count == 150)
+        let leaderCommit = try #require(commit(c.status(3)))
+        #expect(Harness.eventually(timeout: 30) { (commit(c.status(1)) ?? 0) >= leaderCommit })
+        c.kill9(1)
+        c.kill9(3)
+        return ok
+    }
+
+    /// Nodes 1 and 2 are up, node 1 catching up: nobody leads for `seconds`.
+    private func expectNoLeaderAmong1And2(_ c: Cluster, forSeconds seconds: Double) {
+        let until = Date().addingTimeInterval(seconds)
         while Date() < until {
             for id in [1, 2] {
                 let leader = c.status(id)?["leader"]
@@ -60,14 +72,16 @@ import Testing
             }
             usleep(200_000)
         }
+    }
 
-        // Node 3, which holds everything, returns: it leads, node 1 catches up.
+    /// Node 3, which holds everything, returns: it leads and node 1 catches
+    /// up. Then node 3 may die: nodes 1 and 2 elect node 2, and nothing
+    /// that got OK is lost.
+    private func expectNode1CatchesUpAndNode3MayDie(_ c: Cluster, ok: [String]) throws {
         try c.start([3])
         _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3], timeout: 60))
         #expect(Harness.eventually(timeout: 60) { c.log(1).contains("event=rejoined node=1") }, "\(c.log(1).suffix(1500))")
-        #expect(Harness.eventually(timeout: 10) { !FileManager.default.fileExists(atPath: dir + "/rejoining") })
-
-        // Now node 3 may die: nodes 1 and 2 elect node 2, and nothing is lost.
+        #expect(Harness.eventually(timeout: 10) { !FileManager.default.fileExists(atPath: c.dir + "/1/rejoining") })
         c.kill9(3)
         _ = try #require(c.awaitAgreement(on: 2, among: [1, 2], timeout: 60))
         let drained = try drain(c, at: 2)
@@ -80,17 +94,7 @@ import Testing
     /// down, nodes 1 and 2 elected node 2, which lacks the tasks.
     @Test func aWipedFollowerDoesNotVoteUntilCaughtUpAndTheLeaderMayDie() throws {
         let c = Cluster(name: "wiped-follower")
-        try c.start()
-        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
-        c.kill9(2)
-        let client = try LineClient(host: "127.0.0.1", port: c.clientPorts[3]!, timeoutMs: 30_000)
-        var ok: [String] = []
-        for i in 0..<150 where try client.request("ENQUEUE w\(i)").hasPrefix("OK ") { ok.append("w\(i)") }
-        #expect(ok.count == 150)
-        let leaderCommit = try #require(commit(c.status(3)))
-        #expect(Harness.eventually(timeout: 30) { (commit(c.status(1)) ?? 0) >= leaderCommit })
-        c.kill9(1)
-        c.kill9(3)
+        let ok = try acknowledgedWithoutNode2(c, prefix: "w")
         try FileManager.default.removeItem(atPath: c.dir + "/1")
         let earlier = c.log(1).count
 
@@ -98,23 +102,8 @@ import Testing
         #expect(Harness.eventually(timeout: 30) { c.log(1).contains("event=rejoin_behind node=1") }, "\(c.log(1).suffix(1500))")
         #expect(FileManager.default.fileExists(atPath: c.dir + "/1/rejoining"))
         #expect(!c.log(1).dropFirst(earlier).contains("event=new_cluster"))
-        let until = Date().addingTimeInterval(4)
-        while Date() < until {
-            for id in [1, 2] {
-                let leader = c.status(id)?["leader"]
-                #expect(leader == nil || leader == "-", "node \(id) follows \(leader ?? "?") while wiped node 1 is catching up")
-            }
-            usleep(200_000)
-        }
-
-        try c.start([3])
-        _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3], timeout: 60))
-        #expect(Harness.eventually(timeout: 60) { c.log(1).contains("event=rejoined node=1") }, "\(c.log(1).suffix(1500))")
-        c.kill9(3)
-        _ = try #require(c.awaitAgreement(on: 2, among: [1, 2], timeout: 60))
-        let drained = try drain(c, at: 2)
-        let lost = Set(ok).subtracting(drained)
-        #expect(lost.isEmpty, "\(lost.count) acknowledged tasks lost, e.g. \(lost.sorted().prefix(5))")
+        expectNoLeaderAmong1And2(c, forSeconds: 4)
+        try expectNode1CatchesUpAndNode3MayDie(c, ok: ok)
     }
 
     /// A new cluster's nodes all start empty: they find it new among
