@@ -69,9 +69,9 @@ extension NodeCore {
         }
         guard log.lastIndex == 0, durablePromise == 0, unsyncedPersists == 0,
               rejoin!.provesNewCluster(size: memberIds.count) else { return }
-        emit(.info, "new_cluster", [("node", "\(nodeId)"),
-                                    ("empty_logs", (rejoin!.emptyPeers.sorted() + [nodeId]).sorted().map(String.init).joined(separator: ",")),
-                                    ("reason", "a majority holds empty logs: nothing was ever committed")])
+        let blank = (rejoin!.emptyPeers.sorted() + [nodeId]).sorted().map(String.init).joined(separator: ",")
+        emit(.info, "new_cluster", [("node", "\(nodeId)"), ("blank", blank),
+                                    ("reason", "a majority never held an entry, voted or followed a leader")])
         rejoin = nil
         election?.rejoined()
         effects.append(.rejoined)
