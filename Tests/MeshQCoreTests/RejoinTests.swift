@@ -130,6 +130,26 @@ import Testing
         #expect(!n.rejoining)
     }
 
+    /// Entries from a leader before any peer answered: the log is no longer
+    /// empty, so no more questions, and no wakeup left due for them (it
+    /// would fire again at once, forever).
+    @Test func aNodeThatGotEntriesStopsAskingAndSetsNoWakeupForIt() {
+        let n = NodeCore(nodeId: 3, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: nil, records: [],
+                         relayIdBase: 77, rejoining: true)
+        n.start(now: 0)
+        _ = n.takeEffects()
+        let entry = LogEntry(index: 1, epoch: 1, lamport: 5, op: .noop)
+        n.peerMessage(PeerEnvelope(from: 2, to: 3, lamport: 6, epoch: 1,
+                                   body: .replicate(.init(round: 1, prevIndex: 0, prevEpoch: 0, commit: 0, entries: [entry]))),
+                      now: 10, wallMs: 10)
+        n.persisted(now: 10)
+        #expect(n.log.lastIndex == 1 && n.rejoining)
+        n.tick(now: 5_000, wallMs: 5_000)
+        let probes = n.takeEffects().filter { if case .sendPeer(let e) = $0, case .logProbe = e.body { return true } else { return false } }
+        #expect(probes.isEmpty)
+        #expect((n.nextWakeup() ?? .max) > 5_000, "a wakeup due at once: \(n.nextWakeup() ?? -1)")
+    }
+
     @Test func emptyReportsProveANewClusterOnlyAsAMajorityAndNeverAfterEntries() {
         var r = Rejoin(probeId: 1, startedEmpty: true)
         #expect(!r.provesNewCluster(size: 5))

@@ -51,7 +51,7 @@ extension NodeCore {
     func probePeerLogs(now: Int64) {
         guard rejoin != nil, log.lastIndex == 0,
               rejoin!.shouldProbeLogs(now: now, retryMs: retransmitMs) else { return }
-        for p in peers where !rejoin!.emptyPeers.contains(p) { sendPeer(to: p, .logProbe(id: rejoin!.probeId)) }
+        for p in peers where !rejoin!.blankPeers.contains(p) { sendPeer(to: p, .logProbe(id: rejoin!.probeId)) }
     }
 
     /// A peer's answer: only to this incarnation's question (a late answer
@@ -69,7 +69,7 @@ extension NodeCore {
         }
         guard log.lastIndex == 0, durablePromise == 0, unsyncedPersists == 0,
               rejoin!.provesNewCluster(size: memberIds.count) else { return }
-        let blank = (rejoin!.emptyPeers.sorted() + [nodeId]).sorted().map(String.init).joined(separator: ",")
+        let blank = (rejoin!.blankPeers.sorted() + [nodeId]).sorted().map(String.init).joined(separator: ",")
         emit(.info, "new_cluster", [("node", "\(nodeId)"), ("blank", blank),
                                     ("reason", "a majority never held an entry, voted or followed a leader")])
         rejoin = nil

@@ -270,7 +270,8 @@ public final class NodeCore {
                      election == nil ? nil : nextLinkReport, detector.nextExpiry(),
                      twoPC.deadline, mutexRetryAt, recovering?.deadline, recovering?.nextAsk, commands.nextDeadline,
                      role == .leader && !serving && servingNotBefore > lastNow ? servingNotBefore : nil,
-                     role == .follower && leaderId != nil ? rejoin?.nextWakeup : nil, rejoin?.nextLogProbeAt]
+                     role == .follower && leaderId != nil ? rejoin?.nextWakeup : nil,
+                     log.lastIndex == 0 ? rejoin?.nextLogProbeAt : nil]
         if role == .leader { times.append(replication.nextRetransmit(afterMs: retransmitMs)) }
         return times.compactMap { $0 }.min()
     }
@@ -362,7 +363,7 @@ public final class NodeCore {
         lastNow = max(lastNow, now)
         guard halted == nil, peers.contains(id) else { return }
         reportLinks(now: now, to: id)
-        if let r = rejoin, r.mayFindNewCluster, !r.emptyPeers.contains(id) { sendPeer(to: id, .logProbe(id: r.probeId)) }
+        if let r = rejoin, r.mayFindNewCluster, !r.blankPeers.contains(id) { sendPeer(to: id, .logProbe(id: r.probeId)) }
     }
 
     /// The transport lost the connection to `id` (closed or reset by the

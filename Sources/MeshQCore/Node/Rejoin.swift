@@ -31,8 +31,8 @@
 // down: with three nodes, two faults at once.
 // Invariant: `reached` is true only for a target answered to this
 // incarnation's probe by the leader of the epoch our log is known to match;
-// `provesNewCluster` only while no peer reported entries and the empty
-// reports, with this node, are a majority.
+// `provesNewCluster` only while no peer reported entries or a promise and
+// the blank peers, with this node, are a majority.
 
 struct Rejoin {
     /// Tells this incarnation's probe from any earlier one still in flight.
@@ -45,10 +45,11 @@ struct Rejoin {
     /// This node's log was empty when it started, and it had never
     /// promised an epoch: it may find the cluster new.
     let startedEmpty: Bool
-    /// Peers that reported an empty log to this incarnation.
-    private(set) var emptyPeers: Set<Int> = []
+    /// Peers that reported to this incarnation that they hold no entry and
+    /// never voted or accepted a leader.
+    private(set) var blankPeers: Set<Int> = []
     /// A peer holds entries, or accepted a leader once: the cluster ran.
-    private(set) var clusterHasEntries = false
+    private(set) var clusterRan = false
     private var nextLogProbe: Int64 = 0
 
     init(probeId: UInt64, startedEmpty: Bool = false) {
@@ -57,7 +58,7 @@ struct Rejoin {
     }
 
     /// Whether peers' logs may still prove the cluster new (ask them).
-    var mayFindNewCluster: Bool { startedEmpty && !clusterHasEntries }
+    var mayFindNewCluster: Bool { startedEmpty && !clusterRan }
 
     /// Whether to ask the peers' log lengths now.
     mutating func shouldProbeLogs(now: Int64, retryMs: Int64) -> Bool {
@@ -72,16 +73,16 @@ struct Rejoin {
     /// `votedEpoch` and promised `promisedEpoch`.
     mutating func reported(by id: Int, lastIndex: UInt64, votedEpoch: UInt64, promisedEpoch: UInt64) {
         if lastIndex > 0 || promisedEpoch > 0 {
-            clusterHasEntries = true
+            clusterRan = true
         } else if votedEpoch == 0 {
-            emptyPeers.insert(id)
+            blankPeers.insert(id)
         }
     }
 
     /// Peers that hold nothing and never voted or accepted a leader, with
     /// this node, are a majority of a cluster of `size`.
     func provesNewCluster(size: Int) -> Bool {
-        mayFindNewCluster && emptyPeers.count + 1 >= size / 2 + 1
+        mayFindNewCluster && blankPeers.count + 1 >= size / 2 + 1
     }
 
     /// Whether to send a probe to the leader of `epoch` now.
