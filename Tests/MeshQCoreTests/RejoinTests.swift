@@ -115,10 +115,7 @@ import Testing
     /// as it was then (blank, perhaps, before the cluster ran): only answers
     /// to this incarnation's question count.
     @Test func onlyAnswersToThisIncarnationsQuestionCount() {
-        let n = NodeCore(nodeId: 3, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: nil, records: [],
-                         relayIdBase: 77, rejoining: true)
-        n.start(now: 0)
-        _ = n.takeEffects()
+        let n = LoneNode.start(3, relayIdBase: 77, rejoining: true)
         func report(id: UInt64) {
             n.peerMessage(PeerEnvelope(from: 2, to: 3, lamport: 1, epoch: 0,
                                        body: .logReport(id: id, lastIndex: 0, votedEpoch: 0, promisedEpoch: 0)),
@@ -134,14 +131,8 @@ import Testing
     /// empty, so no more questions, and no wakeup left due for them (it
     /// would fire again at once, forever).
     @Test func aNodeThatGotEntriesStopsAskingAndSetsNoWakeupForIt() {
-        let n = NodeCore(nodeId: 3, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: nil, records: [],
-                         relayIdBase: 77, rejoining: true)
-        n.start(now: 0)
-        _ = n.takeEffects()
-        let entry = LogEntry(index: 1, epoch: 1, lamport: 5, op: .noop)
-        n.peerMessage(PeerEnvelope(from: 2, to: 3, lamport: 6, epoch: 1,
-                                   body: .replicate(.init(round: 1, prevIndex: 0, prevEpoch: 0, commit: 0, entries: [entry]))),
-                      now: 10, wallMs: 10)
+        let n = LoneNode.start(3, relayIdBase: 77, rejoining: true)
+        n.receiveFirstEntries([LogEntry(index: 1, epoch: 1, lamport: 5, op: .noop)], from: 2, epoch: 1, now: 10)
         n.persisted(now: 10)
         #expect(n.log.lastIndex == 1 && n.rejoining)
         n.tick(now: 5_000, wallMs: 5_000)

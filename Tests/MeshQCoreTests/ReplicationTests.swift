@@ -313,14 +313,8 @@ final class ReplicationCluster {
     @Test func aRestartedVoterStillRefusesTheEpochsItPromisedAway() {
         // It voted for another node in epoch 7, then restarted: the leader of
         // epoch 2 must not add to its log (that vote carried its position).
-        let n = NodeCore(nodeId: 1, memberIds: [1, 2, 3], settings: ClusterSettings(), snapshot: nil, records: [],
-                         votedEpoch: 7, promisedEpoch: 7)
-        n.start(now: 0)
-        _ = n.takeEffects()
-        let entry = LogEntry(index: 1, epoch: 2, lamport: 1, op: .noop)
-        n.peerMessage(PeerEnvelope(from: 3, to: 1, lamport: 1, epoch: 2,
-                                   body: .replicate(.init(round: 1, prevIndex: 0, prevEpoch: 0, commit: 0, entries: [entry]))),
-                      now: 1, wallMs: 1)
+        let n = LoneNode.start(1, votedEpoch: 7, promisedEpoch: 7)
+        n.receiveFirstEntries([LogEntry(index: 1, epoch: 2, lamport: 1, op: .noop)], from: 3, epoch: 2, now: 1)
         let out = n.takeEffects()
         #expect(!out.contains { if case .persist = $0 { return true } else { return false } })
         #expect(out.contains {
