@@ -319,10 +319,6 @@ public final class DurableLog {
         LogFrames.frameEnd(bytes, at: offset, limit: limit)
     }
 
-    static func frame(_ body: [UInt8], into out: inout [UInt8], limit: Int = maxRecordBytes) {
-        LogFrames.frame(body, into: &out, limit: limit)
-    }
-
     // MARK: appending
 
     /// Buffers one record; nothing reaches the file before `sync`.

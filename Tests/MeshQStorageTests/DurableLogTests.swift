@@ -25,7 +25,7 @@ private func write(_ bytes: [UInt8], _ path: String) throws {
 
 private func framed(_ body: [UInt8]) -> [UInt8] {
     var out: [UInt8] = []
-    DurableLog.frame(body, into: &out)
+    LogFrames.frame(body, into: &out)
     return out
 }
 
