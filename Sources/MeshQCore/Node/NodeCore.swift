@@ -295,7 +295,7 @@ public final class NodeCore {
             if let r = rejoin {
                 // An empty log is how every new cluster starts: a warning only once a peer holds entries.
                 emit(r.startedEmpty ? .info : .warn, "rejoin_start", [("node", "\(nodeId)"), ("reason", r.startedEmpty
-                    ? "log empty (a new or wiped data_dir): not voting until it holds a leader's log, or a majority reports empty logs"
+                    ? "log empty (a new or wiped data_dir): not voting until it holds a leader's log, or blank peers show the cluster new"
                     : "log damaged: not voting until it holds a leader's log")])
             }
             applyElection(election?.start(now: now) ?? [], now: now)
