@@ -1,7 +1,7 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (DESIGN.md): CLibevent <- Reactor; MeshQCore is pure (no I/O);
+// Layering (docs/design.md): CLibevent <- Reactor; MeshQCore is pure (no I/O);
 // MeshQStorage does files; MeshQNode composes them; meshqd and meshq are mains.
 // MeshQClient is the blocking client side (LineClient, STATUS reader, config
 // writer) shared by the CLI and the tests; MeshQTestSupport holds the tests'

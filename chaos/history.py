@@ -13,7 +13,7 @@ still leaves a readable file):
 invoke and completion of every thread is ordered consistently. `result` is
 `ok`, `err` (the command certainly did nothing) or `unknown` (it may or may
 not have taken effect: a timeout, a closed connection, or an ERR that
-PROTOCOL.md §1 calls of unknown outcome). `reply` is the raw reply line, or
+docs/protocol.md calls of unknown outcome). `reply` is the raw reply line, or
 null when none came. `classify` is the single place that decides which.
 """
 

@@ -1,6 +1,6 @@
 """Silent network faults, scripted: three real meshqd nodes in network
 namespaces, packets dropped (never rejected) with nftables, and what clients
-see. PROTOCOL.md §1: a peer heard from by no frame for leader_timeout_ms is
+see. docs/replication.md: a peer heard from by no frame for leader_timeout_ms is
 down, whatever its TCP connections say.
 
     python3 chaos/partitions.py [--meshqd .build/release/meshqd]

@@ -1,4 +1,4 @@
-// ConfigWriter: the one writer of meshq.conf (PROTOCOL.md §2) for the CLI's
+// ConfigWriter: the one writer of meshq.conf (docs/configuration.md) for the CLI's
 // local clusters and the tests' harnesses: a `[cluster]` section, then one
 // `[node.N]` section per node with its peer and client addresses and data
 // directory. Settings beyond those are passed through as `key = value` lines,

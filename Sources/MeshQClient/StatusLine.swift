@@ -1,4 +1,4 @@
-// StatusLine: the one reader of PROTOCOL.md's STATUS reply for the CLI and the
+// StatusLine: the one reader of the STATUS reply (docs/protocol.md) for the CLI and the
 // tests. The reply is `STATUS k=v k=v ...`; the fields come back as a
 // dictionary, keyed by name, so a reader never depends on their position and
 // new keys appended by later versions are carried along. A word without `=`

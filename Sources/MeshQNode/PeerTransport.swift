@@ -20,7 +20,7 @@
 // `peer_tls_failed` with OpenSSL's reason (once per peer and reason until
 // the link comes up; inbound at most once a minute per address and reason).
 //
-// An open connection is not proof of life (PROTOCOL.md §1): NodeCore's
+// An open connection is not proof of life (docs/replication.md): NodeCore's
 // failure detector judges peers by the frames that arrive and asks for a
 // link whose frames no longer get through to be reset (`reset`), which
 // closes the connection we send on and dials again. Keepalive and TCP_USER_TIMEOUT on every peer socket are a backstop

@@ -1,4 +1,4 @@
-// MeshQ: the root command. Exit statuses follow PROTOCOL.md §3: 0 success,
+// MeshQ: the root command. Exit statuses (meshq(1)): 0 success,
 // 1 the operation failed, 2 bad usage.
 import ArgumentParser
 

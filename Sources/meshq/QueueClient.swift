@@ -1,7 +1,7 @@
 // QueueClient: one logical connection to "the cluster". It connects to the
 // first node that answers HELLO (with the client's Lamport clock), keeps that
 // connection, and moves to the next node when one fails or cannot serve.
-// What it sends again follows PROTOCOL.md §1 (see ReplyOutcome):
+// What it sends again follows docs/protocol.md (see ReplyOutcome):
 //  - a command that never left whole (connect refused, send failed) or that a
 //    node refused without applying (NOLEADER: no leader reachable) goes to the
 //    next node, for up to `retryForMs` while a new leader is elected;

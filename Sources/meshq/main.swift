@@ -1,2 +1,2 @@
-// meshq: the command-line client (PROTOCOL.md §3).
+// meshq: the command-line client (meshq(1), docs/operations.md).
 MeshQ.main()

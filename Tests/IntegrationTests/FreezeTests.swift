@@ -1,6 +1,6 @@
 // Silent failures with real processes: a node frozen with SIGSTOP keeps its
 // sockets open and says nothing, as a VM pause, a hung disk or a long stall
-// would. PROTOCOL.md §1: a peer heard from by no frame for leader_timeout_ms
+// would. docs/replication.md: a peer heard from by no frame for leader_timeout_ms
 // is down, so the majority elects and commits, a frozen follower costs the
 // leader's clients no error, and a thawed old leader serves nothing stale.
 import Foundation

@@ -14,7 +14,7 @@ import Testing
         try c.start(environment: [1: ["MESHQ_TEST_CUT_PEERS": "3"], 3: ["MESHQ_TEST_CUT_PEERS": "1"]])
         _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
         // Node 2 is heard directly, node 3 over node 2: both count as heard
-        // from (PROTOCOL.md §1), and node 1 follows 3 without elections.
+        // from (docs/replication.md), and node 1 follows 3 without elections.
         #expect(Harness.eventually { c.status(1)?["peers_up"] == "2" })
         #expect(c.log(1).contains("event=test_fault_cut_peers"))
 

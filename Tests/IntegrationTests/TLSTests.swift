@@ -1,4 +1,4 @@
-// TLS on both ports (PROTOCOL.md §7) against real meshqd processes, with a
+// TLS on both ports (docs/configuration.md) against real meshqd processes, with a
 // throwaway CA made by `openssl req`/`openssl x509`: the line protocol over
 // `openssl s_client` and `meshq --tls`, a half-close, a plain client on the TLS port, a
 // cluster over mutual TLS, a peer whose certificate comes from another CA,

@@ -1,7 +1,7 @@
 // meshq enqueue against real three-node clusters whose nodes are frozen
 // (SIGSTOP: sockets stay open, nothing answers) or killed, so the reply to an
 // ENQUEUE is NOQUORUM, a NOLEADER that says it may have been applied, or never
-// comes. PROTOCOL.md §1: the outcome is then unknown; the CLI must say so,
+// comes. docs/protocol.md: the outcome is then unknown; the CLI must say so,
 // name the task and the node, exit 1, and never send the task again (the
 // cluster holds at most one copy once it has settled).
 // Timings: a long leader_timeout_ms keeps the frozen peers "up" for 5 s, so

@@ -225,7 +225,7 @@ final class ReplicationCluster {
         #expect(c.run { c.node(1).commitIndex == c.node(3).commitIndex && c.node(1).leaderId == 3 })
         #expect(c.delivered[mark...].contains { if case .snapshot = $0.body { return $0.to == 1 } else { return false } })
         #expect(!(c.installedSnapshots[1] ?? []).isEmpty)
-        // The catch-up is logged as PROTOCOL.md's `sync` event.
+        // The catch-up is logged as the `sync` event (docs/operations.md).
         #expect(c.events.contains { $0.name == "sync" && $0.field("peer") == "1" && $0.field("mode") == "snapshot" })
         #expect(c.node(1).commitIndex == c.node(3).commitIndex)
         #expect(c.contents(1) == expected)

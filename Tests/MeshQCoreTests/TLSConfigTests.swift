@@ -1,4 +1,4 @@
-// The TLS keys of PROTOCOL.md §7 as the parser sees them: what turns peer
+// The TLS keys (docs/configuration.md) as the parser sees them: what turns peer
 // TLS on, and every inconsistent combination rejected at the right line and key.
 import Testing
 @testable import MeshQCore

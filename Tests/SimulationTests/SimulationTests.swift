@@ -47,7 +47,7 @@ import Testing
 
     /// A frozen leader, then a frozen follower, on an otherwise healthy
     /// network: the other nodes keep answering every command within 1.5 s,
-    /// with no error (PROTOCOL.md §1: silence is failure).
+    /// with no error (docs/replication.md: silence is failure).
     @Test(arguments: [nil, 1] as [Int?])
     func aFrozenNodeNeverStopsTheOthers(node: Int?) {
         var failures: [String] = []

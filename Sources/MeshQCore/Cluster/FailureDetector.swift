@@ -1,5 +1,5 @@
 // FailureDetector: which peers are alive, judged only by the frames that
-// arrive (PROTOCOL.md §1, "hears from"). An open TCP connection proves
+// arrive (docs/replication.md, "hears from"). An open TCP connection proves
 // nothing: a paused process, a dropping firewall or a powered-off host keep
 // it open and silent. Every node sends a link report on every link every
 // heartbeat interval, in both directions, so a live peer is never silent for

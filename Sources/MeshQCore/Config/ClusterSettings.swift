@@ -1,5 +1,5 @@
 // ClusterSettings: the [cluster] section, typed, with the defaults of
-// PROTOCOL.md §2. Also says which keys SIGHUP may change at run time (the
+// docs/configuration.md. Also says which keys SIGHUP may change at run time (the
 // timings and limits) and which need a restart.
 
 public struct ClusterSettings: Sendable, Equatable {

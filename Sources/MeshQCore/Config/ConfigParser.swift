@@ -1,4 +1,4 @@
-// ConfigParser: the INI dialect of PROTOCOL.md §2. `#` and `;` start a comment
+// ConfigParser: the INI dialect of docs/configuration.md. `#` and `;` start a comment
 // at the start of a line or after a space or tab (so `a;b` is a value, `a ;b`
 // is `a` and a comment). Every error names the file, the line and the key;
 // duplicates are reported at the second occurrence, a missing key at its
@@ -48,7 +48,7 @@ private struct Parser {
         "cluster_secret_file", "client_token_file",
     ]
     static let nodeKeys: Set<String> = ["peer", "client", "listen_peer", "listen_client", "data_dir", "metrics"]
-    // TLS (PROTOCOL.md §7), parsed in `tls(for:)` below.
+    // TLS (docs/configuration.md), parsed in `tls(for:)` below.
     static let tlsClusterKeys: Set<String> = ["tls_ca"]
     static let tlsNodeKeys: Set<String> = ["tls_cert", "tls_key", "client_tls", "client_plain"]
 
@@ -252,7 +252,7 @@ private struct Parser {
         return MeshQConfig(file: file, cluster: c, nodes: out.sorted { $0.id < $1.id })
     }
 
-    // MARK: TLS (PROTOCOL.md §7)
+    // MARK: TLS (docs/configuration.md)
 
     /// The TLS keys of one node. tls_ca (cluster-wide) turns on mutual TLS
     /// for peer links, so then every node needs tls_cert and tls_key; a

@@ -1,4 +1,4 @@
-// TLSConfig: the TLS keys of one node as the file sets them (PROTOCOL.md §7):
+// TLSConfig: the TLS keys of one node as the file sets them (docs/configuration.md):
 // `[cluster] tls_ca` with `[node.N] tls_cert`/`tls_key` turns on mutual TLS
 // for every peer link; `client_tls` opens a TLS client port and
 // `client_plain = off` closes the plain one. Paths only, with the line of

@@ -1,4 +1,4 @@
-// StatusReport: the fields of the STATUS reply, in the order PROTOCOL.md fixes
+// StatusReport: the fields of the STATUS reply, in the order docs/protocol.md fixes
 // (id role leader epoch lamport commit ready inflight mailbox peers_up
 // offset_ms), followed by extra keys.
 

@@ -1,4 +1,4 @@
-// ErrorCode: the `ERR <CODE>` vocabulary of PROTOCOL.md §1. Every failure a
+// ErrorCode: the `ERR <CODE>` vocabulary of docs/protocol.md. Every failure a
 // client can cause maps to one of these; none of them closes the connection
 // except BUSY on accept.
 

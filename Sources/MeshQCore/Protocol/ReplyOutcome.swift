@@ -1,5 +1,5 @@
 // ReplyOutcome: what a client may conclude from the reply to a command that
-// changes state (ENQUEUE, ACK, NACK), per PROTOCOL.md §1. Three answers:
+// changes state (ENQUEUE, ACK, NACK), per docs/protocol.md. Three answers:
 //  - answered: the reply is the outcome (OK, QUEUED, or an ERR that refuses
 //    the command for good: BADARG, TOOLARGE, NOTFOUND, BUSY, AUTH, BADCMD);
 //  - notApplied: nothing took effect and another node may take the command
