@@ -33,22 +33,27 @@ class Connection:
         self.node = node
         self.sock = socket.create_connection((node_ip(node), CLIENT_PORT), timeout=timeout)
         self.buf = b""
+        self.error = None             # why the last call got no reply
 
     def call(self, line, timeout):
-        """The reply line, or None (timeout / closed: the caller must drop the connection)."""
+        """The reply line, or None (timeout / closed: the caller must drop the
+        connection; `error` says which)."""
         deadline = time.monotonic() + timeout
         try:
             self.sock.sendall(line.encode() + b"\n")
             while b"\n" not in self.buf:
                 left = deadline - time.monotonic()
                 if left <= 0:
+                    self.error = f"no reply from node {self.node} in {timeout:g} s to {line[:40]!r}"
                     return None
                 self.sock.settimeout(left)
                 chunk = self.sock.recv(65536)
                 if not chunk:
+                    self.error = f"node {self.node} closed the connection"
                     return None
                 self.buf += chunk
-        except OSError:
+        except OSError as e:
+            self.error = f"node {self.node}: {e.strerror or e}"
             return None
         line, self.buf = self.buf.split(b"\n", 1)
         return line.decode(errors="replace")
@@ -74,6 +79,7 @@ class Client(threading.Thread):
         self.lamport = 0
         self.sent = 0
         self.ops_on_conn = 0
+        self.last_error = None        # why the last connection or call failed
 
     # -- one recorded command -------------------------------------------------
     def call(self, f, line, arg=None, timeout=CALL_TIMEOUT):
@@ -85,6 +91,7 @@ class Client(threading.Thread):
         if stamp is not None:
             self.lamport = max(self.lamport, stamp) + 1
         if reply is None:
+            self.last_error = self.conn.error
             self.drop()
         self.ops_on_conn += 1
         return reply
@@ -99,7 +106,8 @@ class Client(threading.Thread):
         node = self.rng.choice(self.nodes)
         try:
             self.conn = Connection(node)
-        except OSError:
+        except OSError as e:
+            self.last_error = f"connect to node {node}: {e.strerror or e}"
             self.conn = None
             return False
         self.ops_on_conn = 0

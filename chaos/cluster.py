@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 from net import node_ip, node_ns
@@ -71,21 +72,139 @@ def clean_stale():
     os.makedirs(ROOT, exist_ok=True)
 
 
+class LineError(Exception):
+    """Why a connection gave no reply: refused, timed out, closed by the node."""
+
+    def __init__(self, message, timed_out=False):
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class Line:
+    """One connection to node i: commands pipelined, replies read in order.
+
+    Any failure (connect refused, no reply in time, closed by the node)
+    closes the connection and raises LineError naming it: a late reply must
+    never be read as the answer to a later command. `ok()` says whether the
+    connection is still open."""
+
+    def __init__(self, i, timeout=5.0):
+        self.i = i
+        self.buf = b""
+        try:
+            self.sock = socket.create_connection((node_ip(i), CLIENT_PORT), timeout=timeout)
+        except OSError as e:
+            self.sock = None
+            raise LineError(f"connect to node {i}: {e.strerror or e}") from None
+
+    def ok(self):
+        return self.sock is not None
+
+    def close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+        self.sock = None
+
+    def pipeline(self, lines, timeout=5.0):
+        """Sends every line in one write, then reads one reply per line (in order)."""
+        if self.sock is None:
+            raise LineError(f"connection to node {self.i} already closed")
+        deadline = time.monotonic() + timeout
+        replies = []
+        try:
+            self.sock.settimeout(timeout)
+            self.sock.sendall(b"".join(line.encode() + b"\n" for line in lines))
+            while len(replies) < len(lines):
+                while b"\n" not in self.buf:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise LineError(f"node {self.i} sent {len(replies)} of {len(lines)} replies "
+                                        f"in {timeout:g} s (next: {lines[len(replies)][:40]!r})",
+                                        timed_out=True)
+                    self.sock.settimeout(left)
+                    chunk = self.sock.recv(65536)
+                    if not chunk:
+                        raise LineError(f"node {self.i} closed the connection after {len(replies)} "
+                                        f"of {len(lines)} replies")
+                    self.buf += chunk
+                line, self.buf = self.buf.split(b"\n", 1)
+                replies.append(line.decode(errors="replace"))
+        except LineError:
+            self.close()
+            raise
+        except OSError as e:
+            self.close()
+            if isinstance(e, socket.timeout):
+                raise LineError(f"node {self.i} sent {len(replies)} of {len(lines)} replies "
+                                f"in {timeout:g} s", timed_out=True) from None
+            raise LineError(f"node {self.i} after {len(replies)} of {len(lines)} replies: "
+                            f"{e.strerror or e}") from None
+        return replies
+
+    def call(self, line, timeout=5.0):
+        return self.pipeline([line], timeout)[0]
+
+
+# One shared connection per node for request() and status(), so polling a
+# node's STATUS many times a second costs one connection, not one each (each
+# closed connection leaves a TIME_WAIT socket for a minute; enough of them
+# use up the ephemeral ports). A lock per node: the nemesis thread polls too.
+_shared = {}
+_shared_lock = threading.Lock()
+
+
 def request(i, line, timeout=1.0):
-    """One command on a fresh connection to node i: its reply line, or None."""
-    try:
-        with socket.create_connection((node_ip(i), CLIENT_PORT), timeout=timeout) as s:
-            s.settimeout(timeout)
-            s.sendall(line.encode() + b"\n")
-            buf = b""
-            while b"\n" not in buf:
-                chunk = s.recv(4096)
-                if not chunk:
+    """One command safe to repeat (STATUS) on node i's shared connection:
+    its reply line, or None.
+
+    A kept connection that fails at once (the node closed it since the last
+    call: a restart) is replaced once; a timeout drops the connection and
+    gives None (the next call connects again)."""
+    with _shared_lock:
+        entry = _shared.setdefault(i, [threading.Lock(), None])
+    with entry[0]:
+        for attempt in (1, 2):
+            fresh = entry[1] is None or not entry[1].ok()
+            if fresh:
+                try:
+                    entry[1] = Line(i, timeout)
+                except LineError:
+                    entry[1] = None
                     return None
-                buf += chunk
-    except OSError:
+            try:
+                return entry[1].call(line, timeout)
+            except LineError as e:
+                entry[1] = None
+                if fresh or e.timed_out:
+                    return None
         return None
-    return buf.split(b"\n", 1)[0].decode(errors="replace")
+
+
+def close_shared():
+    """Closes every shared connection (end of a scenario or run)."""
+    with _shared_lock:
+        entries = list(_shared.values())
+        _shared.clear()
+    for lock, conn in entries:
+        with lock:
+            if conn is not None:
+                conn.close()
+
+
+def time_wait_sockets():
+    """TCP sockets in TIME_WAIT in this process's network namespace."""
+    n = 0
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                n += sum(1 for row in f if row.split()[3] == "06")
+        except OSError:
+            pass
+    return n
 
 
 def status(i, timeout=1.0):

@@ -104,11 +104,14 @@ def drain(nodes, rec, deadline):
                 drainer.drop()
                 return None
             continue
+        if reply is not None:
+            drainer.last_error = f"node {drainer.nodes[0]} answered {reply!r} to DEQUEUE"
         drainer.drop()
         time.sleep(0.5)
         drainer.nodes = [cluster.find_leader(nodes) or leader]
     drainer.drop()
-    return "the queue was not empty before the drain deadline"
+    return ("the queue was not empty before the drain deadline" +
+            (f" (last failure: {drainer.last_error})" if drainer.last_error else ""))
 
 
 def main():
@@ -238,6 +241,7 @@ def main():
         log("interrupted; cleaning up")
         status = 130
     finally:
+        cluster.close_shared()
         for node in nodes:
             node.stop()
         if rec:

@@ -50,13 +50,24 @@ class Line:
         self.s.close()
 
 
+_status_lines = {}
+
+
 def status(port):
+    """STATUS on one kept connection per port (the waits poll it every 10 ms:
+    a connection each would leave thousands of TIME_WAIT sockets); a failed
+    connection is dropped and the next call dials again."""
     try:
-        c = Line(port, timeout=2)
+        c = _status_lines.get(port) or Line(port, timeout=2)
+        _status_lines[port] = c
         r = c.request(b"STATUS")
-        c.close()
+        if not r.startswith("STATUS "):
+            raise OSError(f"STATUS got {r!r}")
         return dict(kv.split("=", 1) for kv in r.split()[1:] if "=" in kv)
     except OSError:
+        old = _status_lines.pop(port, None)
+        if old:
+            old.close()
         return None
 
 
@@ -123,7 +134,7 @@ def main():
         for i in ids:
             start(i)
         wait(lambda: all((status(client[i]) or {}).get("leader") == "3" for i in ids), 30, "node 3 to lead")
-        wait(lambda: status(client[3]).get("role") == "leader", 30, "node 3 to lead")
+        wait(lambda: (status(client[3]) or {}).get("role") == "leader", 30, "node 3 to lead")
         procs[1].kill()
         procs[1].wait()
 

@@ -11,13 +11,21 @@ import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct FreezeTests {
-    /// ENQUEUEs one at a time at `node` until one gets OK (each attempt on a
-    /// fresh connection, as a retrying client would); the reply, or nil.
+    /// ENQUEUEs one at a time at `node` until one gets OK, on one connection
+    /// that is dialled again only after a timeout or a close (as a retrying
+    /// client would: a late reply must not be read as the next one's); the
+    /// reply, or nil.
     private func firstOK(_ c: Cluster, at node: Int, payload: String, within seconds: Double) -> String? {
         var ok: String?
+        var client: LineClient?
         Harness.eventually(timeout: seconds) {
-            guard let client = try? LineClient(host: "127.0.0.1", port: c.clientPorts[node]!, timeoutMs: 3_000),
-                  let r = try? client.request("ENQUEUE \(payload)") else { return false }
+            guard let conn = client ?? (try? LineClient(host: "127.0.0.1", port: c.clientPorts[node]!, timeoutMs: 3_000))
+            else { return false }
+            guard let r = try? conn.request("ENQUEUE \(payload)") else {
+                client = nil
+                return false
+            }
+            client = conn
             if r.hasPrefix("OK ") { ok = r }
             return ok != nil
         }

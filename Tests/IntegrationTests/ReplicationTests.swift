@@ -219,12 +219,19 @@ private extension Cluster {
         }
     }
 
-    /// Sends `line` to node `id` (reconnecting if needed) until the answer is not a transient
-    /// refusal, since a node just elected may still be catching up; returns the last answer.
+    /// Sends `line` to node `id` until the answer is not a transient refusal, since a node
+    /// just elected may still be catching up; returns the last answer. One connection,
+    /// dialled again only after it fails.
     func requestUntilServed(_ id: Int, _ line: String, timeout: Double = 30) -> String? {
         var answer: String?
+        var client: LineClient?
         Harness.eventually(timeout: timeout) {
-            guard let r = try? patientClient(id).request(line) else { return false }
+            guard let conn = client ?? (try? patientClient(id)) else { return false }
+            guard let r = try? conn.request(line) else {
+                client = nil
+                return false
+            }
+            client = conn
             answer = r
             return !isTransient(r)
         }
