@@ -121,7 +121,7 @@ final class ClientSession {
     private func canRun(_ cmd: ClientCommand) -> Bool {
         if blocked { return false }
         switch cmd {
-        case .dequeue, .nack, .status: return pendingWrites == 0
+        case .dequeue, .take, .status, .stats, .peek: return pendingWrites == 0
         default: return true
         }
     }
@@ -159,14 +159,14 @@ final class ClientSession {
         case .hello(let cid, _):
             clientId = cid
             server.submit(cmd, seq: allocate(.local), session: self)
-        case .enqueue, .ack:
+        case .enqueue, .ack, .nack, .put, .touch, .bury, .kick, .pause:
             pendingWrites += 1
             server.submit(cmd, seq: allocate(.write), session: self)
-        case .dequeue(let wait):
+        case .dequeue(let wait), .take(_, let wait):
             let blocking = (wait ?? 0) > 0
             if blocking { blocked = true }
             server.submit(cmd, seq: allocate(blocking ? .blockingRead : .read), session: self)
-        case .nack, .status:
+        case .status, .stats, .peek:
             server.submit(cmd, seq: allocate(.read), session: self)
         }
     }

@@ -32,9 +32,9 @@ public final class NodeMetrics {
         }
         metric("meshq_queue_ready", "gauge", "Tasks ready to be dequeued.", [("", "\(s.ready)")])
         metric("meshq_queue_inflight", "gauge", "Tasks leased and not yet acked.", [("", "\(s.inflight)")])
-        metric("meshq_queue_tasks", "gauge", "Tasks held (ready, leased or being acked).", [("", "\(core.queue.count)")])
+        metric("meshq_queue_tasks", "gauge", "Tasks held (ready, leased or being acked).", [("", "\(core.store.count)")])
         metric("meshq_queue_payload_bytes", "gauge", "Payload bytes held, counted against max_memory_mb.",
-               [("", "\(core.queue.payloadBytes)")])
+               [("", "\(core.store.payloadBytes)")])
         metric("meshq_commit_index", "gauge", "Highest committed log index.", [("", "\(s.commit)")])
         metric("meshq_commits_total", "counter", "Log entries committed since start.", [("", "\(core.entriesCommitted)")])
         var cumulative = 0

@@ -429,7 +429,7 @@ public final class NodeServer {
                 if try store.finishCompaction() { finishedCompaction() }
                 return
             }
-            let live = core.queue.payloadBytes + 64 * core.queue.count
+            let live = core.store.payloadBytes + 64 * core.store.count
             // Every record handed out must be durable first: the image's tail is
             // what the old log holds after the commit point.
             guard !core.hasEffects, store.shouldCompact(liveBytes: live) else { return }

@@ -17,7 +17,7 @@ import Testing
         try c.send(script.joined(separator: "\n") + "\n")
         var r: [String] = []
         for _ in 0..<(script.count - 1) { r.append(try c.readLine()) }   // the blank line has no reply
-        #expect(r[0].hasPrefix("HELLO 1 ") && r[0].hasSuffix(" meshq/1"))
+        #expect(r[0].hasPrefix("HELLO 1 ") && r[0].hasSuffix(" meshq/2"))
         let helloLamport = UInt64(r[0].split(separator: " ")[2])!
         #expect(helloLamport > 100)
         #expect(r[1] == "PONG")

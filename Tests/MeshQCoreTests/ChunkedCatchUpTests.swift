@@ -68,7 +68,7 @@ import Testing
         // Caught up, it takes part in the next rounds as usual.
         let id = try #require(c.enqueue("after", at: 1))
         c.run { c.node(1).commitIndex == c.node(3).commitIndex }
-        #expect(c.node(1).queue.task(id)?.payload == Array("after".utf8))
+        #expect(c.node(1).store.task(id)?.payload == Array("after".utf8))
     }
 
     @Test func theLeaderKeepsServingWhileAFollowerCatchesUp() throws {
@@ -110,7 +110,7 @@ import Testing
         #expect(c.contents(2) == expected)
         let id = try #require(c.enqueue("next", at: 2))
         c.run { c.node(1).commitIndex == c.node(2).commitIndex }
-        #expect(c.node(1).queue.task(id) != nil)
+        #expect(c.node(1).store.task(id) != nil)
     }
 
     /// Entries stream: one message at a time until the follower is known to
@@ -202,7 +202,7 @@ import Testing
         f.persisted(now: 20)
         _ = f.takeEffects()
         #expect(f.commitIndex == 50)
-        #expect(f.queue.task(3)?.payload == Array("new3".utf8))
+        #expect(f.store.task(3)?.payload == Array("new3".utf8))
         // The rest of the old transfer, to its end: nothing is installed.
         for ch in ca.dropFirst(3) { #expect(installed(feed(ch, from: 3, epoch: 5)) == nil) }
         #expect(f.commitIndex == 50)

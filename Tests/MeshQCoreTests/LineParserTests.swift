@@ -128,3 +128,42 @@ private func parse(_ s: String) -> ParsedLine { LineParser.parse(ArraySlice(Arra
         #expect(lines(&f) == ["abcd"])
     }
 }
+
+/// Protocol 2's verbs, and every bad argument they can meet.
+@Suite struct LineParserProtocolTwoTests {
+    @Test func protocolTwoVerbsParse() {
+        #expect(parse("PUT jobs - hello  world") == .command(.put(queue: "jobs", options: PutOptions(), payload: Array("hello  world".utf8))))
+        #expect(parse("put a.b_c-1 pri=0,delay=500,key=order:1/x p")
+            == .command(.put(queue: "a.b_c-1", options: PutOptions(priority: 0, delayMs: 500, key: "order:1/x"), payload: [0x70])))
+        #expect(parse("PUT q pri=4294967295 x") == .command(.put(queue: "q", options: PutOptions(priority: UInt32.max), payload: [0x78])))
+        #expect(parse("TAKE a,b,a 250") == .command(.take(queues: ["a", "b"], waitMs: 250)))
+        #expect(parse("TAKE a") == .command(.take(queues: ["a"], waitMs: nil)))
+        #expect(parse("TOUCH 5") == .command(.touch(taskId: 5, ms: nil)))
+        #expect(parse("TOUCH 5 60000") == .command(.touch(taskId: 5, ms: 60_000)))
+        #expect(parse("NACK 5 1000") == .command(.nack(taskId: 5, delayMs: 1_000)))
+        #expect(parse("BURY 5") == .command(.bury(taskId: 5)))
+        #expect(parse("KICK a.dead") == .command(.kick(queue: "a.dead", count: nil)))
+        #expect(parse("KICK a.dead 3") == .command(.kick(queue: "a.dead", count: 3)))
+        #expect(parse("PAUSE a 0") == .command(.pause(queue: "a", ms: 0)))
+        #expect(parse("STATS") == .command(.stats(queue: nil)))
+        #expect(parse("STATS a") == .command(.stats(queue: "a")))
+        #expect(parse("PEEK a") == .command(.peek(queue: "a")))
+    }
+
+    @Test func badProtocolTwoArgumentsAreBadargWithAReason() {
+        let long = String(repeating: "k", count: 129)
+        let q65 = String(repeating: "q", count: 65)
+        for line in ["PUT", "PUT q", "PUT q -", "PUT q - ", "PUT bad/name - x", "PUT \(q65) - x", "PUT q pri=abc x",
+                     "PUT q pri=-1 x", "PUT q pri=4294967296 x", "PUT q delay=-5 x", "PUT q key=\(long) x",
+                     "PUT q key= x", "PUT q key=a*b x", "PUT q color=red x", "PUT q pri=1,pri=2 x", "PUT q pri x",
+                     "TAKE", "TAKE a,,b", "TAKE a b c", "TAKE a -1", "TAKE a 86400001", "TOUCH x", "TOUCH 1 0",
+                     "NACK 1 -3", "NACK 1 2 3", "BURY", "BURY a", "KICK", "KICK a -1", "PAUSE a", "PAUSE a x",
+                     "PAUSE b@d 5", "STATS a b", "STATS #", "PEEK", "PEEK a b"] {
+            guard case .error(.badarg, let text) = parse(line) else {
+                Issue.record("\(line): \(parse(line))")
+                continue
+            }
+            #expect(!text.isEmpty, "\(line)")
+        }
+    }
+}

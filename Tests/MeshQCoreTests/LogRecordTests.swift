@@ -73,8 +73,8 @@ import Testing
 
     @Test func entriesPastTheLastCommitMarkAreKeptButNotApplied() {
         let core = Self.boot(Self.tasks(3) + [.commit(3)] + Self.tasks(5).suffix(2))
-        #expect(core.queue.count == 3)
-        #expect(core.queue.task(3) != nil && core.queue.task(4) == nil && core.queue.task(5) == nil)
+        #expect(core.store.count == 3)
+        #expect(core.store.task(3) != nil && core.store.task(4) == nil && core.store.task(5) == nil)
         #expect(core.commitIndex == 3)
         #expect(core.lastIndex == 5)
         #expect(core.snapshot() == nil)   // the uncommitted tail must stay on disk
@@ -84,14 +84,14 @@ import Testing
         // Marks may come in any order; a later, lower one never uncommits.
         let core = Self.boot(Self.tasks(4) + [.commit(3), .commit(1)])
         #expect(core.commitIndex == 3)
-        #expect(core.queue.count == 3)
+        #expect(core.store.count == 3)
         // Nothing marked: nothing applied in a cluster.
         let unmarked = Self.boot(Self.tasks(4))
-        #expect(unmarked.queue.count == 0)
+        #expect(unmarked.store.count == 0)
         #expect(unmarked.lastIndex == 4 && unmarked.commitIndex == 0)
         // A mark beyond the log commits what is there.
         let beyond = Self.boot(Self.tasks(2) + [.commit(9)])
-        #expect(beyond.commitIndex == 2 && beyond.queue.count == 2)
+        #expect(beyond.commitIndex == 2 && beyond.store.count == 2)
     }
 
     @Test func anEntryAtAnIndexAlreadyHeldReplacesItAndEverythingAfter() {
@@ -103,9 +103,9 @@ import Testing
         #expect(core.log.entry(at: 3) == replacement)
         #expect(core.log.entry(at: 4) == nil)
         #expect(core.commitIndex == 3)
-        #expect(core.queue.count == 3)
-        #expect(core.queue.task(30)?.payload == Array("new".utf8))
-        #expect(core.queue.task(3) == nil && core.queue.task(4) == nil && core.queue.task(5) == nil)
+        #expect(core.store.count == 3)
+        #expect(core.store.task(30)?.payload == Array("new".utf8))
+        #expect(core.store.task(3) == nil && core.store.task(4) == nil && core.store.task(5) == nil)
         #expect(core.epoch == 2)
     }
 
@@ -113,20 +113,20 @@ import Testing
         let core = Self.boot(Self.tasks(5) + [.commit(2), .truncate(after: 3)])
         #expect(core.lastIndex == 3)
         #expect(core.commitIndex == 2)
-        #expect(core.queue.count == 2)
+        #expect(core.store.count == 2)
         // Appended after a truncation, the log goes on from the cut.
         let next = LogRecordTests.enqueue(4, epoch: 2, task: 40, "after")
         let again = Self.boot(Self.tasks(5) + [.truncate(after: 3), .entry(next), .commit(4)])
         #expect(again.lastIndex == 4 && again.log.entry(at: 4) == next)
-        #expect(again.queue.count == 4 && again.queue.task(40) != nil && again.queue.task(5) == nil)
+        #expect(again.store.count == 4 && again.store.task(40) != nil && again.store.task(5) == nil)
         // A truncation at or past the end changes nothing.
         let noop = Self.boot(Self.tasks(3) + [.truncate(after: 3), .truncate(after: 7), .commit(3)])
-        #expect(noop.lastIndex == 3 && noop.queue.count == 3)
+        #expect(noop.lastIndex == 3 && noop.store.count == 3)
     }
 
     @Test func aClusterOfOneAppliesEverything() {
         let core = Self.boot(Self.tasks(4), members: [1])
-        #expect(core.queue.count == 4)
+        #expect(core.store.count == 4)
         #expect(core.commitIndex == 4 && core.lastIndex == 4)
         #expect(core.snapshot() != nil)
     }
@@ -138,6 +138,6 @@ import Testing
         let core = Self.boot(Self.tasks(4) + [.commit(3)], snapshot: snap)
         #expect(core.log.baseIndex == 2)
         #expect(core.commitIndex == 3 && core.lastIndex == 4)
-        #expect(core.queue.count == 3)
+        #expect(core.store.count == 3)
     }
 }

@@ -49,12 +49,12 @@ import Testing
         }
         let n = NodeCore(nodeId: 1, memberIds: [1], settings: ClusterSettings(), snapshot: nil,
                          records: [parked(1, id: 1, seq: 5), parked(2, id: 2, seq: 5), parked(3, id: 3, seq: 4)])
-        #expect(n.queue.count == 1)
-        #expect(n.queue.task(1) != nil)
+        #expect(n.store.count == 1)
+        #expect(n.store.task(1) != nil)
         #expect(n.parkedApplied == [2: 5])
         // The dedupe state travels in the snapshot.
         let snap = n.snapshot()!
         #expect(QueueSnapshot.decode(snap.encoded())?.parkedApplied == [2: 5])
-        #expect(n.queue.highestTaskId == 3)
+        #expect(n.store.highestTaskId == 3)
     }
 }

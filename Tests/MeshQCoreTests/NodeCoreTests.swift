@@ -22,8 +22,11 @@ private extension NodeCoreDriver {
 
     /// Sends and returns the reply (if any yet). Send first, then read:
     /// `replies[send(...)]` would read `replies` before the send.
+    /// A change (a lease too) is answered once it commits: the end of the
+    /// loop iteration (`flush`) commits it on a cluster of one.
     func answer(_ cmd: ClientCommand, session: UInt64 = 1) -> Reply? {
         let ref = send(cmd, session: session)
+        if replies[ref] == nil { flush() }
         return replies[ref]
     }
 
@@ -86,16 +89,14 @@ private extension NodeCoreDriver {
     @Test func dequeueAckNackCycle() {
         let h = singleNode()
         let id = h.enqueue("job")
-        let d = h.send(.dequeue(waitMs: nil))
-        guard case .task(let tid, _, let payload)? = h.replies[d] else {
+        guard case .task(let tid, _, let payload)? = h.answer(.dequeue(waitMs: nil)) else {
             Issue.record("no task")
             return
         }
         #expect(tid == id)
         #expect(payload == Array("job".utf8))
         #expect(h.answer(.dequeue(waitMs: nil)) == .empty)
-        let n = h.send(.nack(taskId: id))
-        guard case .ok(id, _)? = h.replies[n] else {
+        guard case .ok(id, _)? = h.answer(.nack(taskId: id)) else {
             Issue.record("nack not OK")
             return
         }
@@ -110,7 +111,7 @@ private extension NodeCoreDriver {
             Issue.record("ack not OK")
             return
         }
-        #expect(h.core.queue.count == 0)
+        #expect(h.core.store.count == 0)
         guard case .error(.notfound, _)? = h.answer(.ack(taskId: id)) else {
             Issue.record("second ack should be NOTFOUND")
             return
@@ -126,7 +127,7 @@ private extension NodeCoreDriver {
         s.ackTimeoutMs = 500
         let h = singleNode(s)
         let id = h.enqueue("x")
-        _ = h.send(.dequeue(waitMs: nil))
+        _ = h.answer(.dequeue(waitMs: nil))
         #expect(h.core.nextWakeup() == h.now + 500)
         h.step(499)
         #expect(h.answer(.dequeue(waitMs: nil)) == .empty)
@@ -201,7 +202,7 @@ private extension NodeCoreDriver {
         h.start([1])
         h.flush()
         #expect(h.core.epoch == 2)
-        #expect(h.core.queue.count == 1)
+        #expect(h.core.store.count == 1)
         #expect(h.core.clock.time >= clockBefore)
         guard case .task(b, _, _)? = h.answer(.dequeue(waitMs: nil), session: 2) else {
             Issue.record("b should be delivered after restart")
@@ -220,7 +221,7 @@ private extension NodeCoreDriver {
         h.editDisk(1) { $0.snapshot = snap }
         h.start([1])
         h.flush()
-        #expect(h.core.queue.count == 2)
+        #expect(h.core.store.count == 2)
         #expect(h.enqueue("c") == b + 1)
     }
 
@@ -237,7 +238,7 @@ private extension NodeCoreDriver {
         let h = singleNode()
         _ = h.enqueue("a")
         _ = h.enqueue("b")
-        _ = h.send(.dequeue(waitMs: nil))
+        _ = h.answer(.dequeue(waitMs: nil))
         guard case .status(let line)? = h.answer(.status) else {
             Issue.record("no status")
             return

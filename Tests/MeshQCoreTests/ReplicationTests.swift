@@ -132,7 +132,7 @@ final class ReplicationCluster {
         let commits = ReplicationCluster.ids.map { c.node($0).commitIndex }
         #expect(Set(commits).count == 1, "commit indexes \(commits)")
         for n in ReplicationCluster.ids {
-            #expect(c.node(n).queue.task(id)?.payload == Array("hello".utf8), "node \(n)")
+            #expect(c.node(n).store.task(id)?.payload == Array("hello".utf8), "node \(n)")
         }
     }
 
@@ -209,9 +209,11 @@ final class ReplicationCluster {
             }
         }
         // One ACK too, so the snapshot carries removals as well as additions.
+        // A lease commits before its TASK (its delivery count is durable first).
         let d = c.send(.dequeue(waitMs: nil), to: 3)
+        c.run { c.replies[d] != nil }
         guard case .task(let leased, _, _)? = c.replies[d] else {
-            Issue.record("no task for DEQUEUE: \(String(describing: c.replies[d]))")
+            Issue.record("no task for DEQUEUE")
             return
         }
         let a = c.send(.ack(taskId: leased), to: 3)
@@ -234,7 +236,7 @@ final class ReplicationCluster {
         // Caught up, it takes part in the next rounds as usual.
         let id = try #require(c.enqueue("after", at: 1))
         c.run { c.node(1).commitIndex == c.node(3).commitIndex }
-        #expect(c.node(1).queue.task(id)?.payload == Array("after".utf8))
+        #expect(c.node(1).store.task(id)?.payload == Array("after".utf8))
     }
 
     @Test func withoutAMajorityAnEnqueueIsNeverOK() throws {
@@ -263,7 +265,7 @@ final class ReplicationCluster {
         let id = try #require(c.enqueue("next", at: 2))
         c.run { Set(ReplicationCluster.ids.map { c.node($0).commitIndex }).count == 1 && c.node(3).mailbox.isEmpty }
         for n in ReplicationCluster.ids {
-            #expect(c.node(n).queue.task(id) != nil, "node \(n)")
+            #expect(c.node(n).store.task(id) != nil, "node \(n)")
             let copies = c.contents(n).values.filter { $0 == "lost" }.count
             #expect(parked ? copies == 1 : copies <= 1, "node \(n) holds \(copies) copies")
         }
@@ -307,7 +309,7 @@ final class ReplicationCluster {
         #expect(!matched)
         #expect(!effects.contains { if case .persist = $0 { return true } else { return false } })
         #expect(follower.lastIndex == lastBefore)
-        #expect(follower.queue.task(999) == nil)
+        #expect(follower.store.task(999) == nil)
     }
 
     @Test func aRestartedVoterStillRefusesTheEpochsItPromisedAway() {

@@ -7,7 +7,7 @@ import Testing
         #expect(Reply.task(taskId: 12, lamport: 0, payload: Array("hi there".utf8)).line == "TASK 12 0 hi there\n")
         #expect(Reply.queued(ref: "2-5", lamport: 9).line == "QUEUED 2-5 9\n")
         #expect(Reply.empty.line == "EMPTY\n")
-        #expect(Reply.hello(nodeId: 3, lamport: 981).line == "HELLO 3 981 meshq/1\n")
+        #expect(Reply.hello(nodeId: 3, lamport: 981).line == "HELLO 3 981 meshq/2\n")
         #expect(Reply.pong.line == "PONG\n")
         #expect(Reply.bye.line == "BYE\n")
         #expect(Reply.plainOK.line == "OK\n")

@@ -164,7 +164,7 @@ final class TranscriptRunner {
             for id in d.ids {
                 guard let n = d.nodes[id] else { out.append("n\(id) down"); continue }
                 out.append("n\(id) \(n.role.rawValue) leader=\(n.leaderId.map(String.init) ?? "-") epoch=\(n.epoch) "
-                           + "commit=\(n.commitIndex) last=\(n.lastIndex) tasks=\(n.queue.count)"
+                           + "commit=\(n.commitIndex) last=\(n.lastIndex) tasks=\(n.store.count)"
                            + (n.rejoining ? " rejoining" : ""))
             }
             return out

@@ -83,7 +83,7 @@ import Testing
         let restored = NodeCore(nodeId: 1, memberIds: [1, 2, 3], settings: ClusterSettings(),
                                 snapshot: r.snapshot.flatMap(QueueSnapshot.decode), records: decoded)
         #expect(restored.commitIndex == 4 && restored.lastIndex == 6)
-        #expect(restored.queue.count == 4)
+        #expect(restored.store.count == 4)
         #expect(restored.log.entry(at: 6) == entries[5])
     }
 

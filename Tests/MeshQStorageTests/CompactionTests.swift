@@ -48,12 +48,12 @@ import Testing
         }
         booted.load()
         let restored = booted.node(1)
-        #expect(restored.queue.count == 101)
-        #expect(restored.queue.task(900) == nil)
-        #expect(restored.queue.task(901)?.payload == Array("task-901".utf8))
-        #expect(restored.queue.task(1_001)?.payload == Array("after".utf8))
+        #expect(restored.store.count == 101)
+        #expect(restored.store.task(900) == nil)
+        #expect(restored.store.task(901)?.payload == Array("task-901".utf8))
+        #expect(restored.store.task(1_001)?.payload == Array("after".utf8))
         #expect(restored.commitIndex == d.node(1).commitIndex)
-        #expect(restored.queue.highestTaskId == 1_001)
+        #expect(restored.store.highestTaskId == 1_001)
         // Started, it leads again and never reuses an acked task's id.
         booted.start()
         guard case .ok(let next, _)? = booted.request(.enqueue(payload: Array("next".utf8)), at: 1) else {

@@ -84,8 +84,9 @@ public final class Daemon {
     public private(set) var process: Process?
     public var dataDir: String { dir + "/data" }
 
-    /// `cluster` and `node` are extra `key = value` lines for the two sections.
-    public init(name: String, cluster: String = "", node: String = "", clientPort: UInt16? = nil) {
+    /// `cluster` and `node` are extra `key = value` lines for the two
+    /// sections; `sections` is appended as it is (`[queue.NAME]` sections).
+    public init(name: String, cluster: String = "", node: String = "", sections: String = "", clientPort: UInt16? = nil) {
         dir = Harness.tempDir(name)
         self.clientPort = clientPort ?? Harness.freePort()
         configPath = dir + "/meshq.conf"
@@ -93,7 +94,7 @@ public final class Daemon {
         let text = ConfigWriter(cluster: ConfigWriter.lines(cluster), nodes: [
             .loopback(id: 1, peerPort: Int(Harness.freePort()), clientPort: Int(self.clientPort),
                       dataDir: "\(dir)/data", extra: ConfigWriter.lines(node)),
-        ]).text
+        ]).text + (sections.isEmpty ? "" : "\n" + sections + "\n")
         try? text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 

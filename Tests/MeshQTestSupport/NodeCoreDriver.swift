@@ -231,7 +231,7 @@ public final class NodeCoreDriver {
 
     /// The tasks a node holds, by id, with their payloads.
     public func contents(_ id: Int) -> [UInt64: String] {
-        Dictionary(uniqueKeysWithValues: node(id).queue.allTasks().map { ($0.id, String(decoding: $0.payload, as: UTF8.self)) })
+        Dictionary(uniqueKeysWithValues: node(id).store.allTasks().map { ($0.id, String(decoding: $0.payload, as: UTF8.self)) })
     }
 
     /// Applies a node's effects through the interpreter; a node in

@@ -66,13 +66,13 @@ extension ClusterSimulator {
             // 2. Every acknowledged enqueue is in the state of every later
             // leader (checked when it starts serving) until an ACK is sent.
             if n.role == .leader, n.serving, checkedLeaderships.insert([UInt64(id), n.epoch]).inserted {
-                for (task, payload) in okTasks where !ackSent.contains(task) && n.queue.task(task) == nil {
+                for (task, payload) in okTasks where !ackSent.contains(task) && n.store.task(task) == nil {
                     throw fail("leader \(id) of epoch \(n.epoch) lost task \(task) (\(payload)), whose ENQUEUE got OK")
                 }
                 // 6. A parked entry is applied once: no payload is in the queue twice.
                 var seen: Set<[UInt8]> = []
-                for t in n.queue.allTasks() where !seen.insert(t.payload).inserted {
-                    let copies = n.queue.allTasks().filter { $0.payload == t.payload }.map { "task \($0.id)" }
+                for t in n.store.allTasks() where !seen.insert(t.payload).inserted {
+                    let copies = n.store.allTasks().filter { $0.payload == t.payload }.map { "task \($0.id)" }
                     let entries = (n.log.firstIndex...max(n.log.firstIndex, n.log.lastIndex)).compactMap { i -> String? in
                         guard let e = n.log.entry(at: i) else { return nil }
                         switch e.op {
@@ -110,7 +110,7 @@ extension ClusterSimulator {
             throw fail("liveness: node \(id) still holds \(n.mailbox.count) parked entries at t=\(now)\n  \(states)")
         }
         if let l = nodes[ids.max()!] {
-            let inQueue = Set(l.queue.allTasks().map { String(decoding: $0.payload, as: UTF8.self) })
+            let inQueue = Set(l.store.allTasks().map { String(decoding: $0.payload, as: UTF8.self) })
             for (payload, ref) in parked where !inQueue.contains(payload) && !everDelivered.contains(payload) {
                 throw fail("parked \(payload) (QUEUED \(ref)) was never applied")
             }
@@ -124,7 +124,7 @@ extension ClusterSimulator {
         // leader: it is in its queue.
         if let l = nodes[top], l.role == .leader, l.serving {
             for (task, payload) in okTasks.sorted(by: { $0.key < $1.key })
-            where !ackSent.contains(task) && l.queue.task(task) == nil {
+            where !ackSent.contains(task) && l.store.task(task) == nil {
                 throw fail("final leader \(top) does not hold task \(task) (\(payload)), whose ENQUEUE got OK")
             }
         }

@@ -35,9 +35,7 @@ public struct ChunkSource: Sendable {
     }
 
     /// The size of `QueueSnapshot.encoded()`, computed without encoding.
-    public static func encodedSize(_ s: QueueSnapshot) -> Int {
-        41 + s.tasks.reduce(0) { $0 + 28 + $1.payload.count } + 4 + 12 * s.parkedApplied.count
-    }
+    public static func encodedSize(_ s: QueueSnapshot) -> Int { s.encodedSize }
 
     /// The same bytes from the start (a receiver that lost what it held).
     func restarted() -> ChunkSource { ChunkSource(storage: storage, count: count) }
@@ -74,29 +72,12 @@ public struct ChunkSource: Sendable {
     private mutating func produce(_ s: QueueSnapshot) {
         var w = ByteWriter(capacity: 64)
         if produced == 0 {
-            w.u8(2)
-            w.u64(s.lastIndex)
-            w.u64(s.lastEpoch)
-            w.u64(s.lamport)
-            w.u64(s.highestTaskId)
-            w.u64(UInt64(s.tasks.count))
+            s.encodeHeader(into: &w)
         } else if nextTask < s.tasks.count {
-            let t = s.tasks[nextTask]
+            QueueSnapshot.encode(s.tasks[nextTask], into: &w)
             nextTask += 1
-            w.u64(t.id)
-            w.u64(t.lamport)
-            w.i64(t.enqueuedAtMs)
-            w.u32(UInt32(t.payload.count))
-            held.append(contentsOf: w.bytes)
-            held.append(contentsOf: t.payload)
-            produced += w.bytes.count + t.payload.count
-            return
         } else {
-            w.u32(UInt32(s.parkedApplied.count))
-            for (node, seq) in s.parkedApplied.sorted(by: { $0.key < $1.key }) {
-                w.u32(UInt32(truncatingIfNeeded: node))
-                w.u64(seq)
-            }
+            s.encodeTrailer(into: &w)
         }
         held.append(contentsOf: w.bytes)
         produced += w.bytes.count

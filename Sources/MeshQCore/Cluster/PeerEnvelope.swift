@@ -490,7 +490,18 @@ extension PeerEnvelope {
         case .enqueue(let p): w.u8(1); w.blob(p)
         case .dequeue(let ms): w.u8(2); w.i64(Int64(ms ?? -1))
         case .ack(let id): w.u8(3); w.u64(id)
-        case .nack(let id): w.u8(4); w.u64(id)
+        case .nack(let id, let delay):
+            if let delay { w.u8(13); w.u64(id); w.i64(Int64(delay)) } else { w.u8(4); w.u64(id) }
+        case .put(let q, let o, let p):
+            w.u8(5); w.string(q); w.u32(o.priority); w.i64(Int64(o.delayMs)); w.string(o.key ?? ""); w.blob(p)
+        case .take(let qs, let ms):
+            w.u8(6); w.u32(UInt32(qs.count)); for q in qs { w.string(q) }; w.i64(Int64(ms ?? -1))
+        case .touch(let id, let ms): w.u8(7); w.u64(id); w.i64(Int64(ms ?? -1))
+        case .bury(let id): w.u8(8); w.u64(id)
+        case .kick(let q, let n): w.u8(9); w.string(q); w.i64(Int64(n ?? -1))
+        case .pause(let q, let ms): w.u8(10); w.string(q); w.i64(Int64(ms))
+        case .stats(let q): w.u8(11); w.string(q ?? "")
+        case .peek(let q): w.u8(12); w.string(q)
         default: preconditionFailure("\(c) is answered by the node that received it")
         }
     }
@@ -503,8 +514,53 @@ extension PeerEnvelope {
             return .dequeue(waitMs: ms < 0 ? nil : Int(ms))
         case 3: return r.u64().map { .ack(taskId: $0) }
         case 4: return r.u64().map { .nack(taskId: $0) }
+        case 13:
+            guard let id = r.u64(), let d = r.i64(), d >= 0, d <= Int64(LineParser.maxDelayMs) else { return nil }
+            return .nack(taskId: id, delayMs: Int(d))
+        case 5:
+            guard let q = queueName(&r), let pri = r.u32(), let d = r.i64(), d >= 0, d <= Int64(LineParser.maxDelayMs),
+                  let k = r.string(maxLength: LineParser.maxKeyBytes), let p = r.blob() else { return nil }
+            return .put(queue: q, options: PutOptions(priority: pri, delayMs: Int(d), key: k.isEmpty ? nil : k), payload: p)
+        case 6:
+            guard let n = r.u32(), n >= 1, n <= 64 else { return nil }
+            var qs: [String] = []
+            for _ in 0..<n {
+                guard let q = queueName(&r) else { return nil }
+                qs.append(q)
+            }
+            guard let ms = optionalMs(&r, max: Int64(LineParser.maxWaitMs)) else { return nil }
+            return .take(queues: qs, waitMs: ms.value)
+        case 7:
+            guard let id = r.u64(), let ms = optionalMs(&r, max: Int64(LineParser.maxDelayMs)) else { return nil }
+            return .touch(taskId: id, ms: ms.value)
+        case 8: return r.u64().map { .bury(taskId: $0) }
+        case 9:
+            guard let q = queueName(&r), let n = optionalMs(&r, max: Int64(UInt32.max)) else { return nil }
+            return .kick(queue: q, count: n.value)
+        case 10:
+            guard let q = queueName(&r), let ms = r.i64(), ms >= 0, ms <= Int64(LineParser.maxDelayMs) else { return nil }
+            return .pause(queue: q, ms: Int(ms))
+        case 11:
+            guard let q = r.string(maxLength: 64) else { return nil }
+            if q.isEmpty { return .stats(queue: nil) }
+            guard LineParser.isValidQueueName(q) else { return nil }
+            return .stats(queue: q)
+        case 12: return queueName(&r).map { .peek(queue: $0) }
         default: return nil
         }
+    }
+
+    private static func queueName(_ r: inout ByteReader) -> String? {
+        guard let q = r.string(maxLength: LineParser.maxQueueNameBytes), LineParser.isValidQueueName(q) else { return nil }
+        return q
+    }
+
+    /// -1 for none; a box so that "none" is not mistaken for "malformed".
+    private struct OptionalInt { var value: Int? }
+
+    private static func optionalMs(_ r: inout ByteReader, max: Int64) -> OptionalInt? {
+        guard let v = r.i64(), v >= -1, v <= max else { return nil }
+        return OptionalInt(value: v < 0 ? nil : Int(v))
     }
 
     /// What a dialer's proof signs (with HMAC-SHA256 under cluster_secret,

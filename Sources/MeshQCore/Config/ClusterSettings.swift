@@ -23,6 +23,12 @@ public struct ClusterSettings: Sendable, Equatable {
     /// A connection with nothing outstanding that sends no complete line
     /// within this is closed (0 = never, like Redis `timeout 0`).
     public var idleTimeoutMs = 0
+    /// Leases of one task before it goes to its dead-letter queue (0: unlimited).
+    public var maxDeliveries = 0
+    /// How long a PUT's key deduplicates later PUTs of the same key and queue.
+    public var dedupWindowMs = 600_000
+    /// `[queue.NAME]` sections, by queue name.
+    public var queues: [String: QueueSettings] = [:]
 
     public init() {}
 
@@ -38,7 +44,8 @@ public struct ClusterSettings: Sendable, Equatable {
          ("commit_timeout_ms", "\(commitTimeoutMs)"), ("time_sync_interval_ms", "\(timeSyncIntervalMs)"),
          ("max_connections", "\(maxConnections)"), ("max_memory_mb", "\(maxMemoryMB)"),
          ("log_level", logLevel.rawValue),
-         ("auth_timeout_ms", "\(authTimeoutMs)"), ("idle_timeout_ms", "\(idleTimeoutMs)")]
+         ("auth_timeout_ms", "\(authTimeoutMs)"), ("idle_timeout_ms", "\(idleTimeoutMs)"),
+         ("max_deliveries", "\(maxDeliveries)"), ("dedup_window_ms", "\(dedupWindowMs)"), ("queues", queuesSummary)]
     }
 
     private var restartOnly: [(String, String)] {
@@ -72,6 +79,9 @@ public struct ClusterSettings: Sendable, Equatable {
         s.logLevel = new.logLevel
         s.authTimeoutMs = new.authTimeoutMs
         s.idleTimeoutMs = new.idleTimeoutMs
+        s.maxDeliveries = new.maxDeliveries
+        s.dedupWindowMs = new.dedupWindowMs
+        s.queues = new.queues
         return s
     }
 }

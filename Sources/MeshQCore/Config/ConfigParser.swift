@@ -25,7 +25,13 @@ public enum ConfigParser {
 }
 
 private struct Parser {
-    enum Section: Equatable { case none, cluster, node(Int) }
+    enum Section: Equatable { case none, cluster, node(Int), queue(String) }
+
+    struct RawQueue {
+        var name: String
+        var line: Int
+        var values: [String: (String, Int)] = [:]
+    }
 
     struct RawNode {
         var id: Int
@@ -38,6 +44,7 @@ private struct Parser {
     var seenSections: [String: Int] = [:]
     var clusterValues: [String: (String, Int)] = [:]
     var nodes: [RawNode] = []
+    var queues: [RawQueue] = []
     var lastLine = 0
 
     static let clusterKeys: Set<String> = [
@@ -45,8 +52,9 @@ private struct Parser {
         "commit_timeout_ms", "time_sync_interval_ms", "route_ttl", "max_payload_bytes", "fsync",
         "max_connections", "max_memory_mb", "log_level", "cluster_secret", "client_token",
         "auth_timeout_ms", "idle_timeout_ms",
-        "cluster_secret_file", "client_token_file",
+        "cluster_secret_file", "client_token_file", "max_deliveries", "dedup_window_ms",
     ]
+    static let queueKeys: Set<String> = ["ack_timeout_ms", "max_deliveries", "dead_letter", "dedup_window_ms"]
     static let nodeKeys: Set<String> = ["peer", "client", "listen_peer", "listen_client", "data_dir", "metrics"]
     // TLS (docs/configuration.md), parsed in `tls(for:)` below.
     static let tlsClusterKeys: Set<String> = ["tls_ca"]
@@ -113,6 +121,13 @@ private struct Parser {
                     throw error(lineNo, key, "duplicate key (first set on line \(first.1))")
                 }
                 nodes[i].values[key] = (value, lineNo)
+            case .queue(let name):
+                guard Parser.queueKeys.contains(key) else { throw error(lineNo, key, "unknown key in [queue.\(name)]") }
+                let i = queues.count - 1
+                if let first = queues[i].values[key] {
+                    throw error(lineNo, key, "duplicate key (first set on line \(first.1))")
+                }
+                queues[i].values[key] = (value, lineNo)
             }
         }
     }
@@ -131,14 +146,22 @@ private struct Parser {
             }
             section = .node(id)
             nodes.append(RawNode(id: id, line: line))
+        } else if name.hasPrefix("queue.") {
+            let q = String(name.dropFirst(6))
+            guard LineParser.isValidQueueName(q) else {
+                throw error(line, nil, "bad section [\(name)]: a queue name is 1-64 bytes of [A-Za-z0-9._-]")
+            }
+            section = .queue(q)
+            queues.append(RawQueue(name: q, line: line))
         } else {
-            throw error(line, nil, "unknown section [\(name)] (expected [cluster] or [node.N])")
+            throw error(line, nil, "unknown section [\(name)] (expected [cluster], [node.N] or [queue.NAME])")
         }
         seenSections[name] = line
     }
 
-    func int(_ key: String, _ range: ClosedRange<Int>, _ what: String) throws(ConfigError) -> Int? {
-        guard let (v, line) = clusterValues[key] else { return nil }
+    func int(_ key: String, _ range: ClosedRange<Int>, _ what: String,
+             in values: [String: (String, Int)]? = nil) throws(ConfigError) -> Int? {
+        guard let (v, line) = (values ?? clusterValues)[key] else { return nil }
         guard v.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(v), range.contains(n) else {
             throw error(line, key, "expected \(what) from \(range.lowerBound) to \(range.upperBound), got '\(v)'")
         }
@@ -184,6 +207,25 @@ private struct Parser {
         let msOrOff = "an integer number of milliseconds (0 = off)"
         if let v = try int("auth_timeout_ms", 0...86_400_000, msOrOff) { c.authTimeoutMs = v }
         if let v = try int("idle_timeout_ms", 0...86_400_000, msOrOff) { c.idleTimeoutMs = v }
+        let deliveries = 0...1_000_000
+        let deliveriesWhat = "an integer number of deliveries (0 = unlimited)"
+        let window = 1...(30 * 86_400_000)
+        if let v = try int("max_deliveries", deliveries, deliveriesWhat) { c.maxDeliveries = v }
+        if let v = try int("dedup_window_ms", window, msWhat) { c.dedupWindowMs = v }
+        for q in queues {
+            var s = QueueSettings(line: q.line)
+            s.ackTimeoutMs = try int("ack_timeout_ms", ms, msWhat, in: q.values)
+            s.maxDeliveries = try int("max_deliveries", deliveries, deliveriesWhat, in: q.values)
+            s.dedupWindowMs = try int("dedup_window_ms", window, msWhat, in: q.values)
+            if let (v, line) = q.values["dead_letter"] {
+                guard LineParser.isValidQueueName(v) else {
+                    throw error(line, "dead_letter", "expected a queue name of 1-64 bytes of [A-Za-z0-9._-], got '\(v)'")
+                }
+                guard v != q.name else { throw error(line, "dead_letter", "a queue cannot be its own dead-letter queue") }
+                s.deadLetter = v
+            }
+            c.queues[q.name] = s
+        }
         if let (v, line) = clusterValues["fsync"] {
             guard let m = FsyncMode(rawValue: v.lowercased()) else {
                 throw error(line, "fsync", "expected always or never, got '\(v)'")

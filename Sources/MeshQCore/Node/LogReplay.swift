@@ -4,14 +4,14 @@
 // again); an entry out of sequence is skipped and counted (a damaged log);
 // a commit record moves the commit mark; a truncate record cuts the
 // uncommitted tail. Then the entries up to the commit mark apply to the
-// queue (all of them for a cluster of one: alone, everything durable was
+// store (all of them for a cluster of one: alone, everything durable was
 // committed).
 // Invariant: the queue holds exactly the effects of the committed entries,
 // the same way a running node applies them (`apply`), and the log stays
 // contiguous from the snapshot.
 
 struct LogReplay {
-    private(set) var queue = TaskQueue()
+    private(set) var store = TaskStore()
     private(set) var log: ReplicatedLog
     private(set) var clock = LamportClock()
     /// The highest mailbox sequence applied from each node.
@@ -35,7 +35,7 @@ struct LogReplay {
                 switch e.op {
                 case .enqueue, .enqueueParked: liveEstimate += 1
                 case .ack: liveEstimate -= 1
-                case .noop: break
+                default: break
                 }
                 log.append(e)
                 clock.observe(e.lamport)
@@ -45,10 +45,9 @@ struct LogReplay {
                 if after >= log.baseIndex && after < log.lastIndex { log.truncate(after: max(after, log.commitIndex)) }
             }
         }
-        queue.reserveCapacity(max(0, liveEstimate))
+        store.reserveCapacity(max(0, liveEstimate))
         if let s = snapshot {
-            for t in s.tasks { queue.apply(enqueue: t) }
-            queue.observeTaskId(s.highestTaskId)
+            store.load(s)
             clock.observe(s.lamport)
             parkedApplied = s.parkedApplied
         }
@@ -57,25 +56,9 @@ struct LogReplay {
         var i = log.commitIndex
         while i < through {
             i += 1
-            if let e = log.entry(at: i) { _ = Self.apply(e.op, to: &queue, parked: &parkedApplied) }
+            if let e = log.entry(at: i) { _ = store.apply(e.op, parked: &parkedApplied) }
         }
         log.markCommitted(through: through)
-    }
-
-    /// Applies a committed operation; false when it was a duplicate
-    /// delivery of a parked task (skipped, the same on every node).
-    static func apply(_ op: LogEntry.Operation, to queue: inout TaskQueue, parked: inout [Int: UInt64]) -> Bool {
-        switch op {
-        case .noop: break
-        case .enqueue(let t): queue.apply(enqueue: t)
-        case .ack(let id): queue.apply(ack: id)
-        case .enqueueParked(let t, let from, let seq):
-            queue.observeTaskId(t.id)
-            guard seq > parked[from, default: 0] else { return false }
-            parked[from] = seq
-            queue.apply(enqueue: t)
-        }
-        return true
     }
 
     /// The highest task id among the uncommitted entries.

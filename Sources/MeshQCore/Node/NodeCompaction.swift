@@ -22,9 +22,9 @@ extension NodeCore {
     public func compactionImage(sorted: Bool = true) -> CompactionImage {
         let tail = log.lastIndex > commitIndex ? log.entries(from: commitIndex + 1, through: log.lastIndex) : []
         var snap = QueueSnapshot(lastIndex: commitIndex, lastEpoch: log.epoch(at: commitIndex) ?? log.baseEpoch,
-                                 lamport: clock.time, highestTaskId: queue.highestTaskId, tasks: [],
-                                 parkedApplied: parkedApplied)
-        snap.tasks = sorted ? queue.allTasks() : queue.tasksInAnyOrder()
+                                 lamport: clock.time, highestTaskId: store.highestTaskId, tasks: [],
+                                 parkedApplied: parkedApplied, pauses: store.pauses, keys: store.keyRecords())
+        snap.tasks = sorted ? store.allTasks() : store.tasksInAnyOrder()
         return CompactionImage(snapshot: snap, tail: tail)
     }
 }

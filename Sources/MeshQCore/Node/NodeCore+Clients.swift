@@ -30,6 +30,7 @@ extension NodeCore {
         guard role == .follower, let leader = leaderId, detector.alive.contains(leader) else { return false }
         var patience = Int64(settings.commitTimeoutMs + settings.leaderTimeoutMs)
         if case .dequeue(let wait?) = command { patience += Int64(wait) }
+        if case .take(_, let wait?) = command { patience += Int64(wait) }
         let id = commands.forward(target, to: leader, deadline: now + patience)
         emit(.debug, "route_forward", [("node", "\(nodeId)"), ("to", "\(leader)"), ("id", "\(id)")])
         sendPeer(to: leader, .forward(id: id, owner: owner, command: command))
@@ -75,70 +76,175 @@ extension NodeCore {
 
     func serve(_ command: ClientCommand, target: ReplyTarget, owner: String, now: Int64, wallMs: Int64) {
         switch command {
-        case .enqueue(let payload): enqueue(payload, target: target, wallMs: wallMs)
-        case .dequeue(let waitMs): dequeue(target: target, owner: owner, waitMs: waitMs ?? 0, now: now)
+        case .enqueue(let payload):
+            put(QueuedTask.defaultQueue, PutOptions(), payload, target: target, wallMs: wallMs)
+        case .put(let q, let options, let payload):
+            put(q, options, payload, target: target, wallMs: wallMs)
+        case .dequeue(let waitMs):
+            take([QueuedTask.defaultQueue], job: false, target: target, owner: owner, waitMs: waitMs ?? 0, now: now)
+        case .take(let queues, let waitMs):
+            take(queues, job: true, target: target, owner: owner, waitMs: waitMs ?? 0, now: now)
         case .ack(let id): ack(id, target: target)
-        case .nack(let id): nack(id, target: target, now: now)
+        case .nack(let id, let delay): nack(id, delayMs: delay ?? 0, target: target)
+        case .touch(let id, let ms): touch(id, ms: ms, target: target)
+        case .bury(let id): bury(id, target: target)
+        case .kick(let q, let count): kick(q, count: count, target: target)
+        case .pause(let q, let ms): pause(q, ms: ms, target: target)
+        case .stats(let q): reply(target, stats(q))
+        case .peek(let q): peek(q, target: target)
         default: break
         }
     }
 
-    func enqueue(_ payload: [UInt8], target: ReplyTarget, wallMs: Int64) {
+    /// PUT (and ENQUEUE on `default`): a task with its options, stamped
+    /// with cluster time; a key put before in this queue within its window
+    /// answers the first task's OK at once.
+    func put(_ q: String, _ o: PutOptions, _ payload: [UInt8], target: ReplyTarget, wallMs: Int64) {
         guard payload.count <= settings.maxPayloadBytes else {
             reply(target, .error(.toolarge, "payload is \(payload.count) bytes, max_payload_bytes is \(settings.maxPayloadBytes)"))
             return
         }
+        let at = clusterTime(wallMs: wallMs)
+        if let k = o.key, let first = store.firstPut(queue: q, key: k, atMs: at) {
+            reply(target, .duplicate(taskId: first.taskId, lamport: first.lamport))
+            return
+        }
         let limit = settings.maxMemoryMB * 1_048_576
-        guard queue.payloadBytes + pendingPayloadBytes + payload.count <= limit else {
+        guard store.payloadBytes + pendingPayloadBytes + payload.count <= limit else {
             reply(target, .error(.busy, "queued payload is at max_memory_mb (\(settings.maxMemoryMB))"))
             return
         }
         let l = clock.tick()
-        // Task timestamps use the cluster's corrected clock (Cristian).
-        let at = wallMs + Int64(role == .leader ? 0 : cristian.offsetMs)
-        let task = QueuedTask(id: nextTaskId, lamport: l, enqueuedAtMs: at, payload: payload)
+        var task = QueuedTask(id: nextTaskId, lamport: l, enqueuedAtMs: at, payload: payload, queue: q,
+                              priority: o.priority, readyAtMs: o.delayMs > 0 ? at + Int64(o.delayMs) : 0)
+        if let k = o.key {
+            task.key = k
+            task.keyUntilMs = at + Int64(settings.queue(q).dedupWindowMs)
+        }
         nextTaskId += 1
         pendingPayloadBytes += payload.count
         proposals.append(Proposal(op: .enqueue(task), lamport: l, client: target))
     }
 
     func ack(_ id: UInt64, target: ReplyTarget) {
-        guard queue.markAcking(id) else {
+        guard store.task(id) != nil, !acking.contains(id) else {
             reply(target, .error(.notfound, "no task \(id) (never enqueued, or already acked)"))
             return
         }
-        proposals.append(Proposal(op: .ack(taskId: id), lamport: clock.tick(), client: target))
+        acking.insert(id)
+        propose(.ack(taskId: id), for: id, target: target)
     }
 
-    func nack(_ id: UInt64, target: ReplyTarget, now: Int64) {
-        guard queue.release(id) else {
+    /// A lease this leader can see in force (by cluster time).
+    func leased(_ id: UInt64) -> QueuedTask? {
+        guard let t = store.task(id), !acking.contains(id), t.leasedUntilMs > lastClusterMs else { return nil }
+        return t
+    }
+
+    func nack(_ id: UInt64, delayMs: Int, target: ReplyTarget) {
+        guard leased(id) != nil else {
             reply(target, .error(.notfound, "task \(id) is not leased"))
             return
         }
-        reply(target, .ok(taskId: id, lamport: clock.tick()))
-        serveWaiters(now: now)
+        propose(.release(taskId: id, readyAt: delayMs > 0 ? lastClusterMs + Int64(delayMs) : 0), for: id, target: target)
     }
 
-    func dequeue(target: ReplyTarget, owner: String, waitMs: Int, now: Int64) {
-        if let t = queue.leaseNext(owner: owner, deadline: now + Int64(settings.ackTimeoutMs)) {
-            reply(target, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
-        } else if waitMs > 0 {
-            waiters.add(.init(target: target, owner: owner, deadline: now + Int64(waitMs)))
+    func touch(_ id: UInt64, ms: Int?, target: ReplyTarget) {
+        guard let t = leased(id) else {
+            reply(target, .error(.notfound, "task \(id) is not leased (its lease ended, or it was acked)"))
+            return
+        }
+        let length = ms ?? settings.queue(t.queue).ackTimeoutMs
+        propose(.touch(taskId: id, until: lastClusterMs + Int64(length)), for: id, target: target)
+    }
+
+    func bury(_ id: UInt64, target: ReplyTarget) {
+        guard let t = leased(id) else {
+            reply(target, .error(.notfound, "task \(id) is not leased"))
+            return
+        }
+        guard t.origin == nil else {
+            reply(target, .error(.badarg, "task \(id) is in the dead-letter queue \(t.queue) already"))
+            return
+        }
+        propose(.bury(taskId: id, deadLetter: settings.queue(t.queue).deadLetter), for: id, target: target)
+    }
+
+    func kick(_ q: String, count: Int?, target: ReplyTarget) {
+        let ids = store.readyTasks(in: q, limit: count ?? Int.max).filter { $0.origin != nil }.map(\.id)
+        guard !ids.isEmpty else {
+            reply(target, .moved(0))
+            return
+        }
+        for id in ids { store.markBusy(id) }
+        proposals.append(Proposal(op: .kick(taskIds: ids), lamport: clock.tick(), client: target, answer: .moved))
+    }
+
+    func pause(_ q: String, ms: Int, target: ReplyTarget) {
+        proposals.append(Proposal(op: .pause(queue: q, until: ms > 0 ? lastClusterMs + Int64(ms) : 0),
+                                  lamport: clock.tick(), client: target, answer: .plain))
+    }
+
+    func peek(_ q: String, target: ReplyTarget) {
+        guard let t = store.readyTasks(in: q, limit: 1).first else {
+            reply(target, .empty)
+            return
+        }
+        reply(target, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
+    }
+
+    /// A change to one task: it is handed to nobody until the change commits.
+    func propose(_ op: LogEntry.Operation, for id: UInt64, target: ReplyTarget?, answer: Answer = .ok) {
+        store.markBusy(id)
+        proposals.append(Proposal(op: op, lamport: clock.tick(), client: target, answer: answer))
+    }
+
+    /// TAKE (DEQUEUE: `default`, answered TASK): leases the next ready task
+    /// of the first listed queue that has one, or waits for one.
+    func take(_ queues: [String], job: Bool, target: ReplyTarget, owner: String, waitMs: Int, now: Int64) {
+        if leaseNext(queues, job: job, target: target) { return }
+        if waitMs > 0 {
+            waiters.add(.init(target: target, owner: owner, deadline: now + Int64(waitMs), job: job), queues: queues)
         } else {
             reply(target, .empty)
         }
     }
 
-    func serveWaiters(now: Int64) {
-        guard queue.readyCount > 0 else { return }
-        checkLease(now: now)
-        guard role == .leader else { return }
-        while queue.readyCount > 0, let w = waiters.popFirst() {
-            guard let t = queue.leaseNext(owner: w.owner, deadline: now + Int64(settings.ackTimeoutMs)) else {
-                waiters.add(w)
-                return
+    /// Proposes a lease of the next ready task of `queues` for `target`;
+    /// a task leased max_deliveries times goes to its dead-letter queue
+    /// instead. False when no task is ready.
+    func leaseNext(_ queues: [String], job: Bool, target: ReplyTarget) -> Bool {
+        while let t = store.nextReady(in: queues) {
+            let qs = settings.queue(t.queue)
+            if qs.maxDeliveries > 0, t.deliveries >= UInt32(clamping: qs.maxDeliveries), t.origin == nil {
+                deadLetter(t, to: qs.deadLetter)
+                continue
             }
-            reply(w.target, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
+            propose(.lease(taskId: t.id, until: lastClusterMs + Int64(qs.ackTimeoutMs), deliveries: t.deliveries &+ 1),
+                    for: t.id, target: target, answer: job ? .job : .task)
+            return true
+        }
+        return false
+    }
+
+    /// A task past its queue's delivery cap moves to its dead-letter queue.
+    func deadLetter(_ t: QueuedTask, to deadLetter: String) {
+        emit(.warn, "task_dead_lettered", [("node", "\(nodeId)"), ("task", "\(t.id)"), ("queue", t.queue),
+                                          ("dead_letter", deadLetter), ("deliveries", "\(t.deliveries)")])
+        propose(.bury(taskId: t.id, deadLetter: deadLetter), for: t.id, target: nil)
+    }
+
+    func serveWaiters(now: Int64) {
+        guard store.readyCount > 0, waiters.count > 0 else { return }
+        checkLease(now: now)
+        guard role == .leader, serving else { return }
+        for queues in waiters.queueLists {
+            while store.nextReady(in: queues) != nil, let w = waiters.popFirst(queues: queues) {
+                guard leaseNext(queues, job: w.job, target: w.target) else {
+                    waiters.putBack(w, queues: queues)
+                    break
+                }
+            }
         }
     }
 }

@@ -36,9 +36,9 @@ extension NodeCore {
     /// makes them the leader's as well); they are written again after the
     /// snapshot, which replaces the log on disk.
     func install(_ snap: QueueSnapshot, encoded: [UInt8]?) {
-        queue = TaskQueue()
-        for t in snap.tasks { queue.apply(enqueue: t) }
-        queue.observeTaskId(snap.highestTaskId)
+        store = TaskStore()
+        _ = store.advance(to: lastClusterMs)
+        store.load(snap)
         clock.observe(snap.lamport)
         parkedApplied = snap.parkedApplied
         let kept: [LogEntry]
@@ -61,8 +61,8 @@ extension NodeCore {
     /// ever holds committed changes).
     func committedSnapshot() -> QueueSnapshot {
         QueueSnapshot(lastIndex: commitIndex, lastEpoch: log.epoch(at: commitIndex) ?? log.baseEpoch,
-                      lamport: clock.time, highestTaskId: queue.highestTaskId, tasks: queue.allTasks(),
-                      parkedApplied: parkedApplied)
+                      lamport: clock.time, highestTaskId: store.highestTaskId, tasks: store.allTasks(),
+                      parkedApplied: parkedApplied, pauses: store.pauses, keys: store.keyRecords())
     }
 
     // MARK: following
@@ -164,28 +164,12 @@ extension NodeCore {
         guard !entries.isEmpty else { return }
         for e in entries {
             entriesCommitted += 1
-            let client: ReplyTarget? = awaiting.first?.index == e.index ? awaiting.removeFirst().target : nil
-            switch e.op {
-            case .noop:
-                break
-            case .enqueue(let t):
-                queue.apply(enqueue: t)
-                nextTaskId = max(nextTaskId, t.id + 1)
-                if let client {
-                    pendingPayloadBytes -= t.payload.count
-                    reply(client, .ok(taskId: t.id, lamport: e.lamport))
-                }
-            case .ack(let id):
-                if !planted(.ackNotApplied) { queue.apply(ack: id) }
-                if let client { reply(client, .ok(taskId: id, lamport: e.lamport)) }
-            case .enqueueParked(let t, _, let seq):
-                if planted(.parkedAppliedTwice) { queue.apply(enqueue: t) } else {
-                    _ = LogReplay.apply(e.op, to: &queue, parked: &parkedApplied)
-                }
-                nextTaskId = max(nextTaskId, t.id + 1)
-                // A duplicate is acknowledged too: the entry is in the queue once.
-                if let client { reply(client, .ok(taskId: seq, lamport: e.lamport)) }
+            var client: (target: ReplyTarget, answer: Answer)?
+            if awaiting.first?.index == e.index {
+                let a = awaiting.removeFirst()
+                client = (a.target, a.answer)
             }
+            applyCommitted(e, client: client)
         }
         if election == nil { emit(.debug, "repl_commit", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
                                                          ("commit", "\(commitIndex)"), ("entries", "\(entries.count)")]) }

@@ -74,7 +74,10 @@ extension NodeCore {
     func becomeLeader(epoch newEpoch: UInt64, votes: [Int: LogPosition], now: Int64, tookMs: Int64?) {
         epoch = newEpoch
         phase = nil
-        queue.releaseAllLeases()
+        // Cluster time goes on from the previous leader's clock.
+        leaderOffsetMs = Int64(cristian.offsetMs.rounded())
+        store.clearAllBusy()
+        acking.removeAll()
         twoPC.promise(epoch: newEpoch)
         if let tookMs {
             elections += 1
@@ -101,7 +104,7 @@ extension NodeCore {
     }
 
     func recovered(now: Int64) {
-        nextTaskId = max(nextTaskId, queue.highestTaskId + 1, LogReplay.highestTaskId(in: log) + 1)
+        nextTaskId = max(nextTaskId, store.highestTaskId + 1, LogReplay.highestTaskId(in: log) + 1)
         replication.start(followers: peers, next: log.lastIndex + 1)
         // The first entry of the epoch commits everything adopted before it.
         let l = clock.tick()
@@ -167,9 +170,9 @@ extension NodeCore {
         twoPC.abandon()
         mutexRetryAt = nil
         applyMutex(mutex.state == .inside ? mutex.release() : mutex.cancel(), now: now)
-        queue.releaseAllLeases()
+        store.clearAllBusy()
+        acking.removeAll()
         for a in awaiting {
-            if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
             reply(a.target, .error(.noleader, "leadership was lost before this change committed; the next leader may still apply it"))
         }
         awaiting.removeAll()

@@ -34,7 +34,7 @@ extension NodeCore {
             }
             applyElection(election?.receive(from: env.from, m, now: now) ?? [], now: now)
         case .timeRequest(let seq):
-            if role == .leader { sendPeer(to: env.from, .timeReply(seq: seq, serverMs: wallMs)) }
+            if role == .leader { sendPeer(to: env.from, .timeReply(seq: seq, serverMs: clusterTime(wallMs: wallMs))) }
         case .timeReply(let seq, let serverMs):
             guard env.from == leaderId, let s = timeSync.reply(seq: seq, serverMs: serverMs, wallMs: wallMs) else { return }
             emit(.info, "time_sync", [("node", "\(nodeId)"), ("leader", "\(env.from)"), ("offset_ms", formatMs(cristian.offsetMs)),

@@ -8,11 +8,7 @@
 extension NodeCore {
     func failProposals(_ code: ErrorCode, _ text: String) {
         for p in proposals {
-            switch p.op {
-            case .ack(let id): queue.unmarkAcking(id)
-            case .enqueue(let t): pendingPayloadBytes -= t.payload.count
-            case .noop, .enqueueParked: break
-            }
+            unwind(p.op)
             if let c = p.client { reply(c, .error(code, text)) }
         }
         proposals.removeAll()
@@ -56,7 +52,7 @@ extension NodeCore {
             let e = LogEntry(index: log.lastIndex + 1, epoch: epoch, lamport: p.lamport, op: p.op)
             log.append(e)
             records.append(.entry(e))
-            if let c = p.client { awaiting.append((e.index, c)) }
+            if let c = p.client { awaiting.append((e.index, c, p.answer)) }
         }
         proposals.removeAll(keepingCapacity: true)
         election?.logMoved(to: log.position)
@@ -110,8 +106,7 @@ extension NodeCore {
         }
         if let cut {
             for a in awaiting where a.index > cut {
-                if case .ack(let id)? = log.entry(at: a.index)?.op { queue.unmarkAcking(id) }
-                if case .enqueue(let t)? = log.entry(at: a.index)?.op { pendingPayloadBytes -= t.payload.count }
+                if let op = log.entry(at: a.index)?.op { unwind(op) }
                 reply(a.target, .error(.noquorum, reason == "timeout"
                     ? "no majority acknowledged within commit_timeout_ms (\(settings.commitTimeoutMs) ms); the outcome is unknown: a later leader may still apply it"
                     : "a majority cannot be reached (too few peers up or willing); the outcome is unknown: a later leader may still apply it"))

@@ -75,6 +75,21 @@ public final class NodeCore {
         var op: LogEntry.Operation
         var lamport: UInt64
         var client: ReplyTarget?
+        var answer: Answer = .ok
+    }
+
+    /// How a client learns that its entry committed.
+    enum Answer: Sendable {
+        /// `OK <task-id> <lamport>` (or `... dup`, or a parked delivery's confirmation).
+        case ok
+        /// `TASK ...` (DEQUEUE).
+        case task
+        /// `JOB ...` (TAKE).
+        case job
+        /// `OK <moved>` (KICK).
+        case moved
+        /// `OK` (PAUSE).
+        case plain
     }
 
     // MARK: identity and the replicated state
@@ -88,7 +103,7 @@ public final class NodeCore {
     public internal(set) var leaderId: Int?
     public internal(set) var epoch: UInt64
     public internal(set) var clock: LamportClock
-    public internal(set) var queue = TaskQueue()
+    public internal(set) var store = TaskStore()
     public internal(set) var log: ReplicatedLog
     public var commitIndex: UInt64 { log.commitIndex }
     public var lastIndex: UInt64 { log.lastIndex }
@@ -141,7 +156,17 @@ public final class NodeCore {
     /// The batch growing for the next round.
     var proposals: [Proposal] = []
     /// Clients waiting for their entry (in the log, uncommitted) to commit.
-    var awaiting = Deque<(index: UInt64, target: ReplyTarget)>()
+    var awaiting = Deque<(index: UInt64, target: ReplyTarget, answer: Answer)>()
+    /// Tasks whose ACK is being replicated (a second ACK gets NOTFOUND).
+    var acking: Set<UInt64> = []
+    /// The cluster clock's offset from this node's wall clock while it
+    /// leads: its last Cristian estimate of the previous leader's clock, so
+    /// cluster time goes on from that leader's instead of jumping to ours.
+    var leaderOffsetMs: Int64 = 0
+    /// Cluster time as of the last input that brought a wall clock, and the
+    /// monotonic time it came at (to turn cluster deadlines into wakeups).
+    var lastClusterMs: Int64 = 0
+    var lastClusterAt: Int64 = 0
     var nextTaskId: UInt64
     /// Payload bytes of ENQUEUEs proposed and not yet committed (max_memory_mb).
     var pendingPayloadBytes = 0
@@ -177,8 +202,8 @@ public final class NodeCore {
 
     // MARK: clients and the mailbox
 
-    /// DEQUEUEs waiting for a task.
-    var waiters = WaiterQueue()
+    /// DEQUEUEs and TAKEs waiting for a task.
+    var waiters = TakeWaiters()
     /// Held commands, relays to the leader, relays taken from followers.
     var commands: CommandRouter
     var dispatchingHeld = false
@@ -211,7 +236,7 @@ public final class NodeCore {
         let single = memberIds.count <= 1
         let replay = LogReplay(snapshot: snapshot, records: records, commitAll: single)
         let log = replay.log
-        self.queue = replay.queue
+        self.store = replay.store
         self.parkedApplied = replay.parkedApplied
         self.skippedRecords = replay.skippedRecords
         self.clock = replay.clock
@@ -220,7 +245,7 @@ public final class NodeCore {
         self.lastCommitMark = log.commitIndex
         self.log = log
         self.epoch = log.lastEpoch
-        self.nextTaskId = max(queue.highestTaskId, LogReplay.highestTaskId(in: log)) + 1
+        self.nextTaskId = max(store.highestTaskId, LogReplay.highestTaskId(in: log)) + 1
         mutex = RicartAgrawalaMutex(nodeId: nodeId)
         twoPC = TwoPhaseCommit(nodeId: nodeId, clusterSize: max(1, memberIds.count),
                                promisedEpoch: max(log.lastEpoch, promisedEpoch))
@@ -266,7 +291,7 @@ public final class NodeCore {
     public func nextWakeup() -> Int64? {
         guard halted == nil else { return nil }
         let sync: Int64? = role == .follower ? leaderId.map { timeSync.nextWakeup(leader: $0) } : nil
-        var times = [queue.nextLeaseDeadline(), waiters.nextDeadline(), election?.nextWakeup(), sync, delivery.retryAt,
+        var times = [store.nextDue().map { lastClusterAt + max(1, $0 - lastClusterMs) }, waiters.nextDeadline(), election?.nextWakeup(), sync, delivery.retryAt,
                      election == nil ? nil : nextLinkReport, detector.nextExpiry(),
                      twoPC.deadline, mutexRetryAt, recovering?.deadline, recovering?.nextAsk, commands.nextDeadline,
                      role == .leader && !serving && servingNotBefore > lastNow ? servingNotBefore : nil,
@@ -284,7 +309,7 @@ public final class NodeCore {
     /// Called once the node's storage is open and recovered.
     public func start(now: Int64) {
         lastNow = now
-        emit(.info, "tasks_recovered", [("node", "\(nodeId)"), ("count", "\(queue.count)"),
+        emit(.info, "tasks_recovered", [("node", "\(nodeId)"), ("count", "\(store.count)"),
                                        ("commit", "\(commitIndex)"), ("uncommitted", "\(log.lastIndex - commitIndex)"),
                                        ("epoch", "\(epoch)"), ("lamport", "\(clock.time)")])
         if skippedRecords > 0 {
@@ -354,6 +379,7 @@ public final class NodeCore {
         detector.heard(from: env.from, directly: true, now: now)
         applyDetector(now: now)
         receive(env, now: now, wallMs: wallMs)
+        observeClock(now: now, wallMs: wallMs)
     }
 
     /// The transport connected to `id`. That proves nothing about the peer
@@ -395,7 +421,8 @@ public final class NodeCore {
             reply(target, .hello(nodeId: nodeId, lamport: l))
         case .status:
             reply(target, .status(status().line))
-        case .enqueue, .dequeue, .ack, .nack:
+        case .enqueue, .dequeue, .ack, .nack, .put, .take, .touch, .bury, .kick, .pause, .stats, .peek:
+            observeClock(now: now, wallMs: wallMs)
             if let reason = halted {
                 refuseHalted(target, reason: reason)
                 return
@@ -476,10 +503,7 @@ public final class NodeCore {
                 sendReplication(to: id, now: now)
             }
         }
-        for id in queue.expireLeases(now: now) {
-            emit(.info, "task_requeued", [("node", "\(nodeId)"), ("task", "\(id)"),
-                                         ("reason", "lease_expired"), ("lamport", "\(clock.time)")])
-        }
+        observeClock(now: now, wallMs: wallMs)
         serveWaiters(now: now)
         for w in waiters.expire(now: now) { reply(w.target, .empty) }
         expireHeld(now: now)
@@ -495,10 +519,10 @@ public final class NodeCore {
 
     public func status(extra: [(String, String)] = []) -> StatusReport {
         StatusReport(id: nodeId, role: role.rawValue, leader: leaderId, epoch: epoch, lamport: clock.time,
-                     commit: commitIndex, ready: queue.readyCount, inflight: queue.leasedCount,
+                     commit: commitIndex, ready: store.readyCount, inflight: store.leasedCount,
                      mailbox: mailbox.count, peersUp: election?.peersUp.count ?? 0,
                      offsetMs: role == .leader ? 0 : cristian.offsetMs,
-                     extra: [("tasks", "\(queue.count)"), ("members", "\(memberIds.count)"),
+                     extra: [("tasks", "\(store.count)"), ("queues", "\(store.lines.count)"), ("members", "\(memberIds.count)"),
                              ("last", "\(log.lastIndex)")] + extra)
     }
 

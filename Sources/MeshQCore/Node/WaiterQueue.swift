@@ -1,4 +1,5 @@
-// WaiterQueue: DEQUEUE calls blocked until a task is ready or their wait ends.
+// WaiterQueue: DEQUEUE/TAKE calls on one list of queues blocked until a task
+// is ready or their wait ends (TakeWaiters keeps one per list).
 // Served first-come first-served: each waiter gets an arrival number and the
 // next one served is the smallest, whatever its deadline; deadlines only end
 // waits. Both orders are DeadlineSets (indexed min-heaps), so serving,
@@ -14,6 +15,15 @@ public struct WaiterQueue: Sendable {
         public var target: ReplyTarget
         public var owner: String
         public var deadline: Int64
+        /// Answered with JOB (TAKE) rather than TASK (DEQUEUE).
+        public var job: Bool
+
+        public init(target: ReplyTarget, owner: String, deadline: Int64, job: Bool = false) {
+            self.target = target
+            self.owner = owner
+            self.deadline = deadline
+            self.job = job
+        }
     }
 
     private var waiting: [ReplyTarget: Waiter] = [:]

@@ -34,13 +34,13 @@ public enum LineParser {
                 return .error(.badarg, "wait-ms must be an integer from 0 to \(maxWaitMs)")
             }
             return .command(.dequeue(waitMs: Int(ms)))
-        case "ACK", "NACK":
+        case "ACK":
             let args = words(rest)
-            guard args.count == 1 else { return .error(.badarg, "usage: \(verb) <task-id>") }
+            guard args.count == 1 else { return .error(.badarg, "usage: ACK <task-id>") }
             guard let id = decimal(args[0]) else {
                 return .error(.badarg, "task-id must be a decimal unsigned 64-bit integer")
             }
-            return .command(verb == "ACK" ? .ack(taskId: id) : .nack(taskId: id))
+            return .command(.ack(taskId: id))
         case "HELLO":
             let args = words(rest)
             guard args.count == 1 || args.count == 2 else {
@@ -69,6 +69,7 @@ public enum LineParser {
             default: return .command(.quit)
             }
         default:
+            if let parsed = parseQueueVerb(verb, rest) { return parsed }
             return .error(.badcmd, "unknown command '\(printable(line[verbStart..<i]))'")
         }
     }

@@ -4,6 +4,14 @@
 
 public enum Reply: Equatable, Sendable {
     case ok(taskId: UInt64, lamport: UInt64)
+    /// A PUT whose key was put before: the first task's OK, marked `dup`.
+    case duplicate(taskId: UInt64, lamport: UInt64)
+    /// TAKE: the task, its queue and its delivery count.
+    case job(taskId: UInt64, lamport: UInt64, queue: String, deliveries: UInt32, payload: [UInt8])
+    /// KICK: how many tasks moved.
+    case moved(Int)
+    /// STATS without a queue: one STATS line per queue, then END.
+    case statsList([String])
     case queued(ref: String, lamport: UInt64)
     case task(taskId: UInt64, lamport: UInt64, payload: [UInt8])
     case empty
@@ -24,6 +32,33 @@ public enum Reply: Equatable, Sendable {
             appendDecimal(id, to: &out)
             out.append(0x20)
             appendDecimal(l, to: &out)
+        case .duplicate(let id, let l):
+            out.append(contentsOf: [0x4F, 0x4B, 0x20]) // "OK "
+            appendDecimal(id, to: &out)
+            out.append(0x20)
+            appendDecimal(l, to: &out)
+            out.append(contentsOf: " dup".utf8)
+        case .job(let id, let l, let queue, let deliveries, let payload):
+            out.append(contentsOf: "JOB ".utf8)
+            appendDecimal(id, to: &out)
+            out.append(0x20)
+            appendDecimal(l, to: &out)
+            out.append(0x20)
+            out.append(contentsOf: queue.utf8)
+            out.append(0x20)
+            appendDecimal(UInt64(deliveries), to: &out)
+            out.append(0x20)
+            out.append(contentsOf: payload)
+        case .moved(let n):
+            out.append(contentsOf: "OK ".utf8)
+            appendDecimal(UInt64(n), to: &out)
+        case .statsList(let lines):
+            for l in lines {
+                out.append(contentsOf: "STATS ".utf8)
+                out.append(contentsOf: l.utf8)
+                out.append(0x0A)
+            }
+            out.append(contentsOf: "END".utf8)
         case .queued(let ref, let l):
             out.append(contentsOf: "QUEUED ".utf8)
             out.append(contentsOf: ref.utf8)
@@ -43,7 +78,7 @@ public enum Reply: Equatable, Sendable {
             appendDecimal(UInt64(node), to: &out)
             out.append(0x20)
             appendDecimal(l, to: &out)
-            out.append(contentsOf: " meshq/1".utf8)
+            out.append(contentsOf: " meshq/2".utf8)
         case .status(let line):
             out.append(contentsOf: "STATUS ".utf8)
             out.append(contentsOf: line.utf8)

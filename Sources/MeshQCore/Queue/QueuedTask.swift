@@ -1,18 +1,86 @@
 // QueuedTask: a task as the replicated state holds it. The payload is opaque
-// bytes, kept exactly as the producer sent them.
+// bytes, kept exactly as the producer sent them. Every field is replicated
+// (log entries and snapshots carry it), so each node derives the same task
+// from the same log; times are cluster time (the leader's clock, ms since
+// the epoch), never a node's monotonic clock.
+// Invariant: `leasedUntilMs > 0` exactly while a TAKE/DEQUEUE lease is in
+// force; `origin` is set exactly while the task sits in a dead-letter queue.
 
 public struct QueuedTask: Equatable, Sendable {
+    public static let defaultQueue = "default"
+    public static let defaultPriority: UInt32 = 1024
+
     public var id: UInt64
-    /// Lamport time of the ENQUEUE at the leader.
+    /// Lamport time of the PUT/ENQUEUE at the leader.
     public var lamport: UInt64
-    /// Leader's (clock-corrected) wall time when it was enqueued, ms since epoch.
+    /// Leader's (clock-corrected) wall time when it was put, ms since epoch.
     public var enqueuedAtMs: Int64
     public var payload: [UInt8]
+    /// The queue it is in now (a dead-letter queue once buried).
+    public var queue: String
+    /// Lower first.
+    public var priority: UInt32
+    /// Not ready before this cluster time (0: ready at once): PUT delay=, NACK delay.
+    public var readyAtMs: Int64
+    /// The idempotency key it was put with.
+    public var key: String?
+    /// Its key deduplicates PUTs until this cluster time.
+    public var keyUntilMs: Int64
+    /// Leases granted so far (the count a JOB reply carries).
+    public var deliveries: UInt32
+    /// Leased until this cluster time (0: not leased).
+    public var leasedUntilMs: Int64
+    /// The queue a dead-lettered task came from (where KICK sends it back).
+    public var origin: String?
 
-    public init(id: UInt64, lamport: UInt64, enqueuedAtMs: Int64, payload: [UInt8]) {
+    public init(id: UInt64, lamport: UInt64, enqueuedAtMs: Int64, payload: [UInt8],
+                queue: String = QueuedTask.defaultQueue, priority: UInt32 = QueuedTask.defaultPriority,
+                readyAtMs: Int64 = 0, key: String? = nil, keyUntilMs: Int64 = 0, deliveries: UInt32 = 0,
+                leasedUntilMs: Int64 = 0, origin: String? = nil) {
         self.id = id
         self.lamport = lamport
         self.enqueuedAtMs = enqueuedAtMs
         self.payload = payload
+        self.queue = queue
+        self.priority = priority
+        self.readyAtMs = readyAtMs
+        self.key = key
+        self.keyUntilMs = keyUntilMs
+        self.deliveries = deliveries
+        self.leasedUntilMs = leasedUntilMs
+        self.origin = origin
+    }
+
+    /// A plain ENQUEUE's task: encoded in the protocol-1 form (smaller, and
+    /// what logs written before protocol 2 hold).
+    public var isPlain: Bool {
+        queue == Self.defaultQueue && priority == Self.defaultPriority && readyAtMs == 0 && key == nil
+            && deliveries == 0 && leasedUntilMs == 0 && origin == nil
+    }
+
+    /// Writes every field after the first four (the protocol-2 form).
+    func encodeOptions(into w: inout ByteWriter) {
+        w.string(queue)
+        w.u32(priority)
+        w.i64(readyAtMs)
+        w.string(key ?? "")
+        w.i64(keyUntilMs)
+        w.u32(deliveries)
+        w.i64(leasedUntilMs)
+        w.string(origin ?? "")
+    }
+
+    mutating func decodeOptions(_ r: inout ByteReader) -> Bool {
+        guard let q = r.string(), let p = r.u32(), let ra = r.i64(), let k = r.string(), let ku = r.i64(),
+              let d = r.u32(), let lu = r.i64(), let o = r.string() else { return false }
+        queue = q
+        priority = p
+        readyAtMs = ra
+        key = k.isEmpty ? nil : k
+        keyUntilMs = ku
+        deliveries = d
+        leasedUntilMs = lu
+        origin = o.isEmpty ? nil : o
+        return true
     }
 }

@@ -1,0 +1,261 @@
+// TaskStore: the replicated queue state — every committed, un-acked task of
+// every named queue — and the views derived from it by the cluster clock.
+//
+// Each task's fields (QueuedTask) change only through committed log entries
+// (TaskStore+Apply), so every node holds the same fields at the same index.
+// Where a task stands is derived from those fields and the cluster time
+// `now` (the last `advance`):
+//   ready    due (readyAtMs <= now) and not leased: in its queue's ready
+//            order, a DeadlineSet keyed by id with the priority as its
+//            "deadline", so the head is the smallest (priority, id) and
+//            insert and remove by id are O(log n);
+//   delayed  readyAtMs > now, and leased: leasedUntilMs > now: both wait in
+//            one DeadlineSet of task timers (by the time they are ready
+//            again), as beanstalkd keeps its delay and TTR heaps;
+//   busy     (leader only) a change to it is being replicated, so it is
+//            handed out to nobody meanwhile.
+// Pauses and the idempotency keys (TaskStore+Keys) are replicated too.
+// Invariant: every task is in exactly one place, and each queue's counts
+// equal what its places hold.
+
+public struct TaskStore: Sendable {
+    public enum Place: Sendable, Equatable { case ready, delayed, leased, busy }
+
+    struct Entry: Sendable {
+        var task: QueuedTask
+        var place: Place
+        /// Changes to it being replicated (leader only).
+        var busy: Int
+    }
+
+    /// One named queue's derived view.
+    public struct Line: Sendable {
+        var ready = DeadlineSet<UInt64>()
+        public internal(set) var delayed = 0
+        public internal(set) var leased = 0
+        public internal(set) var busy = 0
+        public var readyCount: Int { ready.count }
+        public var total: Int { ready.count + delayed + leased + busy }
+    }
+
+    var tasks: [UInt64: Entry] = [:]
+    public internal(set) var lines: [String: Line] = [:]
+    /// Every queue something was put in (since this node started).
+    public internal(set) var knownQueues: Set<String> = []
+    var timers = DeadlineSet<UInt64>()
+    /// Queue name -> cluster time its pause ends (replicated).
+    public internal(set) var pauses: [String: Int64] = [:]
+    var keys: [DedupKey: KeyRecord] = [:]
+    var keyExpiry = DeadlineSet<DedupKey>()
+    /// The cluster time of the last `advance`.
+    public private(set) var now: Int64 = 0
+    public private(set) var readyCount = 0
+    public private(set) var leasedCount = 0
+    /// Payload bytes held, for max_memory_mb.
+    public internal(set) var payloadBytes = 0
+    /// Highest task id ever applied: ids are never reused.
+    public internal(set) var highestTaskId: UInt64 = 0
+
+    public init() {}
+
+    public var count: Int { tasks.count }
+    public var keyCount: Int { keys.count }
+
+    public func task(_ id: UInt64) -> QueuedTask? { tasks[id]?.task }
+    public func place(of id: UInt64) -> Place? { tasks[id]?.place }
+
+    /// Every task, in id order (snapshots).
+    public func allTasks() -> [QueuedTask] {
+        tasks.values.map(\.task).sorted { $0.id < $1.id }
+    }
+
+    /// Every task, unordered: O(n) with no sort (a compaction sorts off the loop).
+    public func tasksInAnyOrder() -> [QueuedTask] {
+        tasks.values.map(\.task)
+    }
+
+    /// Recovery from a snapshot: ids at or below this were used before.
+    public mutating func observeTaskId(_ id: UInt64) {
+        highestTaskId = max(highestTaskId, id)
+    }
+
+    /// Room for `n` tasks in all (a restart knows how many it will apply).
+    public mutating func reserveCapacity(_ n: Int) {
+        tasks.reserveCapacity(n)
+    }
+
+    /// Adds a task (a PUT that committed, or a snapshot's); false when its id is here.
+    @discardableResult
+    mutating func insert(_ t: QueuedTask) -> Bool {
+        guard Self.insertIfAbsent(&tasks[t.id], Entry(task: t, place: .ready, busy: 0)) else { return false }
+        highestTaskId = max(highestTaskId, t.id)
+        payloadBytes += t.payload.count
+        if !knownQueues.contains(t.queue) { knownQueues.insert(t.queue) }
+        place(t.id)
+        return true
+    }
+
+    private static func insertIfAbsent(_ slot: inout Entry?, _ e: Entry) -> Bool {
+        guard slot == nil else { return false }
+        slot = e
+        return true
+    }
+
+    /// Removes a task for good (ACK); returns whether it existed.
+    @discardableResult
+    mutating func remove(_ id: UInt64) -> QueuedTask? {
+        guard tasks[id] != nil else { return nil }
+        unplace(id)
+        guard let e = tasks.removeValue(forKey: id) else { return nil }
+        payloadBytes -= e.task.payload.count
+        if lines[e.task.queue]?.total == 0 { lines[e.task.queue] = nil }
+        return e.task
+    }
+
+    /// Changes a task's fields and places it again.
+    mutating func update(_ id: UInt64, _ change: (inout QueuedTask) -> Void) -> QueuedTask? {
+        guard tasks[id] != nil else { return nil }
+        unplace(id)
+        let old = tasks[id]!.task.queue
+        change(&tasks[id]!.task)
+        let new = tasks[id]!.task.queue
+        if !knownQueues.contains(new) { knownQueues.insert(new) }
+        if old != tasks[id]!.task.queue, lines[old]?.total == 0 { lines[old] = nil }
+        place(id)
+        return tasks[id]!.task
+    }
+
+    /// Loads a snapshot's state into an empty store.
+    public mutating func load(_ s: QueueSnapshot) {
+        for t in s.tasks { insert(t) }
+        observeTaskId(s.highestTaskId)
+        pauses = s.pauses
+        for (k, r) in s.keys { recordKey(k, r) }
+    }
+
+    // MARK: time
+
+    /// Cluster time moves on to `clusterNow` (never back): delays that came
+    /// due and leases that ran out make their tasks ready. Returns the tasks
+    /// whose lease ran out.
+    public mutating func advance(to clusterNow: Int64) -> [UInt64] {
+        guard clusterNow > now else { return [] }
+        now = clusterNow
+        var expired: [UInt64] = []
+        for id in timers.popExpired(now: now) {
+            guard let e = tasks[id] else { continue }
+            if e.place == .leased { expired.append(id) }
+            unplace(id, timerGone: true)
+            place(id)
+        }
+        for (q, until) in pauses where until <= now { pauses[q] = nil }
+        return expired
+    }
+
+    /// The earliest cluster time at which `advance` changes something.
+    public func nextDue() -> Int64? {
+        [timers.first?.deadline, pauses.values.min()].compactMap { $0 }.min()
+    }
+
+    // MARK: leader-local: changes being replicated
+
+    /// A change to this task is being replicated: hand it to nobody until
+    /// every such change has committed or failed.
+    public mutating func markBusy(_ id: UInt64) {
+        guard tasks[id] != nil else { return }
+        unplace(id)
+        tasks[id]!.busy += 1
+        place(id)
+    }
+
+    public func isBusy(_ id: UInt64) -> Bool { (tasks[id]?.busy ?? 0) > 0 }
+
+    /// One change committed or failed: once none is left, the task stands
+    /// where its fields say.
+    public mutating func clearBusy(_ id: UInt64) {
+        guard let e = tasks[id], e.busy > 0 else { return }
+        unplace(id)
+        tasks[id]!.busy -= 1
+        place(id)
+    }
+
+    /// Every busy mark (a leadership ends).
+    public mutating func clearAllBusy() {
+        for (id, e) in tasks where e.busy > 0 {
+            unplace(id)
+            tasks[id]!.busy = 0
+            place(id)
+        }
+    }
+
+    // MARK: reading
+
+    public func isPaused(_ queue: String) -> Bool { (pauses[queue] ?? 0) > now }
+
+    /// The task TAKE would lease next from `queues`: the smallest (priority,
+    /// id) ready task of the first listed queue that has one and is not paused.
+    public func nextReady(in queues: [String]) -> QueuedTask? {
+        for q in queues where !isPaused(q) {
+            if let id = lines[q]?.ready.first?.key { return tasks[id]?.task }
+        }
+        return nil
+    }
+
+    /// Up to `limit` ready tasks of `queue`, in the order TAKE hands them out.
+    public func readyTasks(in queue: String, limit: Int) -> [QueuedTask] {
+        guard let line = lines[queue] else { return [] }
+        return line.ready.sorted.prefix(limit).compactMap { tasks[$0.key]?.task }
+    }
+
+    /// The oldest ready task's put time in `queue` (O(n): for STATS only).
+    public func oldestReadyAtMs(in queue: String) -> Int64? {
+        guard let line = lines[queue], !line.ready.isEmpty else { return nil }
+        return line.ready.sorted.compactMap { tasks[$0.key]?.task.enqueuedAtMs }.min()
+    }
+
+    // MARK: placing
+
+    private mutating func place(_ id: UInt64) {
+        guard let e = tasks[id] else { return }
+        let t = e.task
+        let until = max(t.readyAtMs, t.leasedUntilMs)
+        let p: Place
+        if e.busy > 0 {
+            p = .busy
+            lines[t.queue, default: Line()].busy += 1
+        } else if until > now {
+            p = t.leasedUntilMs > now ? .leased : .delayed
+            timers.schedule(id, at: until)
+            if p == .leased {
+                lines[t.queue, default: Line()].leased += 1
+                leasedCount += 1
+            } else {
+                lines[t.queue, default: Line()].delayed += 1
+            }
+        } else {
+            p = .ready
+            lines[t.queue, default: Line()].ready.schedule(id, at: Int64(t.priority))
+            readyCount += 1
+        }
+        tasks[id]!.place = p
+    }
+
+    private mutating func unplace(_ id: UInt64, timerGone: Bool = false) {
+        guard let e = tasks[id] else { return }
+        let q = e.task.queue
+        switch e.place {
+        case .busy:
+            lines[q]?.busy -= 1
+        case .leased:
+            if !timerGone { timers.remove(id) }
+            lines[q]?.leased -= 1
+            leasedCount -= 1
+        case .delayed:
+            if !timerGone { timers.remove(id) }
+            lines[q]?.delayed -= 1
+        case .ready:
+            lines[q]?.ready.remove(id)
+            readyCount -= 1
+        }
+    }
+}
