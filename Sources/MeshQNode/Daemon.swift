@@ -24,6 +24,7 @@ public enum NodeNotice {
     case alive
 }
 
+/// Who hears the node's notices, and how often it wants to hear `.alive`.
 public struct Supervisor {
     /// How often to send `.alive`; nil: never.
     public var heartbeatMs: Int?
@@ -36,14 +37,11 @@ public struct Supervisor {
 }
 
 public enum Daemon {
-    public struct LoadError: Error, CustomStringConvertible {
-        public let message: String
-        public var description: String { message }
-    }
+    struct LoadError: Error { let message: String }
 
-    /// The cluster configuration at `path`; a failure names the file (and the
-    /// line and key when the text is at fault).
-    public static func loadConfig(_ path: String) -> Result<MeshQConfig, LoadError> {
+    /// The cluster configuration at `path` (at start and at SIGHUP); a failure
+    /// names the file (and the line and key when the text is at fault).
+    static func loadConfig(_ path: String) -> Result<MeshQConfig, LoadError> {
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file"
             return .failure(LoadError(message: "\(path): cannot read: \(reason)"))
