@@ -53,7 +53,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "meshqd",
-            dependencies: ["MeshQNode"]
+            dependencies: [
+                "MeshQNode",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
         ),
         .executableTarget(
             name: "meshq",
@@ -66,7 +69,14 @@ let package = Package(
         .testTarget(name: "MeshQCoreTests", dependencies: ["MeshQCore", "MeshQTestSupport"], exclude: ["testdata"]),
         .testTarget(name: "MeshQStorageTests", dependencies: ["MeshQStorage", "MeshQCore", "MeshQTestSupport"]),
         .testTarget(name: "ReactorTests", dependencies: ["Reactor", "MeshQTestSupport"]),
-        .testTarget(name: "MeshQNodeTests", dependencies: ["MeshQNode", "MeshQCore", "Reactor", "MeshQTestSupport"]),
+        // meshqd too: its command line and sd_notify are tested with @testable import.
+        .testTarget(
+            name: "MeshQNodeTests",
+            dependencies: [
+                "MeshQNode", "meshqd", "MeshQCore", "Reactor", "MeshQTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "MeshQClientTests", dependencies: ["MeshQClient", "MeshQCore"]),
         .target(name: "MeshQTestSupport", dependencies: ["MeshQClient", "MeshQCore", "Reactor"], path: "Tests/MeshQTestSupport"),
         .testTarget(name: "IntegrationTests", dependencies: ["MeshQTestSupport", "MeshQClient", "Reactor"]),

@@ -1,78 +1,46 @@
-// Daemon: meshqd from the command line to the running loop. Order matters for
-// the contract: arguments and the config are checked before anything touches
-// data_dir (a bad file exits 2 and changes nothing), the data_dir lock is
-// taken before the log is opened (a second daemon exits non-zero), and the
-// node is recovered before it listens, so no client is answered from a
-// half-loaded state.
+// Daemon: one node from its config file to the running loop, for meshqd (the
+// process: its command line, logger and service-manager notices are meshqd's).
+// Order matters for the contract: the config is checked before anything
+// touches data_dir (a bad file changes nothing), the data_dir lock is taken
+// before the log is opened (a second daemon exits non-zero), and the node is
+// recovered before it listens, so no client is answered from a half-loaded
+// state.
 import Foundation
 import MeshQCore
 import MeshQStorage
 import Reactor
 
+/// What the node tells whoever supervises the process (meshqd: systemd's
+/// notify protocol). Called on the loop's thread.
+public enum NodeNotice {
+    /// Every change of role, leader or epoch; `joined` the first time the node
+    /// has a leader (it leads, or follows one): from then on it serves.
+    case role(StatusReport, joined: Bool)
+    /// SIGHUP: the config is being re-read, then it has been (or kept).
+    case reloading, reloaded
+    /// The loop has stopped; the store is being closed.
+    case stopping
+    /// The loop is turning (every `Supervisor.heartbeatMs`).
+    case alive
+}
+
+/// Who hears the node's notices, and how often it wants to hear `.alive`.
+public struct Supervisor {
+    /// How often to send `.alive`; nil: never.
+    public var heartbeatMs: Int?
+    public var notify: (NodeNotice) -> Void
+
+    public init(heartbeatMs: Int?, notify: @escaping (NodeNotice) -> Void) {
+        self.heartbeatMs = heartbeatMs
+        self.notify = notify
+    }
+}
+
 public enum Daemon {
-    public static let usage = """
-        usage: meshqd [--config FILE] --id N [--check] [--repair]
-          --config FILE  cluster configuration (default /etc/meshq/meshq.conf)
-          --id N         which [node.N] of the file this process runs
-          --check        validate the file, print a summary, exit 0 (or 2)
-          --repair       start even if the log is corrupt: keep the records before
-                         the damaged write, move the rest aside (<log>.corrupt-at-<offset>)
-        """
-
-    struct Arguments {
-        var config = "/etc/meshq/meshq.conf"
-        var id: Int?
-        var check = false
-        var repair = false
-    }
-
-    static func parse(_ args: [String]) -> Result<Arguments?, UsageError> {
-        var a = Arguments()
-        var i = 0
-        func value(_ flag: String) -> Result<String, UsageError> {
-            i += 1
-            guard i < args.count else { return .failure(UsageError("\(flag) needs a value")) }
-            return .success(args[i])
-        }
-        while i < args.count {
-            var arg = args[i]
-            var inline: String?
-            if arg.hasPrefix("--"), let eq = arg.firstIndex(of: "=") {
-                inline = String(arg[arg.index(after: eq)...])
-                arg = String(arg[..<eq])
-            }
-            switch arg {
-            case "--config", "-c":
-                switch inline.map({ .success($0) }) ?? value(arg) {
-                case .success(let v): a.config = v
-                case .failure(let e): return .failure(e)
-                }
-            case "--id":
-                let v: String
-                switch inline.map({ .success($0) }) ?? value(arg) {
-                case .success(let s): v = s
-                case .failure(let e): return .failure(e)
-                }
-                guard let n = Int(v), n > 0 else { return .failure(UsageError("--id takes a positive integer, got '\(v)'")) }
-                a.id = n
-            case "--check":
-                a.check = true
-            case "--repair":
-                a.repair = true
-            case "--help", "-h":
-                return .success(nil)
-            default:
-                return .failure(UsageError("unknown argument '\(args[i])'"))
-            }
-            i += 1
-        }
-        return .success(a)
-    }
-
-    struct UsageError: Error { let message: String; init(_ m: String) { message = m } }
-
     struct LoadError: Error { let message: String }
 
+    /// The cluster configuration at `path` (at start and at SIGHUP); a failure
+    /// names the file (and the line and key when the text is at fault).
     static func loadConfig(_ path: String) -> Result<MeshQConfig, LoadError> {
         guard let data = FileManager.default.contents(atPath: path) else {
             let reason = FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file"
@@ -88,56 +56,50 @@ public enum Daemon {
         }
     }
 
-    static func stderr(_ s: String) {
-        FileHandle.standardError.write((s.hasSuffix("\n") ? s : s + "\n").data(using: .utf8)!)
+    /// One node of a checked config, with its TLS files read.
+    public struct Node {
+        public let config: MeshQConfig
+        public let me: NodeConfig
+        public let configPath: String
+        let tls: TLSContexts
+
+        /// What `meshqd --check` prints.
+        public var summary: String { config.summary(for: me.id) }
     }
 
-    /// Runs meshqd; returns the process exit status.
-    public static func run(arguments: [String], environment: [String: String]) -> Int32 {
-        let args: Arguments
-        switch parse(arguments) {
-        case .success(nil):
-            print(usage)
-            return 0
-        case .success(let a?):
-            args = a
-        case .failure(let e):
-            stderr("meshqd: \(e.message)\n\(usage)")
-            return 2
-        }
+    /// Why a node cannot start from this file: the message names the file (and
+    /// line and key when one is at fault). Nothing has been touched.
+    public struct StartError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
+    }
+
+    /// Reads `configPath` and picks node `id` (nil: the file's only node).
+    /// TLS key files are read and checked here, so `--check` checks them too.
+    public static func node(configPath: String, id: Int?) -> Result<Node, StartError> {
         let config: MeshQConfig
-        switch loadConfig(args.config) {
+        switch loadConfig(configPath) {
         case .success(let c): config = c
-        case .failure(let e):
-            stderr("meshqd: config error: \(e.message)")
-            return 2
+        case .failure(let e): return .failure(StartError(message: "config error: \(e.message)"))
         }
-        guard let id = args.id ?? (config.nodes.count == 1 ? config.nodes[0].id : nil) else {
-            stderr("meshqd: --id is required: \(args.config) has nodes \(config.nodes.map { String($0.id) }.joined(separator: ", "))")
-            return 2
+        let ids = config.nodes.map { String($0.id) }.joined(separator: ", ")
+        guard let id = id ?? (config.nodes.count == 1 ? config.nodes[0].id : nil) else {
+            return .failure(StartError(message: "--id is required: \(configPath) has nodes \(ids)"))
         }
         guard let me = config.node(id) else {
-            stderr("meshqd: config error: \(args.config): no [node.\(id)] section (nodes: \(config.nodes.map { String($0.id) }.joined(separator: ", ")))")
-            return 2
+            return .failure(StartError(message: "config error: \(configPath): no [node.\(id)] section (nodes: \(ids))"))
         }
-        // TLS key files are read (and checked) before anything else, --check included.
-        let tls: TLSContexts
-        switch TLSSetup.load(me.tls, configFile: args.config) {
-        case .success(let t): tls = t
-        case .failure(let e):
-            stderr("meshqd: config error: \(e)")
-            return 2
+        switch TLSSetup.load(me.tls, configFile: configPath) {
+        case .success(let tls): return .success(Node(config: config, me: me, configPath: configPath, tls: tls))
+        case .failure(let e): return .failure(StartError(message: "config error: \(e)"))
         }
-        if args.check {
-            print(config.summary(for: id))
-            return 0
-        }
-        return serve(config: config, me: me, configPath: args.config, repair: args.repair, environment: environment, tls: tls)
     }
 
-    static func serve(config: MeshQConfig, me: NodeConfig, configPath: String, repair: Bool,
-                      environment: [String: String], tls: TLSContexts = TLSContexts()) -> Int32 {
-        let logger = Logger(level: config.cluster.logLevel, environment: environment)
+    /// Runs `node` until SIGTERM or SIGINT (0) or a fatal error (1, logged);
+    /// returns the process exit status.
+    public static func serve(_ start: Node, repair: Bool, logger: Logger, environment: [String: String],
+                             supervisor: Supervisor? = nil) -> Int32 {
+        let (config, me, configPath, tls) = (start.config, start.me, start.configPath, start.tls)
         let node = "\(me.id)"
         func fail(_ event: String, _ error: String) -> Int32 {
             logger.log(.error, event, [("node", node), ("error", error)])
@@ -235,7 +197,7 @@ public enum Daemon {
         server.rebuild = {
             try NodeBoot.open(config: current, me: me, repair: false, logger: logger, environment: environment)
         }
-        let notifier = SystemdNotifier(environment: environment)
+        let notify = supervisor?.notify ?? { _ in }
         let stop = { (signal: String) in
             logger.log(.info, "signal", [("node", node), ("signal", signal)])
             server.shutdown()
@@ -244,7 +206,7 @@ public enum Daemon {
         let term = SignalWatcher(loop: loop, signal: SIGTERM) { stop("TERM") }
         let int = SignalWatcher(loop: loop, signal: SIGINT) { stop("INT") }
         let hup = SignalWatcher(loop: loop, signal: SIGHUP) {
-            notifier?.notify("RELOADING=1")
+            notify(.reloading)
             switch loadConfig(configPath) {
             case .failure(let e):
                 logger.log(.warn, "config_reload_failed", [("node", node), ("error", e.message), ("kept", "old values")])
@@ -263,13 +225,13 @@ public enum Daemon {
                 TLSSetup.reload(from: new, running: me.tls, nodeId: me.id, configFile: configPath,
                                 server: server, transport: transport, logger: logger)
             }
-            notifier?.notify("READY=1")
+            notify(.reloaded)
         }
 
-        var watchdog: Reactor.Timer?
-        if let n = notifier, let ms = SystemdNotifier.watchdogIntervalMs(environment: environment) {
-            watchdog = Reactor.Timer(loop: loop, repeating: true) { n.notify("WATCHDOG=1") }
-            watchdog?.schedule(afterMs: max(1, ms / 2))
+        var heartbeat: Reactor.Timer?
+        if let ms = supervisor?.heartbeatMs {
+            heartbeat = Reactor.Timer(loop: loop, repeating: true) { notify(.alive) }
+            heartbeat?.schedule(afterMs: max(1, ms))
         }
 
         logger.log(.info, "node_started", [("node", node),
@@ -280,25 +242,21 @@ public enum Daemon {
                                            ("backend", loop.method), ("max_fds", "\(fdLimit)"),
                                            ("members", "\(config.nodes.count)"),
                                            ("metrics", metricsPort.map { "\(me.metrics!.host):\($0)" } ?? "-")])
-        // READY=1 once the node has joined: it leads, or follows a leader (a
-        // cluster of one leads as soon as it has recovered). STATUS= follows
-        // every change of role, leader or epoch.
-        var ready = false
+        // Joined once the node leads or follows a leader (a cluster of one
+        // leads as soon as it has recovered).
+        var joined = false
         server.onRoleChange = { s in
-            var msg = "STATUS=role=\(s.role) leader=\(s.leader.map(String.init) ?? "-") epoch=\(s.epoch)"
-            if !ready && s.leader != nil {
-                ready = true
-                msg = "READY=1\n" + msg
-            }
-            notifier?.notify(msg)
+            let first = !joined && s.leader != nil
+            if first { joined = true }
+            notify(.role(s, joined: first))
         }
         server.start()
         if let transport { server.connectPeers(transport) }
 
         loop.run()
 
-        notifier?.notify("STOPPING=1")
-        withExtendedLifetime((term, int, hup, watchdog, floorTimer)) {}
+        notify(.stopping)
+        withExtendedLifetime((term, int, hup, heartbeat, floorTimer)) {}
         server.closeStore()
         let last = server.core
         logger.log(.info, "node_stopped", [("node", node), ("epoch", "\(last.epoch)"),

@@ -7,29 +7,33 @@ import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct DaemonLifecycleTests {
-    private func run(_ args: [String], timeout: Double = 30) throws -> (status: Int32, output: String) {
+    /// Runs meshqd to its exit: the status, stdout and stderr.
+    private func run(_ args: [String], timeout: Double = 30) throws -> (status: Int32, stdout: String, stderr: String) {
         let dir = Harness.tempDir("cli")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let log = dir + "/out.log"
+        let (outPath, errPath) = (dir + "/out.log", dir + "/err.log")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Harness.meshqdPath)
         p.arguments = args
-        guard FileManager.default.createFile(atPath: log, contents: nil),
-              let fh = FileHandle(forWritingAtPath: log) else { throw HarnessError("cannot create \(log)") }
-        p.standardError = fh
-        p.standardOutput = fh
+        guard FileManager.default.createFile(atPath: outPath, contents: nil),
+              FileManager.default.createFile(atPath: errPath, contents: nil),
+              let out = FileHandle(forWritingAtPath: outPath),
+              let err = FileHandle(forWritingAtPath: errPath) else { throw HarnessError("cannot create logs in \(dir)") }
+        p.standardOutput = out
+        p.standardError = err
         try p.run()
         let exited = Harness.eventually(timeout: timeout) { !p.isRunning }
         if !exited { p.terminate() }
         p.waitUntilExit()
-        return (p.terminationStatus, (try? String(contentsOfFile: log, encoding: .utf8)) ?? "")
+        let read = { (path: String) in (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        return (p.terminationStatus, read(outPath), read(errPath))
     }
 
     @Test func checkPrintsASummaryAndTouchesNothing() throws {
         let d = Daemon(name: "check")
         let r = try run(["--config", d.configPath, "--id", "1", "--check"])
         #expect(r.status == 0)
-        #expect(r.output.contains("node"))
+        #expect(r.stdout.contains("node"))
         #expect(!FileManager.default.fileExists(atPath: d.dataDir))
     }
 
@@ -49,19 +53,54 @@ import Testing
         for extra in [[], ["--check"]] {
             let r = try run(["--config", path, "--id", "1"] + extra)
             #expect(r.status == 2)
-            #expect(r.output.contains("\(path):2"))
-            #expect(r.output.contains("ack_timeout_ms"))
+            #expect(r.stderr.contains("\(path):2"))
+            #expect(r.stderr.contains("ack_timeout_ms"))
         }
         #expect(!FileManager.default.fileExists(atPath: dir + "/data"))
     }
 
     @Test func usageErrorsExitTwo() throws {
-        #expect(try run(["--bogus"]).status == 2)
-        #expect(try run(["--config", "/nonexistent/meshq.conf", "--id", "1"]).status == 2)
-        let d = Daemon(name: "noid")
+        let d = Daemon(name: "usage")
+        for (args, says) in [
+            (["--bogus"], "Unknown option '--bogus'"),
+            (["--config", d.configPath, "stray"], "Unexpected argument 'stray'"),
+            (["--id", "x", "--config", d.configPath], "The value 'x' is invalid for '--id <N>': node ids are positive integers"),
+            (["--config", d.configPath, "--id", "0", "--check"], "The value '0' is invalid for '--id <N>'"),
+            (["--config", d.configPath, "--id"], "Missing value for '--id <N>'"),
+        ] {
+            let r = try run(args)
+            #expect(r.status == 2, "\(args): \(r)")
+            #expect(r.stderr.hasPrefix("Error: \(says)"), "\(args): \(r.stderr)")
+            #expect(r.stderr.contains("Usage: meshqd [--config <FILE>] [--id <N>] [--check] [--repair]"), "\(args): \(r.stderr)")
+            #expect(r.stdout.isEmpty, "\(args): \(r.stdout)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: d.dataDir))
+        let missing = try run(["--config", "/nonexistent/meshq.conf", "--id", "1"])
+        #expect(missing.status == 2)
+        #expect(missing.stderr == "meshqd: config error: /nonexistent/meshq.conf: cannot read: no such file\n")
         let r = try run(["--config", d.configPath, "--id", "9"])
         #expect(r.status == 2)
-        #expect(r.output.contains("node.9"))
+        #expect(r.stderr.contains("no [node.9] section"), "\(r.stderr)")
+    }
+
+    @Test func helpPrintsTheFlagsAndExitsZero() throws {
+        for flag in ["--help", "-h"] {
+            let r = try run([flag])
+            #expect(r.status == 0)
+            #expect(r.stderr.isEmpty, "\(flag): \(r.stderr)")
+            #expect(r.stdout.contains("USAGE: meshqd [--config <FILE>] [--id <N>] [--check] [--repair]"), "\(flag): \(r.stdout)")
+            for option in ["-c, --config <FILE>", "--id <N>", "--check", "--repair", "/etc/meshq/meshq.conf"] {
+                #expect(r.stdout.contains(option), "\(flag) lacks \(option): \(r.stdout)")
+            }
+        }
+    }
+
+    @Test func checkNeedsNoIdForASingleNodeFile() throws {
+        let d = Daemon(name: "checkone")
+        let r = try run(["-c", d.configPath, "--check"])
+        #expect(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("this node: 1 "), "\(r.stdout)")
+        #expect(!FileManager.default.fileExists(atPath: d.dataDir))
     }
 
     @Test func secondDaemonOnTheSameDataDirRefusesToRun() throws {
@@ -76,7 +115,7 @@ import Testing
             """.write(toFile: other, atomically: true, encoding: .utf8)
         let r = try run(["--config", other, "--id", "1"])
         #expect(r.status != 0)
-        #expect(r.output.contains("data_dir_locked"))
+        #expect(r.stderr.contains("data_dir_locked"))
         // The first one is unharmed.
         #expect(try d.client().request("PING") == "PONG")
     }
