@@ -35,6 +35,28 @@ public final class NodeMetrics {
         metric("meshq_queue_tasks", "gauge", "Tasks held (ready, leased or being acked).", [("", "\(core.store.count)")])
         metric("meshq_queue_payload_bytes", "gauge", "Payload bytes held, counted against max_memory_mb.",
                [("", "\(core.store.payloadBytes)")])
+        let queues = core.queueReport()
+        func perQueue(_ name: String, _ type: String, _ help: String, _ value: (QueueReport) -> String) {
+            metric(name, type, help, queues.map { ("{queue=\"\($0.name)\"}", value($0)) })
+        }
+        perQueue("meshq_queue_ready_tasks", "gauge", "Ready tasks of one queue.") { "\($0.ready)" }
+        perQueue("meshq_queue_delayed_tasks", "gauge", "Tasks of one queue waiting for their delay.") { "\($0.delayed)" }
+        perQueue("meshq_queue_inflight_tasks", "gauge", "Leased tasks of one queue.") { "\($0.inflight)" }
+        perQueue("meshq_queue_dead_tasks", "gauge", "Tasks in the queue's dead-letter queue.") { "\($0.dead)" }
+        perQueue("meshq_queue_paused", "gauge", "1 while the queue is paused.") { $0.paused ? "1" : "0" }
+        perQueue("meshq_queue_oldest_ready_seconds", "gauge", "Age of the queue's oldest ready task.") {
+            "\(Double($0.oldestReadyMs) / 1000)"
+        }
+        perQueue("meshq_queue_put_total", "counter", "Tasks put in the queue (applied here).") { "\($0.counters.put)" }
+        perQueue("meshq_queue_taken_total", "counter", "Leases of the queue's tasks (applied here).") { "\($0.counters.taken)" }
+        perQueue("meshq_queue_acked_total", "counter", "Tasks of the queue acked (applied here).") { "\($0.counters.acked)" }
+        perQueue("meshq_queue_buried_total", "counter", "Tasks of the queue buried or dead-lettered (applied here).") {
+            "\($0.counters.buried)"
+        }
+        perQueue("meshq_queue_dead_lettered_total", "counter",
+                 "Tasks of the queue moved to its dead-letter queue past max_deliveries by this node as leader.") {
+            "\($0.counters.deadLettered)"
+        }
         metric("meshq_commit_index", "gauge", "Highest committed log index.", [("", "\(s.commit)")])
         metric("meshq_commits_total", "counter", "Log entries committed since start.", [("", "\(core.entriesCommitted)")])
         var cumulative = 0

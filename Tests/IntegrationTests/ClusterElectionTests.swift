@@ -99,7 +99,7 @@ import Testing
 /// A hand-made hello frame, so the test does not depend on the codec it checks.
 enum PeerEnvelopeBytes {
     static func hello(from id: UInt32) -> [UInt8] {
-        var body: [UInt8] = [2, 1]                                  // version 2, type hello
+        var body: [UInt8] = [3, 1]                                  // version 3, type hello
         for v in [id, 1] { body += withUnsafeBytes(of: v.littleEndian, Array.init) }       // from, to
         for _ in 0..<2 { body += [UInt8](repeating: 0, count: 8) }                         // lamport, epoch
         body += withUnsafeBytes(of: id.littleEndian, Array.init)                           // node id

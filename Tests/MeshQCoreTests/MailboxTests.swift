@@ -1,3 +1,4 @@
+import MeshQTestSupport
 import Testing
 @testable import MeshQCore
 
@@ -56,5 +57,50 @@ import Testing
         let snap = n.snapshot()!
         #expect(QueueSnapshot.decode(snap.encoded())?.parkedApplied == [2: 5])
         #expect(n.store.highestTaskId == 3)
+    }
+}
+
+/// A PUT parked while no leader was reachable keeps its queue, options and
+/// key: the leader it reaches puts it as it was asked, and its key makes no
+/// second task next to one put directly.
+@Suite struct MailboxPutTests {
+    @Test func aParkedPutKeepsItsOptionsAndKey() {
+        var settings = ClusterSettings()
+        settings.commitTimeoutMs = 1_000
+        let d = NodeCoreDriver(nodes: 3, settings: settings)
+        d.start([1])
+        let put = d.send(.put(queue: "mail", options: PutOptions(priority: 7, delayMs: 0, key: "order:9"), payload: [66]), to: 1)
+        #expect(d.run(withinMs: 3_000) { d.replies[put] != nil })
+        guard case .queued? = d.replies[put] else {
+            Issue.record("expected QUEUED, got \(String(describing: d.replies[put]))")
+            return
+        }
+        #expect(d.disks[1]!.mailbox.first.map { if case .park(let e) = $0 { e.queue == "mail" && e.options.key == "order:9" } else { false } } == true)
+        d.start([2, 3])
+        #expect(d.run(withinMs: 10_000) { d.node(3).store.count == 1 && d.node(1).mailbox.isEmpty })
+        let t = d.node(3).store.allTasks().first
+        #expect(t?.queue == "mail" && t?.priority == 7 && t?.key == "order:9" && t?.payload == [66])
+        // The same key put directly now is the parked task's duplicate.
+        let again = d.request(.put(queue: "mail", options: PutOptions(key: "order:9"), payload: [67]), at: 3)
+        guard case .duplicate(let id, _)? = again else {
+            Issue.record("expected dup, got \(String(describing: again))")
+            return
+        }
+        #expect(id == t?.id && d.node(3).store.count == 1)
+    }
+
+    @Test func aParkedPutWhoseKeyWasPutDirectlyMakesNoTask() {
+        var store = TaskStore()
+        var parked: [Int: UInt64] = [:]
+        let direct = QueuedTask(id: 1, lamport: 1, enqueuedAtMs: 100, payload: [1], queue: "q", key: "k", keyUntilMs: 10_000)
+        _ = store.apply(.enqueue(direct), parked: &parked)
+        let late = QueuedTask(id: 2, lamport: 2, enqueuedAtMs: 50, payload: [1], queue: "q", key: "k", keyUntilMs: 20_000)
+        #expect(store.apply(.enqueueParked(late, from: 2, seq: 1), parked: &parked) == .duplicate(taskId: 1, lamport: 1))
+        #expect(store.count == 1 && parked == [2: 1])
+        // Delivered again: a repeat, still nothing.
+        #expect(store.apply(.enqueueParked(late, from: 2, seq: 1), parked: &parked) == .parkedAgain)
+        #expect(MailboxRecord.decode(MailboxRecord.park(MailboxEntry(seq: 3, payload: [9], enqueuedAtMs: 4, queue: "q",
+            options: PutOptions(priority: 2, delayMs: 5, key: "k"))).encoded())
+            == .park(MailboxEntry(seq: 3, payload: [9], enqueuedAtMs: 4, queue: "q", options: PutOptions(priority: 2, delayMs: 5, key: "k"))))
     }
 }

@@ -70,7 +70,8 @@ import Testing
         }
         #expect(PeerEnvelope.decode(frame: []) == .failure(.truncated))
         #expect(PeerEnvelope.decode(frame: [1, 1]) == .failure(.badVersion(1)))
-        #expect(PeerEnvelope.decode(frame: [2, 99]) == .failure(.badType(99)))
+        #expect(PeerEnvelope.decode(frame: [PeerEnvelope.version, 99]) == .failure(.badType(99)))
+        #expect(PeerEnvelope.decode(frame: [2, 1]) == .failure(.badVersion(2)))
         var body = Array(PeerEnvelope(from: 1, to: 2, lamport: 0, epoch: 0, body: .hello(nodeId: 1, proof: [])).framed().dropFirst(4))
         #expect(PeerEnvelope.decode(frame: Array(body.dropLast())) == .failure(.truncated))
         body.append(0)

@@ -69,6 +69,22 @@ import Testing
         #expect(s.task(1)?.deliveries == 1)
     }
 
+    @Test func aNewLeadershipsFirstEntryEndsTheLeasesOfEarlierOnes() {
+        var s = TaskStore()
+        var parked: [Int: UInt64] = [:]
+        _ = s.advance(to: 100)
+        _ = s.apply(.enqueue(task(1)), epoch: 1, parked: &parked)
+        _ = s.apply(.enqueue(task(2, readyAt: 5_000)), epoch: 1, parked: &parked)
+        _ = s.apply(.lease(taskId: 1, until: 60_000, deliveries: 2), epoch: 1, parked: &parked)
+        #expect(s.place(of: 1) == .leased)
+        _ = s.apply(.noop, epoch: 2, parked: &parked)
+        #expect(s.place(of: 1) == .ready && s.leasedCount == 0 && s.task(1)?.deliveries == 2)
+        // Delays are not leases: they go on.
+        #expect(s.place(of: 2) == .delayed)
+        _ = s.apply(.lease(taskId: 1, until: 60_000, deliveries: 3), epoch: 2, parked: &parked)
+        #expect(s.place(of: 1) == .leased && s.leaseInForce(s.task(1)!))
+    }
+
     @Test func aReleaseWithADelayWaitsThenIsReady() {
         var s = TaskStore()
         _ = s.advance(to: 10)
@@ -150,7 +166,7 @@ import Testing
         _ = apply(&s, .enqueue(task(2, "a", readyAt: 5_000)))
         _ = apply(&s, .lease(taskId: 1, until: 900, deliveries: 2))
         _ = apply(&s, .pause(queue: "a", until: 700))
-        let snap = QueueSnapshot(lastIndex: 9, lastEpoch: 1, lamport: 9, highestTaskId: s.highestTaskId,
+        let snap = QueueSnapshot(lastIndex: 9, lastEpoch: s.epoch, lamport: 9, highestTaskId: s.highestTaskId,
                                  tasks: s.allTasks(), pauses: s.pauses, keys: s.keyRecords())
         let decoded = QueueSnapshot.decode(snap.encoded())
         #expect(decoded == snap)

@@ -98,7 +98,9 @@ public struct PeerEnvelope: Equatable, Sendable {
         }
     }
 
-    public static let version: UInt8 = 2
+    /// 3: protocol 2's relayed commands and parked PUTs (a node of an older
+    /// build is refused as a bad version, never misread).
+    public static let version: UInt8 = 3
     /// Entries a replication message carries, in payload bytes (past one entry).
     public static let maxBatchBytes = 4 << 20
     /// The largest payload an entry may hold (max_payload_bytes' upper bound).
@@ -264,6 +266,7 @@ public struct PeerEnvelope: Equatable, Sendable {
                 w.u64(e.seq)
                 w.i64(e.enqueuedAtMs)
                 w.blob(e.payload)
+                e.encodeOptions(into: &w)
             }
         case .parkedDelivered(let through):
             w.u64(through)
@@ -408,7 +411,9 @@ public struct PeerEnvelope: Equatable, Sendable {
             var entries: [MailboxEntry] = []
             for _ in 0..<n {
                 guard let seq = r.u64(), let at = r.i64(), let p = r.blob() else { return .failure(.truncated) }
-                entries.append(MailboxEntry(seq: seq, payload: p, enqueuedAtMs: at))
+                var e = MailboxEntry(seq: seq, payload: p, enqueuedAtMs: at)
+                guard e.decodeOptions(&r) else { return .failure(.truncated) }
+                entries.append(e)
             }
             body = .deliverParked(entries)
         case .parkedDelivered:

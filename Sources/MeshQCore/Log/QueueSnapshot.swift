@@ -80,7 +80,7 @@ public struct QueueSnapshot: Equatable, Sendable {
     }
 
     public static func encodedSize(of t: QueuedTask) -> Int {
-        29 + t.payload.count + (t.isPlain ? 0 : 44 + t.queue.utf8.count + (t.key?.utf8.count ?? 0) + (t.origin?.utf8.count ?? 0))
+        29 + t.payload.count + (t.isPlain ? 0 : 52 + t.queue.utf8.count + (t.key?.utf8.count ?? 0) + (t.origin?.utf8.count ?? 0))
     }
 
     public func encodeTrailer(into w: inout ByteWriter) {

@@ -56,7 +56,7 @@ struct LogReplay {
         var i = log.commitIndex
         while i < through {
             i += 1
-            if let e = log.entry(at: i) { _ = store.apply(e.op, parked: &parkedApplied) }
+            if let e = log.entry(at: i) { _ = store.apply(e.op, epoch: e.epoch, parked: &parkedApplied) }
         }
         log.markCommitted(through: through)
     }

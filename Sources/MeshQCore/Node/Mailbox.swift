@@ -1,4 +1,5 @@
-// Mailbox: ENQUEUEs a node accepted while no leader was reachable. Each is
+// Mailbox: ENQUEUEs and PUTs (with their queue and options, the key
+// included) a node accepted while no leader was reachable. Each is
 // durable here before the client hears `QUEUED <node>-<seq>`, and leaves only
 // once a leader has committed it. Delivery may be retried (a lost message, a
 // crash of either side); the replicated state remembers the highest sequence
@@ -11,11 +12,36 @@ public struct MailboxEntry: Equatable, Sendable {
     public var seq: UInt64
     public var payload: [UInt8]
     public var enqueuedAtMs: Int64
+    public var queue: String
+    public var options: PutOptions
 
-    public init(seq: UInt64, payload: [UInt8], enqueuedAtMs: Int64) {
+    public init(seq: UInt64, payload: [UInt8], enqueuedAtMs: Int64, queue: String = QueuedTask.defaultQueue,
+                options: PutOptions = PutOptions()) {
         self.seq = seq
         self.payload = payload
         self.enqueuedAtMs = enqueuedAtMs
+        self.queue = queue
+        self.options = options
+    }
+
+    /// An ENQUEUE's entry (the protocol-1 encoding).
+    var isPlain: Bool { queue == QueuedTask.defaultQueue && options == PutOptions() }
+
+    /// Queue and options, after the protocol-1 fields.
+    func encodeOptions(into w: inout ByteWriter) {
+        w.string(queue)
+        w.u32(options.priority)
+        w.i64(Int64(options.delayMs))
+        w.string(options.key ?? "")
+    }
+
+    mutating func decodeOptions(_ r: inout ByteReader) -> Bool {
+        guard let q = r.string(maxLength: LineParser.maxQueueNameBytes), LineParser.isValidQueueName(q),
+              let pri = r.u32(), let d = r.i64(), d >= 0, d <= Int64(LineParser.maxDelayMs),
+              let k = r.string(maxLength: LineParser.maxKeyBytes) else { return false }
+        queue = q
+        options = PutOptions(priority: pri, delayMs: Int(d), key: k.isEmpty ? nil : k)
+        return true
     }
 }
 
@@ -29,10 +55,12 @@ public enum MailboxRecord: Equatable, Sendable {
         var w = ByteWriter(capacity: 32)
         switch self {
         case .park(let e):
-            w.u8(1)
+            // 1: an ENQUEUE; 3: a PUT, with its queue and options.
+            w.u8(e.isPlain ? 1 : 3)
             w.u64(e.seq)
             w.i64(e.enqueuedAtMs)
             w.blob(e.payload)
+            if !e.isPlain { e.encodeOptions(into: &w) }
         case .delivered(let t):
             w.u8(2)
             w.u64(t)
@@ -44,9 +72,11 @@ public enum MailboxRecord: Equatable, Sendable {
         var r = ByteReader(bytes)
         let out: MailboxRecord
         switch r.u8() {
-        case 1:
+        case let k where k == 1 || k == 3:
             guard let seq = r.u64(), let at = r.i64(), let p = r.blob() else { return nil }
-            out = .park(MailboxEntry(seq: seq, payload: p, enqueuedAtMs: at))
+            var e = MailboxEntry(seq: seq, payload: p, enqueuedAtMs: at)
+            if k == 3, !e.decodeOptions(&r) { return nil }
+            out = .park(e)
         case 2:
             guard let t = r.u64() else { return nil }
             out = .delivered(through: t)
@@ -86,8 +116,9 @@ public struct Mailbox: Sendable {
     public var count: Int { pending.count }
     public var isEmpty: Bool { pending.isEmpty }
 
-    public mutating func park(payload: [UInt8], at: Int64) -> MailboxEntry {
-        let e = MailboxEntry(seq: nextSeq, payload: payload, enqueuedAtMs: at)
+    public mutating func park(payload: [UInt8], at: Int64, queue: String = QueuedTask.defaultQueue,
+                              options: PutOptions = PutOptions()) -> MailboxEntry {
+        let e = MailboxEntry(seq: nextSeq, payload: payload, enqueuedAtMs: at, queue: queue, options: options)
         nextSeq += 1
         pending.append(e)
         return e

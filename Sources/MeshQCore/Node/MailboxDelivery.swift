@@ -26,8 +26,9 @@ struct MailboxDelivery {
         mailbox.continueAbove(seq)
     }
 
-    mutating func park(payload: [UInt8], at enqueuedAtMs: Int64, for target: ReplyTarget) -> MailboxEntry {
-        let e = mailbox.park(payload: payload, at: enqueuedAtMs)
+    mutating func park(payload: [UInt8], at enqueuedAtMs: Int64, queue: String, options: PutOptions,
+                       for target: ReplyTarget) -> MailboxEntry {
+        let e = mailbox.park(payload: payload, at: enqueuedAtMs, queue: queue, options: options)
         unconfirmedParks.append((target, e.seq))
         return e
     }

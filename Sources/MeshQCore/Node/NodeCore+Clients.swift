@@ -60,7 +60,10 @@ extension NodeCore {
     func expireHeld(now: Int64) {
         for h in commands.expireHeld(now: now) {
             if case .enqueue(let payload) = h.command, !h.target.isForwarded, payload.count <= settings.maxPayloadBytes {
-                park(payload, target: h.target, wallMs: h.wallMs)
+                park(payload, queue: QueuedTask.defaultQueue, options: PutOptions(), target: h.target, wallMs: h.wallMs)
+            } else if case .put(let q, let o, let payload) = h.command, !h.target.isForwarded,
+                      payload.count <= settings.maxPayloadBytes {
+                park(payload, queue: q, options: o, target: h.target, wallMs: h.wallMs)
             } else {
                 reply(h.target, .error(.noleader, "no leader is reachable"))
             }
@@ -137,7 +140,7 @@ extension NodeCore {
 
     /// A lease this leader can see in force (by cluster time).
     func leased(_ id: UInt64) -> QueuedTask? {
-        guard let t = store.task(id), !acking.contains(id), t.leasedUntilMs > lastClusterMs else { return nil }
+        guard let t = store.task(id), !acking.contains(id), store.leaseInForce(t) || leasing.contains(id) else { return nil }
         return t
     }
 
@@ -220,6 +223,7 @@ extension NodeCore {
                 deadLetter(t, to: qs.deadLetter)
                 continue
             }
+            leasing.insert(t.id)
             propose(.lease(taskId: t.id, until: lastClusterMs + Int64(qs.ackTimeoutMs), deliveries: t.deliveries &+ 1),
                     for: t.id, target: target, answer: job ? .job : .task)
             return true
@@ -229,6 +233,7 @@ extension NodeCore {
 
     /// A task past its queue's delivery cap moves to its dead-letter queue.
     func deadLetter(_ t: QueuedTask, to deadLetter: String) {
+        queueCounters[t.queue, default: .init()].deadLettered += 1
         emit(.warn, "task_dead_lettered", [("node", "\(nodeId)"), ("task", "\(t.id)"), ("queue", t.queue),
                                           ("dead_letter", deadLetter), ("deliveries", "\(t.deliveries)")])
         propose(.bury(taskId: t.id, deadLetter: deadLetter), for: t.id, target: nil)

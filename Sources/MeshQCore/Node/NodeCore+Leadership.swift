@@ -78,6 +78,7 @@ extension NodeCore {
         leaderOffsetMs = Int64(cristian.offsetMs.rounded())
         store.clearAllBusy()
         acking.removeAll()
+        leasing.removeAll()
         twoPC.promise(epoch: newEpoch)
         if let tookMs {
             elections += 1
@@ -172,6 +173,7 @@ extension NodeCore {
         applyMutex(mutex.state == .inside ? mutex.release() : mutex.cancel(), now: now)
         store.clearAllBusy()
         acking.removeAll()
+        leasing.removeAll()
         for a in awaiting {
             reply(a.target, .error(.noleader, "leadership was lost before this change committed; the next leader may still apply it"))
         }

@@ -1,4 +1,4 @@
-// NodeCore's mailbox glue: an ENQUEUE held past its deadline is parked
+// NodeCore's mailbox glue: an ENQUEUE or PUT held past its deadline is parked
 // durably (QUEUED once it is), and the parked entries are handed to a leader
 // in sequence order once one is reachable, again after leader_timeout_ms
 // until a commit confirms them. Invariant: a parked entry applies at most once
@@ -8,8 +8,9 @@
 extension NodeCore {
     /// No leader is reachable: the task is kept here durably, and the client
     /// hears QUEUED once it is.
-    func park(_ payload: [UInt8], target: ReplyTarget, wallMs: Int64) {
-        let e = delivery.park(payload: payload, at: wallMs + Int64(cristian.offsetMs), for: target)
+    func park(_ payload: [UInt8], queue: String, options: PutOptions, target: ReplyTarget, wallMs: Int64) {
+        let e = delivery.park(payload: payload, at: wallMs + Int64(cristian.offsetMs), queue: queue, options: options,
+                              for: target)
         effects.append(.persistMailbox([.park(e)]))
     }
 
@@ -29,12 +30,20 @@ extension NodeCore {
         delivery.sent(retryAt: now + Int64(settings.leaderTimeoutMs))
     }
 
-    /// The leader takes a node's parked entries like ENQUEUEs; duplicates of
-    /// an earlier delivery are skipped when they apply.
+    /// The leader takes a node's parked entries like PUTs, options and key
+    /// kept (the delay and the key's window count from now, when the task
+    /// is put here); duplicates of an earlier delivery are skipped when they
+    /// apply, and a key put before makes no second task.
     func receiveParked(_ entries: [MailboxEntry], from: Int, now: Int64) {
         guard role == .leader, serving else { return }
         for e in entries {
-            let t = QueuedTask(id: nextTaskId, lamport: clock.tick(), enqueuedAtMs: e.enqueuedAtMs, payload: e.payload)
+            var t = QueuedTask(id: nextTaskId, lamport: clock.tick(), enqueuedAtMs: e.enqueuedAtMs, payload: e.payload,
+                               queue: e.queue, priority: e.options.priority,
+                               readyAtMs: e.options.delayMs > 0 ? lastClusterMs + Int64(e.options.delayMs) : 0)
+            if let k = e.options.key {
+                t.key = k
+                t.keyUntilMs = max(lastClusterMs, e.enqueuedAtMs) + Int64(settings.queue(e.queue).dedupWindowMs)
+            }
             nextTaskId += 1
             proposals.append(Proposal(op: .enqueueParked(t, from: from, seq: e.seq), lamport: t.lamport,
                                       client: .parked(from: from, seq: e.seq)))

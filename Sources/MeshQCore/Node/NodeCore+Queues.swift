@@ -41,9 +41,9 @@ extension NodeCore {
         case .ack(let id) where planted(.ackNotApplied):
             applied = store.task(id).map { .changed($0) } ?? .missing
         case .enqueueParked(let t, _, _) where planted(.parkedAppliedTwice):
-            applied = store.apply(.enqueue(t), parked: &parkedApplied)
+            applied = store.apply(.enqueue(t), epoch: e.epoch, parked: &parkedApplied)
         default:
-            applied = store.apply(e.op, parked: &parkedApplied)
+            applied = store.apply(e.op, epoch: e.epoch, parked: &parkedApplied)
         }
         switch e.op {
         case .enqueue(let t), .enqueueParked(let t, _, _):
@@ -55,8 +55,10 @@ extension NodeCore {
             if let id = e.op.taskId, role == .leader {
                 store.clearBusy(id)
                 if case .ack = e.op { acking.remove(id) }
+                if case .lease = e.op { leasing.remove(id) }
             }
         }
+        countApplied(e.op, applied)
         guard let (target, answer) = client else { return }
         if answer == .task || answer == .job, case .changed = applied, role == .leader,
            let election, !election.quorumFresh(now: lastNow) {
@@ -70,14 +72,14 @@ extension NodeCore {
     }
 
     static func reply(to e: LogEntry, _ applied: TaskStore.Applied, _ answer: Answer) -> Reply {
+        // A parked delivery is confirmed by its mailbox sequence, whatever it
+        // made (a task, nothing for a repeat, nothing for a key put before).
+        if case .enqueueParked(_, _, let seq) = e.op { return .ok(taskId: seq, lamport: e.lamport) }
         switch (answer, applied) {
         case (_, .duplicate(let id, let l)):
             return .duplicate(taskId: id, lamport: l)
-        case (.ok, .parkedAgain), (.ok, .stored):
-            // A parked delivery is confirmed by its mailbox sequence.
-            if case .enqueueParked(_, _, let seq) = e.op { return .ok(taskId: seq, lamport: e.lamport) }
-            if case .stored(let t) = applied { return .ok(taskId: t.id, lamport: e.lamport) }
-            return .error(.notfound, "the task is gone")
+        case (.ok, .stored(let t)):
+            return .ok(taskId: t.id, lamport: e.lamport)
         case (.ok, .changed(let t)):
             return .ok(taskId: t.id, lamport: e.lamport)
         case (.task, .changed(let t)):
@@ -104,16 +106,44 @@ extension NodeCore {
             if let id = op.taskId {
                 store.clearBusy(id)
                 if case .ack = op { acking.remove(id) }
+                if case .lease = op { leasing.remove(id) }
             }
         }
     }
 
+    /// Per-queue counters of what this node applied (for /metrics).
+    func countApplied(_ op: LogEntry.Operation, _ applied: TaskStore.Applied) {
+        switch (op, applied) {
+        case (.enqueue, .stored(let t)), (.enqueueParked, .stored(let t)): queueCounters[t.queue, default: .init()].put += 1
+        case (.lease, .changed(let t)): queueCounters[t.queue, default: .init()].taken += 1
+        case (.ack, .changed(let t)): queueCounters[t.queue, default: .init()].acked += 1
+        case (.bury, .changed(let t)): queueCounters[t.origin ?? t.queue, default: .init()].buried += 1
+        default: break
+        }
+    }
+
+    /// Every known queue's counts and counters, by name (for /metrics).
+    public func queueReport() -> [QueueReport] {
+        queueNames().map { q in
+            let line = store.lines[q]
+            return QueueReport(name: q, ready: line?.readyCount ?? 0, delayed: line?.delayed ?? 0,
+                               inflight: (line?.leased ?? 0) + (line?.busy ?? 0),
+                               dead: store.lines[settings.queue(q).deadLetter]?.total ?? 0,
+                               paused: store.isPaused(q),
+                               oldestReadyMs: store.oldestReadyAtMs(in: q).map { max(0, lastClusterMs - $0) } ?? 0,
+                               counters: queueCounters[q] ?? QueueCounters())
+        }
+    }
+
+    func queueNames() -> [String] {
+        store.knownQueues.union(store.lines.keys).union(store.pauses.keys).union(settings.queues.keys)
+            .union(queueCounters.keys).sorted()
+    }
+
     /// STATS: one queue's counts, or every known queue's.
     func stats(_ q: String?) -> Reply {
-        if let q { return .status(statsLine(q)) }
-        var names = store.knownQueues.union(store.lines.keys).union(store.pauses.keys).union(settings.queues.keys)
-        names = names.filter { !$0.isEmpty }
-        return .statsList(names.sorted().map(statsLine))
+        if let q { return .stats(statsLine(q)) }
+        return .statsList(queueNames().map(statsLine))
     }
 
     func statsLine(_ q: String) -> String {

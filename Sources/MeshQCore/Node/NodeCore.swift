@@ -157,8 +157,14 @@ public final class NodeCore {
     var proposals: [Proposal] = []
     /// Clients waiting for their entry (in the log, uncommitted) to commit.
     var awaiting = Deque<(index: UInt64, target: ReplyTarget, answer: Answer)>()
+    /// What this node applied, per queue (for /metrics).
+    var queueCounters: [String: QueueCounters] = [:]
     /// Tasks whose ACK is being replicated (a second ACK gets NOTFOUND).
     var acking: Set<UInt64> = []
+    /// Tasks whose lease is being replicated: a NACK, TOUCH or BURY sent
+    /// after the DEQUEUE/TAKE on the same connection finds them leased (its
+    /// entry follows the lease's in the log).
+    var leasing: Set<UInt64> = []
     /// The cluster clock's offset from this node's wall clock while it
     /// leads: its last Cristian estimate of the previous leader's clock, so
     /// cluster time goes on from that leader's instead of jumping to ours.
@@ -519,7 +525,7 @@ public final class NodeCore {
 
     public func status(extra: [(String, String)] = []) -> StatusReport {
         StatusReport(id: nodeId, role: role.rawValue, leader: leaderId, epoch: epoch, lamport: clock.time,
-                     commit: commitIndex, ready: store.readyCount, inflight: store.leasedCount,
+                     commit: commitIndex, ready: store.readyCount, inflight: store.leasedCount + leasing.count,
                      mailbox: mailbox.count, peersUp: election?.peersUp.count ?? 0,
                      offsetMs: role == .leader ? 0 : cristian.offsetMs,
                      extra: [("tasks", "\(store.count)"), ("queues", "\(store.lines.count)"), ("members", "\(memberIds.count)"),

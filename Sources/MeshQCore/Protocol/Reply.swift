@@ -10,6 +10,8 @@ public enum Reply: Equatable, Sendable {
     case job(taskId: UInt64, lamport: UInt64, queue: String, deliveries: UInt32, payload: [UInt8])
     /// KICK: how many tasks moved.
     case moved(Int)
+    /// STATS of one queue.
+    case stats(String)
     /// STATS without a queue: one STATS line per queue, then END.
     case statsList([String])
     case queued(ref: String, lamport: UInt64)
@@ -52,6 +54,9 @@ public enum Reply: Equatable, Sendable {
         case .moved(let n):
             out.append(contentsOf: "OK ".utf8)
             appendDecimal(UInt64(n), to: &out)
+        case .stats(let line):
+            out.append(contentsOf: "STATS ".utf8)
+            out.append(contentsOf: line.utf8)
         case .statsList(let lines):
             for l in lines {
                 out.append(contentsOf: "STATS ".utf8)

@@ -3,8 +3,12 @@
 // (log entries and snapshots carry it), so each node derives the same task
 // from the same log; times are cluster time (the leader's clock, ms since
 // the epoch), never a node's monotonic clock.
-// Invariant: `leasedUntilMs > 0` exactly while a TAKE/DEQUEUE lease is in
-// force; `origin` is set exactly while the task sits in a dead-letter queue.
+// A lease is in force while cluster time is before `leasedUntilMs` and the
+// leadership that granted it (`leaseEpoch`) still leads: a new leader's
+// first entry ends every lease of earlier leaderships (the task is ready
+// again at once, its delivery count kept), as a broker restart requeues
+// unacked messages.
+// Invariant: `origin` is set exactly while the task sits in a dead-letter queue.
 
 public struct QueuedTask: Equatable, Sendable {
     public static let defaultQueue = "default"
@@ -30,13 +34,15 @@ public struct QueuedTask: Equatable, Sendable {
     public var deliveries: UInt32
     /// Leased until this cluster time (0: not leased).
     public var leasedUntilMs: Int64
+    /// The epoch of the leadership that granted (or last touched) the lease.
+    public var leaseEpoch: UInt64
     /// The queue a dead-lettered task came from (where KICK sends it back).
     public var origin: String?
 
     public init(id: UInt64, lamport: UInt64, enqueuedAtMs: Int64, payload: [UInt8],
                 queue: String = QueuedTask.defaultQueue, priority: UInt32 = QueuedTask.defaultPriority,
                 readyAtMs: Int64 = 0, key: String? = nil, keyUntilMs: Int64 = 0, deliveries: UInt32 = 0,
-                leasedUntilMs: Int64 = 0, origin: String? = nil) {
+                leasedUntilMs: Int64 = 0, leaseEpoch: UInt64 = 0, origin: String? = nil) {
         self.id = id
         self.lamport = lamport
         self.enqueuedAtMs = enqueuedAtMs
@@ -48,6 +54,7 @@ public struct QueuedTask: Equatable, Sendable {
         self.keyUntilMs = keyUntilMs
         self.deliveries = deliveries
         self.leasedUntilMs = leasedUntilMs
+        self.leaseEpoch = leaseEpoch
         self.origin = origin
     }
 
@@ -55,7 +62,7 @@ public struct QueuedTask: Equatable, Sendable {
     /// what logs written before protocol 2 hold).
     public var isPlain: Bool {
         queue == Self.defaultQueue && priority == Self.defaultPriority && readyAtMs == 0 && key == nil
-            && deliveries == 0 && leasedUntilMs == 0 && origin == nil
+            && deliveries == 0 && leasedUntilMs == 0 && leaseEpoch == 0 && origin == nil
     }
 
     /// Writes every field after the first four (the protocol-2 form).
@@ -67,12 +74,13 @@ public struct QueuedTask: Equatable, Sendable {
         w.i64(keyUntilMs)
         w.u32(deliveries)
         w.i64(leasedUntilMs)
+        w.u64(leaseEpoch)
         w.string(origin ?? "")
     }
 
     mutating func decodeOptions(_ r: inout ByteReader) -> Bool {
         guard let q = r.string(), let p = r.u32(), let ra = r.i64(), let k = r.string(), let ku = r.i64(),
-              let d = r.u32(), let lu = r.i64(), let o = r.string() else { return false }
+              let d = r.u32(), let lu = r.i64(), let le = r.u64(), let o = r.string() else { return false }
         queue = q
         priority = p
         readyAtMs = ra
@@ -80,6 +88,7 @@ public struct QueuedTask: Equatable, Sendable {
         keyUntilMs = ku
         deliveries = d
         leasedUntilMs = lu
+        leaseEpoch = le
         origin = o.isEmpty ? nil : o
         return true
     }

@@ -27,9 +27,11 @@ extension TaskStore {
         case missing
     }
 
-    /// Applies a committed operation. `parked`: per node, the highest
-    /// mailbox sequence applied (a parked PUT applies once).
-    public mutating func apply(_ op: LogEntry.Operation, parked: inout [Int: UInt64]) -> Applied {
+    /// Applies a committed operation of an entry of `epoch`. `parked`: per
+    /// node, the highest mailbox sequence applied (a parked PUT applies once).
+    public mutating func apply(_ op: LogEntry.Operation, epoch entryEpoch: UInt64 = 0,
+                               parked: inout [Int: UInt64]) -> Applied {
+        enterEpoch(entryEpoch)
         switch op {
         case .noop:
             return .done
@@ -43,9 +45,9 @@ extension TaskStore {
         case .ack(let id):
             return remove(id).map { .changed($0) } ?? .missing
         case .lease(let id, let until, let deliveries):
-            return changed(update(id) { $0.leasedUntilMs = until; $0.deliveries = deliveries })
+            return changed(update(id) { $0.leasedUntilMs = until; $0.leaseEpoch = entryEpoch; $0.deliveries = deliveries })
         case .touch(let id, let until):
-            return changed(update(id) { $0.leasedUntilMs = until })
+            return changed(update(id) { $0.leasedUntilMs = until; $0.leaseEpoch = entryEpoch })
         case .release(let id, let readyAt):
             return changed(update(id) { $0.leasedUntilMs = 0; $0.readyAtMs = readyAt })
         case .bury(let id, let deadLetter):

@@ -9,7 +9,8 @@
 //            order, a DeadlineSet keyed by id with the priority as its
 //            "deadline", so the head is the smallest (priority, id) and
 //            insert and remove by id are O(log n);
-//   delayed  readyAtMs > now, and leased: leasedUntilMs > now: both wait in
+//   delayed  readyAtMs > now, and leased: leasedUntilMs > now under the
+//            leadership that granted it (leaseEpoch == epoch): both wait in
 //            one DeadlineSet of task timers (by the time they are ready
 //            again), as beanstalkd keeps its delay and TTR heaps;
 //   busy     (leader only) a change to it is being replicated, so it is
@@ -49,6 +50,11 @@ public struct TaskStore: Sendable {
     var keyExpiry = DeadlineSet<DedupKey>()
     /// The cluster time of the last `advance`.
     public private(set) var now: Int64 = 0
+    /// The epoch of the latest entry applied: the leadership whose leases
+    /// are in force (a new leader's first entry raises it).
+    public internal(set) var epoch: UInt64 = 0
+    /// The tasks placed as leased (a new leadership places them again).
+    var leasedIds: Set<UInt64> = []
     public private(set) var readyCount = 0
     public private(set) var leasedCount = 0
     /// Payload bytes held, for max_memory_mb.
@@ -127,6 +133,7 @@ public struct TaskStore: Sendable {
 
     /// Loads a snapshot's state into an empty store.
     public mutating func load(_ s: QueueSnapshot) {
+        epoch = s.lastEpoch
         for t in s.tasks { insert(t) }
         observeTaskId(s.highestTaskId)
         pauses = s.pauses
@@ -192,6 +199,19 @@ public struct TaskStore: Sendable {
 
     public func isPaused(_ queue: String) -> Bool { (pauses[queue] ?? 0) > now }
 
+    /// Whether the task's lease is in force (by cluster time, under this leadership).
+    public func leaseInForce(_ t: QueuedTask) -> Bool { t.leaseEpoch == epoch && t.leasedUntilMs > now }
+
+    /// A new leadership: leases granted under earlier ones end.
+    mutating func enterEpoch(_ e: UInt64) {
+        guard e > epoch else { return }
+        epoch = e
+        for id in leasedIds {
+            unplace(id)
+            place(id)
+        }
+    }
+
     /// The task TAKE would lease next from `queues`: the smallest (priority,
     /// id) ready task of the first listed queue that has one and is not paused.
     public func nextReady(in queues: [String]) -> QueuedTask? {
@@ -218,17 +238,19 @@ public struct TaskStore: Sendable {
     private mutating func place(_ id: UInt64) {
         guard let e = tasks[id] else { return }
         let t = e.task
-        let until = max(t.readyAtMs, t.leasedUntilMs)
+        let leasedUntil = t.leaseEpoch == epoch ? t.leasedUntilMs : 0
+        let until = max(t.readyAtMs, leasedUntil)
         let p: Place
         if e.busy > 0 {
             p = .busy
             lines[t.queue, default: Line()].busy += 1
         } else if until > now {
-            p = t.leasedUntilMs > now ? .leased : .delayed
+            p = leasedUntil > now ? .leased : .delayed
             timers.schedule(id, at: until)
             if p == .leased {
                 lines[t.queue, default: Line()].leased += 1
                 leasedCount += 1
+                leasedIds.insert(id)
             } else {
                 lines[t.queue, default: Line()].delayed += 1
             }
@@ -250,6 +272,7 @@ public struct TaskStore: Sendable {
             if !timerGone { timers.remove(id) }
             lines[q]?.leased -= 1
             leasedCount -= 1
+            leasedIds.remove(id)
         case .delayed:
             if !timerGone { timers.remove(id) }
             lines[q]?.delayed -= 1
