@@ -26,6 +26,9 @@ struct BenchCommand: ParsableCommand {
     var localTLS: String?
     @Option(help: "With --local 3 or more: kill -9 the leader this many times and report how long each failover kept a client waiting, instead of the throughput phases.")
     var failover: Int?
+    @Option(name: .customLong("put-options"),
+            help: ArgumentHelp("Enqueue with `PUT default OPTS` instead of ENQUEUE (e.g. pri=7,key=auto; key=auto gives each message its own key).", valueName: "opts"))
+    var putOptions: String?
     @Flag(help: "With --local: fill node 1 with --messages ready tasks, report its resident memory per task, then restart it and time how long until it serves again (instead of the drain phase).")
     var restart = false
 
@@ -39,6 +42,15 @@ struct BenchCommand: ParsableCommand {
         if let failover {
             guard failover >= 1 else { throw ValidationError("--failover must be at least 1") }
             guard let local, local >= 3 else { throw ValidationError("--failover needs --local 3 or more (a majority must survive the kill)") }
+        }
+        if let o = putOptions {
+            let probe = o.replacingOccurrences(of: "key=auto", with: "key=k")
+            guard case .command(.put(_, let parsed, _)) = LineParser.parse(ArraySlice(Array("PUT q \(probe) x".utf8))) else {
+                throw ValidationError("--put-options: not PUT options (pri=N, delay=MS, key=K or key=auto, comma-separated)")
+            }
+            if parsed.delayMs > 0 && !restart {
+                throw ValidationError("--put-options delay= needs --restart (the drain would wait for the delay)")
+            }
         }
         if restart {
             guard local != nil else { throw ValidationError("--restart needs --local (it restarts a node it started)") }
@@ -102,6 +114,7 @@ struct BenchCommand: ParsableCommand {
 
         let runner = BenchRunner(nodes: nodes, connections: connections, pipeline: pipeline,
                                  messages: messages, payloadBytes: payloadBytes, tls: tls)
+        runner.putOptions = putOptions
         if progress || isatty(STDERR_FILENO) != 0 { runner.progress = { FileOut.stderr($0) } }
         do {
             try runner.connect()
@@ -109,7 +122,7 @@ struct BenchCommand: ParsableCommand {
             throw fail("\(error)")
         }
         if restart, let cluster {
-            return try runRestart(cluster: cluster, runner: runner)
+            return try runRestart(cluster: cluster, runner: runner, nodes: nodes, tls: tls)
         }
         let enq = runner.runEnqueue()
         var phases = [enq]
@@ -141,7 +154,7 @@ struct BenchCommand: ParsableCommand {
     }
 
     /// --restart: the enqueue phase, then RestartProbe on node 1.
-    private func runRestart(cluster: LocalCluster, runner: BenchRunner) throws {
+    private func runRestart(cluster: LocalCluster, runner: BenchRunner, nodes: [HostPort], tls: TLSContext?) throws {
         let probe = RestartProbe(cluster: cluster, node: 1)
         let idle: Int
         do {
@@ -158,9 +171,19 @@ struct BenchCommand: ParsableCommand {
         guard enq.errors == 0, runner.abortReason == nil else {
             throw fail("the fill failed: \(enq.firstError ?? runner.abortReason ?? "?")")
         }
+        // Delayed tasks are not ready: one plain task more is what the
+        // restarted node must serve first.
+        let delayed = putOptions?.contains("delay=") == true
+        if delayed {
+            guard let n = nodes.first, let c = try? LineClient(host: n.host, port: n.port, timeoutMs: 30_000, tls: tls),
+                  (try? c.request("ENQUEUE ready-after-restart"))?.hasPrefix("OK ") == true else {
+                throw fail("the ready task after the delayed fill was not enqueued")
+            }
+        }
         let r: RestartProbe.Result
         do {
-            r = try probe.run(tasks: messages, payloadBytes: payloadBytes, rssIdleKiB: idle)
+            r = try probe.run(tasks: messages + (delayed ? 1 : 0), ready: delayed ? 1 : messages,
+                              payloadBytes: payloadBytes, rssIdleKiB: idle)
         } catch {
             throw fail("\(error)")
         }

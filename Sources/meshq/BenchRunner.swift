@@ -82,6 +82,8 @@ final class BenchRunner {
 
     /// Every connection is TLS with this context.
     let tls: TLSContext?
+    /// PUT's options instead of ENQUEUE (`key=auto`: a key per message); nil: ENQUEUE.
+    var putOptions: String?
 
     init(nodes: [HostPort], connections: Int, pipeline: Int, messages: Int, payloadBytes: Int, tls: TLSContext? = nil) {
         self.tls = tls
@@ -201,7 +203,12 @@ final class BenchRunner {
 
     private func fillEnqueue(_ c: Client) {
         while c.inflightCount < pipeline && sent < messages {
-            c.push(.enqueue(Clock.monotonicNs()), "ENQUEUE \(payload(sent))\n")
+            if let o = putOptions {
+                let opts = o.replacingOccurrences(of: "key=auto", with: "key=b\(runId)-\(sent)")
+                c.push(.enqueue(Clock.monotonicNs()), "PUT default \(opts) \(payload(sent))\n")
+            } else {
+                c.push(.enqueue(Clock.monotonicNs()), "ENQUEUE \(payload(sent))\n")
+            }
             sent += 1
         }
     }

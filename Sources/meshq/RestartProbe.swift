@@ -1,5 +1,6 @@
 // RestartProbe: what a big backlog costs a node, for `meshq bench --restart`.
-// The queue is filled by the bench's enqueue phase (N ready tasks); then:
+// The queue is filled by the bench's enqueue phase (N ready tasks, or N
+// delayed ones and one ready task with --put-options delay=); then:
 //  - memory: node 1's VmRSS (/proc/<pid>/status) before the fill and after
 //    it, divided by N, minus the payload size, is the resident cost of one
 //    queued task over its payload;
@@ -65,7 +66,7 @@ struct RestartProbe {
     }
 
     /// Runs after the fill: measures memory, restarts the node and times it.
-    func run(tasks: Int, payloadBytes: Int, rssIdleKiB: Int, timeoutSeconds: Double = 120) throws -> Result {
+    func run(tasks: Int, ready: Int, payloadBytes: Int, rssIdleKiB: Int, timeoutSeconds: Double = 120) throws -> Result {
         // The fill's replies are all in, so its records are durable; the node
         // may still be trimming its window or compacting: wait for VmRSS to settle.
         var full = try idleRSS()
@@ -76,8 +77,8 @@ struct RestartProbe {
             if abs(now - full) < 256 { full = now; break }
             full = now
         }
-        guard let s = cluster.status(node), s["ready"] == "\(tasks)" else {
-            throw Failure("node \(node) does not report ready=\(tasks) after the fill: \(cluster.status(node) ?? [:])")
+        guard let s = cluster.status(node), s["ready"] == "\(ready)", s["tasks"] == "\(tasks)" else {
+            throw Failure("node \(node) does not report ready=\(ready) tasks=\(tasks) after the fill: \(cluster.status(node) ?? [:])")
         }
         let t0 = Clock.monotonicNs()
         cluster.stopNode(node)
@@ -100,7 +101,7 @@ struct RestartProbe {
             if statusAt == nil {
                 guard let line = try? c.request("STATUS") else { continue }
                 let f = StatusLine.fields(line) ?? [:]
-                guard f["role"] == "leader" || cluster.count > 1, f["ready"] == "\(tasks)" else {
+                guard f["role"] == "leader" || cluster.count > 1, f["ready"] == "\(ready)", f["tasks"] == "\(tasks)" else {
                     usleep(2_000)
                     continue
                 }
@@ -126,7 +127,7 @@ struct RestartProbe {
         return """
         | Restart with a backlog | Tasks | Payload (B) | data_dir (MiB) | SIGTERM to exit (s) | exec to STATUS (s) | exec to first TASK (s) |
         |---|---:|---:|---:|---:|---:|---:|
-        | node 1, ready tasks | \(r.tasks) | \(r.payloadBytes) | \(String(format: "%.1f", Double(r.dataDirBytes) / 1_048_576)) | \
+        | node 1 | \(r.tasks) | \(r.payloadBytes) | \(String(format: "%.1f", Double(r.dataDirBytes) / 1_048_576)) | \
         \(String(format: "%.2f", r.stopSeconds)) | \(String(format: "%.2f", r.statusSeconds)) | \(String(format: "%.2f", r.dequeueSeconds)) |
 
         | Resident memory (VmRSS) | Idle (MiB) | With the backlog (MiB) | Per task over the payload (B) | After the restart (MiB) | Per task over the payload, restarted (B) |

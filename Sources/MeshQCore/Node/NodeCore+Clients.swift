@@ -189,7 +189,7 @@ extension NodeCore {
     }
 
     func peek(_ q: String, target: ReplyTarget) {
-        guard let t = store.readyTasks(in: q, limit: 1).first else {
+        guard let t = store.head(of: q) else {
             reply(target, .empty)
             return
         }

@@ -32,6 +32,8 @@ public struct TaskStore: Sendable {
     /// One named queue's derived view.
     public struct Line: Sendable {
         var ready = DeadlineSet<UInt64>()
+        /// Ready tasks per priority: with one priority, the head is the oldest.
+        var readyByPriority: [UInt32: Int] = [:]
         public internal(set) var delayed = 0
         public internal(set) var leased = 0
         public internal(set) var busy = 0
@@ -55,6 +57,8 @@ public struct TaskStore: Sendable {
     public internal(set) var epoch: UInt64 = 0
     /// The tasks placed as leased (a new leadership places them again).
     var leasedIds: Set<UInt64> = []
+    /// The tasks with a busy mark (a leadership's end clears them).
+    var busyIds: Set<UInt64> = []
     public private(set) var readyCount = 0
     public private(set) var leasedCount = 0
     /// Payload bytes held, for max_memory_mb.
@@ -113,6 +117,7 @@ public struct TaskStore: Sendable {
         guard tasks[id] != nil else { return nil }
         unplace(id)
         guard let e = tasks.removeValue(forKey: id) else { return nil }
+        busyIds.remove(id)
         payloadBytes -= e.task.payload.count
         if lines[e.task.queue]?.total == 0 { lines[e.task.queue] = nil }
         return e.task
@@ -172,6 +177,7 @@ public struct TaskStore: Sendable {
         guard tasks[id] != nil else { return }
         unplace(id)
         tasks[id]!.busy += 1
+        busyIds.insert(id)
         place(id)
     }
 
@@ -183,12 +189,15 @@ public struct TaskStore: Sendable {
         guard let e = tasks[id], e.busy > 0 else { return }
         unplace(id)
         tasks[id]!.busy -= 1
+        if tasks[id]!.busy == 0 { busyIds.remove(id) }
         place(id)
     }
 
-    /// Every busy mark (a leadership ends).
+    /// Every busy mark (a leadership ends): O(busy tasks).
     public mutating func clearAllBusy() {
-        for (id, e) in tasks where e.busy > 0 {
+        let ids = busyIds
+        busyIds.removeAll()
+        for id in ids where tasks[id] != nil {
             unplace(id)
             tasks[id]!.busy = 0
             place(id)
@@ -221,16 +230,29 @@ public struct TaskStore: Sendable {
         return nil
     }
 
-    /// Up to `limit` ready tasks of `queue`, in the order TAKE hands them out.
+    /// The ready task of `queue` TAKE would lease next, pauses aside (PEEK).
+    public func head(of queue: String) -> QueuedTask? {
+        lines[queue]?.ready.first.flatMap { tasks[$0.key]?.task }
+    }
+
+    /// Up to `limit` ready tasks of `queue`, in the order TAKE hands them
+    /// out (KICK: O(ready log ready)).
     public func readyTasks(in queue: String, limit: Int) -> [QueuedTask] {
         guard let line = lines[queue] else { return [] }
         return line.ready.sorted.prefix(limit).compactMap { tasks[$0.key]?.task }
     }
 
-    /// The oldest ready task's put time in `queue` (O(n): for STATS only).
+    /// The oldest ready task's put time in `queue`, for STATS and /metrics:
+    /// the head's when its ready tasks share one priority (ids grow with put
+    /// time), else one pass over them (O(ready), no sort).
     public func oldestReadyAtMs(in queue: String) -> Int64? {
         guard let line = lines[queue], !line.ready.isEmpty else { return nil }
-        return line.ready.sorted.compactMap { tasks[$0.key]?.task.enqueuedAtMs }.min()
+        if line.readyByPriority.count == 1, let id = line.ready.first?.key { return tasks[id]?.task.enqueuedAtMs }
+        var oldest = Int64.max
+        line.ready.forEach { e in
+            if let at = tasks[e.key]?.task.enqueuedAtMs, at < oldest { oldest = at }
+        }
+        return oldest == .max ? nil : oldest
     }
 
     // MARK: placing
@@ -257,6 +279,7 @@ public struct TaskStore: Sendable {
         } else {
             p = .ready
             lines[t.queue, default: Line()].ready.schedule(id, at: Int64(t.priority))
+            lines[t.queue]!.readyByPriority[t.priority, default: 0] += 1
             readyCount += 1
         }
         tasks[id]!.place = p
@@ -278,6 +301,8 @@ public struct TaskStore: Sendable {
             lines[q]?.delayed -= 1
         case .ready:
             lines[q]?.ready.remove(id)
+            let p = e.task.priority
+            if let n = lines[q]?.readyByPriority[p] { lines[q]!.readyByPriority[p] = n > 1 ? n - 1 : nil }
             readyCount -= 1
         }
     }

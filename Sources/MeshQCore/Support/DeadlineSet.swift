@@ -108,6 +108,11 @@ public struct DeadlineSet<Key: Hashable & Comparable> {
         handles.removeAll()
     }
 
+    /// Calls `body` with every entry, in no particular order (O(n), no sort).
+    public func forEach(_ body: (Entry) -> Void) {
+        for item in heap { body(Entry(deadline: item.deadline, key: item.key)) }
+    }
+
     /// Every entry, earliest first (for tests and reports; O(n log n)).
     public var sorted: [Entry] {
         heap.sorted { Self.less($0, $1) }.map { Entry(deadline: $0.deadline, key: $0.key) }
