@@ -138,7 +138,7 @@ struct WorkCommand: ParsableCommand {
                     outcome = nil
                 }
                 let touches = keeper.end()
-                note = (outcome.map { " " + $0.summary } ?? "") + (touches > 0 ? " touches=\(touches)" : "")
+                note = outcome.map { " " + $0.summary } ?? ""
                 if outcome?.succeeded == true {
                     verdict = "ACK \(job.id)"
                 } else if let buryStatus, let s = outcome?.exitStatus, Int(s) == buryStatus {
@@ -150,6 +150,7 @@ struct WorkCommand: ParsableCommand {
                 } else {
                     verdict = "NACK \(job.id)"
                 }
+                if touches > 0 { note += " touches=\(touches)" }
             } else {
                 guard FileOut.stdout("\(job.id) \(job.payload)") else {
                     // Nobody reads our output any more (`meshq work | head -1`):
