@@ -7,9 +7,11 @@
 //    next node, for up to `retryForMs` while a new leader is elected;
 //  - a command whose outcome is unknown (NOQUORUM, a NOLEADER that says it may
 //    have been applied, the connection lost or timed out after the whole line
-//    was sent) is sent again only when repeating it is harmless (DEQUEUE; ACK
-//    and NACK, where a repeat of one that took gets NOTFOUND). ENQUEUE is not:
-//    the caller gets UnknownOutcome and must say so rather than risk a duplicate.
+//    was sent) is sent again only when repeating it is harmless (DEQUEUE, TAKE,
+//    TOUCH, STATS, PEEK, PAUSE; ACK, NACK and BURY, where a repeat of one that
+//    took gets NOTFOUND; a PUT with a key, which the server stores once and
+//    answers `dup`). ENQUEUE, a PUT without a key and KICK are not: the caller
+//    gets UnknownOutcome and must say so rather than risk a duplicate.
 // A line whose send failed part-way is not applied: the server drops a partial
 // line when the connection closes. A reused connection is checked with PING
 // before a command that must not be repeated, so a node that died while we
