@@ -4,12 +4,18 @@
 // it sends `TOUCH <id> <lease-ms>`, which makes the lease end lease-ms from
 // then whatever the queue's ack_timeout_ms, and again every lease-ms/2 until
 // the command exits; a renewal can thus be up to half a lease late (a slow
-// node, a failover) and the lease still holds. `end()` returns only when no
-// TOUCH is in flight, so the ACK, NACK or BURY that follows never crosses one.
-// A TOUCH answered NOTFOUND means the lease is gone (it ran out, or a new
-// leader ended it): the task may be delivered again while the command still
-// runs. That is said on stderr and touching stops; the command runs on and
-// its verdict is still sent (and answered NOTFOUND if the task moved on).
+// node, a failover) and the lease still holds.
+// The verdict (ACK, NACK, BURY) never waits for a TOUCH: `end()` returns at
+// once, and a TOUCH then in flight is not sent again and its answer is
+// ignored. Should it reach the leader after the verdict it is answered
+// NOTFOUND, or, after a NACK without delay whose task was leased again
+// meanwhile, it sets that new lease to lease-ms (leases carry no owner in the
+// protocol); nothing else.
+// A TOUCH answered NOTFOUND while the command runs means the lease is gone (it
+// ran out, or a new leader ended it): the task may be delivered again while
+// the command still runs. That is said on stderr and touching stops; the
+// command runs on and its verdict is still sent (answered NOTFOUND if the
+// task moved on).
 import Foundation
 
 final class LeaseKeeper: @unchecked Sendable {
@@ -45,8 +51,8 @@ final class LeaseKeeper: @unchecked Sendable {
         cond.unlock()
     }
 
-    /// The command exited: no TOUCH is sent for the task after this returns.
-    /// Returns how many TOUCHes took.
+    /// The command exited: no TOUCH is sent for the task after this (one in
+    /// flight is not sent again). Returns how many TOUCHes took.
     @discardableResult
     func end() -> Int {
         cond.lock()
@@ -54,7 +60,6 @@ final class LeaseKeeper: @unchecked Sendable {
         taskId = nil
         generation += 1
         cond.broadcast()
-        while inFlight { cond.wait() }
         return touches
     }
 
@@ -78,12 +83,15 @@ final class LeaseKeeper: @unchecked Sendable {
             let gen = generation
             inFlight = true
             cond.unlock()
-            let keep = touch(id)
+            let (result, message) = touch(id) { [self] in cond.withLock { generation == gen && !stopped } }
             cond.lock()
             inFlight = false
-            if keep == .took { touches += 1 }
             cond.broadcast()
-            if keep == .lost {
+            // The task ended meanwhile: its TOUCH's answer no longer matters.
+            guard generation == gen else { continue }
+            if let message { FileOut.stderr(message) }
+            if result == .took { touches += 1 }
+            if result == .lost {
                 while generation == gen && !stopped { cond.wait() }
                 continue
             }
@@ -94,22 +102,19 @@ final class LeaseKeeper: @unchecked Sendable {
 
     private enum Touch { case took, failed, lost }
 
-    private func touch(_ id: String) -> Touch {
+    private func touch(_ id: String, wanted: @escaping () -> Bool) -> (Touch, String?) {
         do {
-            let r = try client.request("TOUCH \(id) \(leaseMs)", repeatable: true).reply
+            let r = try client.request("TOUCH \(id) \(leaseMs)", repeatable: true, wanted: wanted).reply
             if r.hasPrefix("OK ") {
-                if verbose { FileOut.stderr("task=\(id) touched lease_ms=\(leaseMs)") }
-                return .took
+                return (.took, verbose ? "task=\(id) touched lease_ms=\(leaseMs)" : nil)
             }
             if r.hasPrefix("ERR NOTFOUND") {
-                FileOut.stderr("meshq: task \(id): TOUCH: \(r): its lease is gone (it ran out, or a new leader ended it); "
+                return (.lost, "meshq: task \(id): TOUCH: \(r): its lease is gone (it ran out, or a new leader ended it); "
                     + "the task may be delivered again while the command runs")
-                return .lost
             }
-            FileOut.stderr("meshq: task \(id): TOUCH: \(r); trying again in \(leaseMs / 2) ms")
+            return (.failed, "meshq: task \(id): TOUCH: \(r); trying again in \(leaseMs / 2) ms")
         } catch {
-            FileOut.stderr("meshq: task \(id): TOUCH failed (\(error)); trying again in \(leaseMs / 2) ms")
+            return (.failed, "meshq: task \(id): TOUCH failed (\(error)); trying again in \(leaseMs / 2) ms")
         }
-        return .failed
     }
 }

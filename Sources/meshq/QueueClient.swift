@@ -117,13 +117,16 @@ final class QueueClient {
     /// `why` says why a repeat is harmless (in the message when one is sent
     /// again). With `until`, a reply that is not ERR is followed by lines up
     /// to and including `until` (STATS without a queue), read into `more`.
+    /// `wanted`, checked before each attempt after the first, ends the tries
+    /// early (Failure) once the command is no longer wanted.
     func request(_ line: String, repeatable: Bool, why: String = "repeating it is harmless",
-                 until terminator: String? = nil) throws -> Answer {
+                 until terminator: String? = nil, wanted: (() -> Bool)? = nil) throws -> Answer {
         var last = ""
         var afterUnknown = false
         let deadline = Clock.monotonicMs() + Int64(retryForMs)
         var attempt = 0
         while attempt < nodes.count || Clock.monotonicMs() < deadline {
+            if attempt > 0, let wanted, !wanted() { throw Failure("no longer wanted after: \(last)") }
             pause(beforeAttempt: attempt)
             attempt += 1
             // Every node was tried and none answers: the cluster is down, say so now.
