@@ -31,7 +31,9 @@ enum CommandRunner {
         let description: String
     }
 
-    static func run(_ command: String, input: [UInt8]) throws(SpawnError) -> Outcome {
+    /// Runs `command` with `input` on its stdin and the worker's environment
+    /// plus `env` (which replaces variables of the same name).
+    static func run(_ command: String, input: [UInt8], env: [(String, String)] = []) throws(SpawnError) -> Outcome {
         var fds: [Int32] = [-1, -1]
         guard pipe(&fds) == 0 else { throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))") }
         let (readEnd, writeEnd) = (fds[0], fds[1])
@@ -61,8 +63,18 @@ enum CommandRunner {
         let args: [String] = ["/bin/sh", "-c", command]
         let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
+        var envLines: [String] = []
+        var e = environ
+        while let p = e.pointee {
+            let line = String(cString: p)
+            if !env.contains(where: { line.hasPrefix($0.0 + "=") }) { envLines.append(line) }
+            e += 1
+        }
+        envLines += env.map { "\($0.0)=\($0.1)" }
+        let envp: [UnsafeMutablePointer<CChar>?] = envLines.map { strdup($0) } + [nil]
+        defer { for v in envp { free(v) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, environ)
+        let rc = posix_spawn(&pid, "/bin/sh", &actions, &attr, argv, envp)
         Glibc.close(readEnd)
         guard rc == 0 else {
             Glibc.close(writeEnd)

@@ -6,7 +6,8 @@ struct MeshQ: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meshq",
         abstract: "Client for a meshq cluster: produce, consume, inspect, benchmark, run locally.",
-        subcommands: [EnqueueCommand.self, WorkCommand.self, StatusCommand.self, BenchCommand.self, ClusterCommand.self]
+        subcommands: [PutCommand.self, WorkCommand.self, StatsCommand.self, PeekCommand.self, KickCommand.self, PauseCommand.self,
+                      EnqueueCommand.self, StatusCommand.self, BenchCommand.self, ClusterCommand.self]
     )
 
     /// ArgumentParser exits 64 on usage errors; the contract says 2.

@@ -7,9 +7,11 @@
 //    next node, for up to `retryForMs` while a new leader is elected;
 //  - a command whose outcome is unknown (NOQUORUM, a NOLEADER that says it may
 //    have been applied, the connection lost or timed out after the whole line
-//    was sent) is sent again only when repeating it is harmless (DEQUEUE; ACK
-//    and NACK, where a repeat of one that took gets NOTFOUND). ENQUEUE is not:
-//    the caller gets UnknownOutcome and must say so rather than risk a duplicate.
+//    was sent) is sent again only when repeating it is harmless (DEQUEUE, TAKE,
+//    TOUCH, STATS, PEEK, PAUSE; ACK, NACK and BURY, where a repeat of one that
+//    took gets NOTFOUND; a PUT with a key, which the server stores once and
+//    answers `dup`). ENQUEUE, a PUT without a key and KICK are not: the caller
+//    gets UnknownOutcome and must say so rather than risk a duplicate.
 // A line whose send failed part-way is not applied: the server drops a partial
 // line when the connection closes. A reused connection is checked with PING
 // before a command that must not be repeated, so a node that died while we
@@ -39,12 +41,17 @@ final class QueueClient {
     var retryForMs = 30_000
     /// Told of every command sent again and why (for `-v`).
     var onRetry: ((String) -> Void)?
+    /// Told of every command sent again although its first outcome was
+    /// unknown (a keyed PUT, an ACK): `meshq put` always says so on stderr.
+    var onResendAfterUnknown: ((String) -> Void)?
 
     struct Answer {
         let reply: String
         /// An earlier attempt's outcome was unknown (only for repeatable commands):
         /// for ACK or NACK, NOTFOUND then means that attempt took.
         let afterUnknown: Bool
+        /// With `until:`, the lines after `reply`, the terminator last.
+        var more: [String] = []
     }
 
     /// How one line of a pipeline ended.
@@ -107,16 +114,30 @@ final class QueueClient {
     /// Sends one command, moving to the next node as the header says, until
     /// `retryForMs` has passed. Throws UnknownOutcome for a non-repeatable
     /// command that may have been applied, Failure when it certainly was not.
-    func request(_ line: String, repeatable: Bool) throws -> Answer {
+    /// `why` says why a repeat is harmless (in the message when one is sent
+    /// again). With `until`, a reply that is not ERR is followed by lines up
+    /// to and including `until` (STATS without a queue), read into `more`.
+    /// `wanted`, checked before each attempt after the first, ends the tries
+    /// early (Failure) once the command is no longer wanted.
+    func request(_ line: String, repeatable: Bool, why: String = "repeating it is harmless",
+                 until terminator: String? = nil, wanted: (() -> Bool)? = nil) throws -> Answer {
         var last = ""
         var afterUnknown = false
         let deadline = Clock.monotonicMs() + Int64(retryForMs)
         var attempt = 0
         while attempt < nodes.count || Clock.monotonicMs() < deadline {
+            if attempt > 0, let wanted, !wanted() { throw Failure("no longer wanted after: \(last)") }
             pause(beforeAttempt: attempt)
             attempt += 1
             // Every node was tried and none answers: the cluster is down, say so now.
-            let c = try connect(probe: !repeatable)
+            let c: LineClient
+            do {
+                c = try connect(probe: !repeatable)
+            } catch {
+                // An earlier attempt may have taken: that is no plain failure.
+                if afterUnknown { throw UnknownOutcome(node: nodes[current], reason: "\(last); then \(error)") }
+                throw error
+            }
             let node = nodes[current]
             connUsed = true
             do {
@@ -128,32 +149,42 @@ final class QueueClient {
                 continue
             }
             let r: String
+            var more: [String] = []
             do {
                 r = try c.readLine()
+                if let terminator, r != terminator, !r.hasPrefix("ERR ") {
+                    while more.last != terminator { more.append(try c.readLine()) }
+                }
             } catch {
                 dropConnection()
                 let lost = UnknownOutcome(node: node, reason: "no reply before the connection failed (\(error))")
                 guard repeatable else { throw lost }
                 last = "\(lost)"
                 afterUnknown = true
-                onRetry?("\(Self.shown(line)): \(lost); sending it again (repeating it is harmless)")
+                resent("\(Self.shown(line)): \(lost); sending it again (\(why))")
                 continue
             }
             lamport.observe(reply: r)
             switch ReplyOutcome(reply: r) {
             case .answered:
-                return Answer(reply: r, afterUnknown: afterUnknown)
+                return Answer(reply: r, afterUnknown: afterUnknown, more: more)
             case .unknown:
                 guard repeatable else { throw UnknownOutcome(node: node, reason: r) }
                 afterUnknown = true
-                onRetry?("\(Self.shown(line)): outcome unknown at \(node): \(r); sending it again (repeating it is harmless)")
+                resent("\(Self.shown(line)): outcome unknown at \(node): \(r); sending it again (\(why))")
             case .notApplied:
                 onRetry?("\(Self.shown(line)): not applied at \(node): \(r); trying the next node")
             }
             last = r
             dropConnection()
         }
+        if afterUnknown { throw UnknownOutcome(node: nodes[current], reason: "\(last) (sent again until out of time)") }
         throw Failure(last)
+    }
+
+    private func resent(_ message: String) {
+        onRetry?(message)
+        onResendAfterUnknown?(message)
     }
 
     /// Pipelines commands that must not be repeated (ENQUEUEs): all of them
@@ -161,9 +192,22 @@ final class QueueClient {
     /// without effect, or never sent whole, go to the next node; lines whose
     /// outcome is unknown are not sent again. One result per line, in order.
     func pipelineOnce(_ lines: [String]) -> [LineResult] {
+        pipeline(lines, resendUnknown: nil)
+    }
+
+    /// Like pipelineOnce, but with `resendUnknown` (why a repeat is harmless,
+    /// e.g. each line's idempotency key) lines whose outcome is unknown go to
+    /// the next node too, until `retryForMs` has passed; one still unknown
+    /// then is reported unknown.
+    func pipeline(_ lines: [String], resendUnknown: String?) -> [LineResult] {
         var results = [LineResult?](repeating: nil, count: lines.count)
         var pending = Array(lines.indices)
         var refusal: [Int: LineResult] = [:]
+        // Lines resent after an unknown outcome: never "not sent" after that.
+        var wasUnknown: [Int: UnknownOutcome] = [:]
+        func unanswered(_ i: Int, _ otherwise: LineResult) -> LineResult {
+            wasUnknown[i].map { .unknown($0) } ?? otherwise
+        }
         let deadline = Clock.monotonicMs() + Int64(retryForMs)
         var attempt = 0
         while !pending.isEmpty, attempt < nodes.count || Clock.monotonicMs() < deadline {
@@ -173,7 +217,7 @@ final class QueueClient {
             do {
                 c = try connect(probe: true)
             } catch {
-                for i in pending { results[i] = .notSent("\(error)") }
+                for i in pending { results[i] = unanswered(i, .notSent("\(error)")) }
                 pending = []
                 break
             }
@@ -193,9 +237,18 @@ final class QueueClient {
             }
             var again = Array(pending[sent...])
             var lost: UnknownOutcome?
+            func unknown(_ i: Int, _ u: UnknownOutcome) {
+                if let why = resendUnknown {
+                    wasUnknown[i] = u
+                    again.append(i)
+                    resent("\(Self.shown(lines[i])): \(u); sending it again (\(why))")
+                } else {
+                    results[i] = .unknown(u)
+                }
+            }
             for i in pending[..<sent] {
                 if let lost {
-                    results[i] = .unknown(lost)
+                    unknown(i, lost)
                     continue
                 }
                 do {
@@ -203,22 +256,24 @@ final class QueueClient {
                     lamport.observe(reply: r)
                     switch ReplyOutcome(reply: r) {
                     case .answered: results[i] = .reply(r)
-                    case .unknown: results[i] = .unknown(UnknownOutcome(node: node, reason: r))
+                    case .unknown: unknown(i, UnknownOutcome(node: node, reason: r))
                     case .notApplied:
                         refusal[i] = .reply(r)
                         again.append(i)
                         onRetry?("\(Self.shown(lines[i])): not applied at \(node): \(r); trying the next node")
                     }
                 } catch {
-                    lost = UnknownOutcome(node: node, reason: "no reply before the connection failed (\(error))")
-                    results[i] = .unknown(lost!)
+                    let u = UnknownOutcome(node: node, reason: "no reply before the connection failed (\(error))")
+                    lost = u
+                    unknown(i, u)
                 }
             }
             if lost != nil || !again.isEmpty { dropConnection() }
             pending = again.sorted()
         }
-        // Out of time: what is left was refused every time, the last refusal stands.
-        for i in pending { results[i] = refusal[i] ?? .notSent("no node took it") }
+        // Out of time: what is left was refused (or, resent, unknown) every
+        // time; the last such answer stands.
+        for i in pending { results[i] = unanswered(i, refusal[i] ?? .notSent("no node took it")) }
         return results.map { $0! }
     }
 
