@@ -60,18 +60,20 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
     // MARK: in NodeCore, on the NodeCoreDriver
 
     /// The leader holds the section for the whole of a replication round,
-    /// granted by every live peer, and leaves it once the round committed.
-    @Test func theLeaderHoldsTheSectionAroundEachRound() {
+    /// granted by every live peer, and keeps it between rounds while nobody
+    /// else asks: the next round starts without a request's round trip.
+    @Test func theLeaderKeepsTheSectionBetweenRoundsWhileNobodyAsks() {
         let d = NodeCoreDriver(nodes: 3)
         d.start()
         #expect(d.run { d.leader?.serving == true })
         let leader = d.leader!.nodeId
-        #expect(!d.node(leader).inCriticalSection)
+        // Held since its first round (the epoch's first entry).
+        #expect(d.node(leader).inCriticalSection)
+        #expect(d.node(leader).mutexRepliedBy == Set(d.ids).subtracting([leader]))
+        let requests = d.events.filter { $0.node == leader && $0.event.name == "mutex_request" }.count
         d.holdDurable = [leader]        // the round waits for the leader's own copy
         let r = d.send(.enqueue(payload: Array("x".utf8)), to: leader)
         d.flush()
-        #expect(d.node(leader).inCriticalSection)
-        #expect(d.node(leader).mutexRepliedBy == Set(d.ids).subtracting([leader]))
         #expect(d.ids.filter { d.node($0).inCriticalSection } == [leader])
         #expect(d.replies[r] == nil)
         d.holdDurable = []
@@ -80,7 +82,28 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
             Issue.record("not committed: \(String(describing: d.replies[r]))")
             return
         }
+        #expect(d.node(leader).inCriticalSection)
+        #expect(d.events.filter { $0.node == leader && $0.event.name == "mutex_request" }.count == requests)
+    }
+
+    /// Another node asking gets the section as soon as no round runs; the
+    /// leader asks again for its next round.
+    @Test func aRequestFromAnotherNodeGetsTheHeldSection() {
+        let d = NodeCoreDriver(nodes: 3)
+        d.start()
+        #expect(d.run { d.leader?.serving == true })
+        let leader = d.leader!.nodeId
+        let other = d.ids.first { $0 != leader }!
+        #expect(d.node(leader).inCriticalSection)
+        let env = PeerEnvelope(from: other, to: leader, lamport: 1, epoch: d.node(leader).epoch,
+                               body: .mutex(.request(ts: 1)))
+        d.node(leader).peerMessage(env, now: d.now, wallMs: d.now)
         #expect(!d.node(leader).inCriticalSection)
+        let sent = d.node(leader).takeEffects().contains {
+            if case .sendPeer(let e) = $0, e.to == other, case .mutex(.reply(ts: 1)) = e.body { return true }
+            return false
+        }
+        #expect(sent)
     }
 
     /// A follower that is down is not asked: the section needs only the
@@ -91,13 +114,19 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
         #expect(d.run { d.leader?.serving == true })
         let leader = d.leader!.nodeId
         let down = d.ids.first { $0 != leader }!
+        let live = d.ids.first { $0 != leader && $0 != down }!
         d.crash(down)
         #expect(d.run { !d.node(leader).peersUp.contains(down) })
+        // The live follower asks, so the leader gives the held section up
+        // (its reply goes out through the driver) and must ask again.
+        d.node(leader).peerMessage(PeerEnvelope(from: live, to: leader, lamport: 1, epoch: d.node(leader).epoch,
+                                                body: .mutex(.request(ts: 1))), now: d.now, wallMs: d.now)
+        #expect(!d.node(leader).inCriticalSection)
         d.holdDurable = [leader]
         let r = d.send(.enqueue(payload: Array("y".utf8)), to: leader)
         d.flush()
-        #expect(d.node(leader).inCriticalSection)
-        #expect(d.node(leader).mutexRepliedBy == Set(d.ids).subtracting([leader, down]))
+        #expect(d.run(withinMs: 1_000) { d.node(leader).inCriticalSection })
+        #expect(d.node(leader).mutexRepliedBy == [live])
         d.holdDurable = []
         d.sync(leader)
         guard case .ok? = d.replies[r] else {

@@ -10,8 +10,11 @@
 // That peer may then be inside too, unaware: mutual exclusion holds only
 // among nodes that hear each other, and replication stays safe regardless
 // through epochs and promises (a deposed leader's PREPAREs are refused).
-// The leader holds the section around each replication round, so two nodes
-// that both believe they lead never replicate at the same time.
+// The leader holds the section around its replication rounds, so two nodes
+// that both believe they lead never replicate at the same time. It keeps the
+// section between rounds for as long as nobody else asks (`hasDeferred`) and
+// no peer came up that it did not ask (`asked`): the request's round trip is
+// paid when someone competes, not before every round.
 // A value: its owner changes it only through the mutating inputs below.
 
 public struct RicartAgrawalaMutex: Sendable {
@@ -37,6 +40,8 @@ public struct RicartAgrawalaMutex: Sendable {
     /// The peers whose reply let the current request in (for the
     /// simulator's mutual-exclusion check).
     public private(set) var repliedBy: Set<Int> = []
+    /// The peers the current (or last) request asked.
+    public private(set) var asked: Set<Int> = []
     /// Test hooks (see PlantedBug); empty in production.
     #if MESHQ_TESTING
     private(set) var plantedBugs: Set<PlantedBug> = []
@@ -54,12 +59,16 @@ public struct RicartAgrawalaMutex: Sendable {
     /// Peers whose reply we still need.
     public var pendingReplies: Set<Int> { waitingFor }
 
+    /// Someone asked while we were inside and waits for our reply.
+    public var hasDeferred: Bool { !deferred.isEmpty }
+
     /// Asks to enter with Lamport time `ts`, from the peers alive now.
     public mutating func request(ts: UInt64, livePeers: Set<Int>) -> [Output] {
         precondition(state == .idle, "request while \(state)")
         state = .requesting
         requestTs = ts
         waitingFor = livePeers.subtracting([nodeId])
+        asked = waitingFor
         repliedBy = []
         var out: [Output] = [.log(LogEvent(.debug, "mutex_request", [("node", "\(nodeId)"), ("ts", "\(ts)")]))]
         out += waitingFor.sorted().map { .send(to: $0, .request(ts: ts)) }

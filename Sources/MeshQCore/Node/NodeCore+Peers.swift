@@ -41,6 +41,11 @@ extension NodeCore {
                                      ("rtt_ms", formatMs(s.rttMs)), ("sample_offset_ms", formatMs(s.offsetMs))])
         case .mutex(let m):
             applyMutex(mutex.receive(from: env.from, m), now: now)
+            // Held between rounds, the section goes to whoever asks.
+            if mutex.state == .inside, !twoPC.inRound, mutex.hasDeferred {
+                applyMutex(mutex.release(), now: now)
+                startRound(now: now)
+            }
         case .replicate(let r):
             receiveReplicate(r, from: env.from, epoch: env.epoch, now: now)
         case .replicateAck(let round, let matched, let index):

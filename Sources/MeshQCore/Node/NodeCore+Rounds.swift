@@ -1,9 +1,13 @@
 // NodeCore's replication rounds, leader side: a batch of proposals takes the
 // Ricart-Agrawala section, becomes log entries (one persist), and runs one
 // two-phase commit round; each follower is sent what it lacks, paced by its
-// acknowledgements and tracked by its `LeaderReplication.Progress`. Invariant: at most
-// one round runs at a time; an aborted round cuts only this epoch's
-// uncommitted entries and the leader resigns.
+// acknowledgements and tracked by its `LeaderReplication.Progress`. The
+// leader keeps the section between rounds while nobody else asks for it and
+// no peer came up since it asked, so a round usually starts without the
+// request's round trip. Invariant: at most one round runs at a time; a
+// requester deferred by the leader is answered as soon as no round runs; an
+// aborted round cuts only this epoch's uncommitted entries and the leader
+// resigns.
 
 extension NodeCore {
     func failProposals(_ code: ErrorCode, _ text: String) {
@@ -17,7 +21,17 @@ extension NodeCore {
 
     /// Starts a replication round with the waiting batch, unless one runs.
     func startRound(now: Int64) {
-        guard role == .leader, recovering == nil, !twoPC.inRound, mutex.state == .idle, !proposals.isEmpty else { return }
+        guard role == .leader, recovering == nil, !twoPC.inRound, !proposals.isEmpty else { return }
+        if mutex.state == .inside {
+            // Still held from the last round: go on unless someone asked
+            // meanwhile or a peer we did not ask is alive now.
+            if !mutex.hasDeferred, livePeers.isSubset(of: mutex.asked) {
+                beginRound(now: now)
+                return
+            }
+            applyMutex(mutex.release(), now: now)
+        }
+        guard mutex.state == .idle else { return }
         mutexRetryAt = now + retransmitMs
         mutexGiveUpAt = now + Int64(settings.commitTimeoutMs)
         applyMutex(mutex.request(ts: clock.tick(), livePeers: livePeers), now: now)
@@ -76,16 +90,15 @@ extension NodeCore {
                 effects.append(.log(e))
             case .committed(_, let through):
                 commit(through: through, now: now)
-                // Work is waiting: the acquisition carries over to the next
-                // batch (it spares a round trip per round under load). A
-                // deferred requester waits at most until this node goes idle
-                // or stops leading.
-                if !proposals.isEmpty && role == .leader && mutex.state == .inside {
-                    beginRound(now: now)
-                } else {
+                // The leader keeps the section for the next batch unless
+                // someone asked for it meanwhile (a deferred requester waits
+                // at most until this round ends) or it no longer leads.
+                // `commit` may have started the next round already (a
+                // mailbox delivery): then nothing is released here.
+                if mutex.state == .inside, !twoPC.inRound, role != .leader || mutex.hasDeferred {
                     applyMutex(mutex.release(), now: now)
-                    startRound(now: now)
                 }
+                startRound(now: now)
             case .aborted(_, let reason):
                 abortRound(reason: reason, now: now)
             }

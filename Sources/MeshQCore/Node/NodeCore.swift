@@ -287,7 +287,7 @@ public final class NodeCore {
     /// Whether a batch is waiting that `flush` can start now (while a round
     /// runs, the batch waits for it and the round's end starts the next).
     public var hasProposals: Bool {
-        !proposals.isEmpty && role == .leader && recovering == nil && !twoPC.inRound && mutex.state == .idle
+        !proposals.isEmpty && role == .leader && recovering == nil && !twoPC.inRound && mutex.state != .requesting
     }
 
     var peers: [Int] { memberIds.filter { $0 != nodeId } }
