@@ -15,7 +15,8 @@ max_deliveries is small), each option by chance: `pri=` 0-3, `delay=`
 sent again, the same line (queue, options, key and payload), up to
 KEYED_RETRIES times: the cluster must make one task of it.
 
-Consumers DEQUEUE (half the time) or `TAKE work,poison` (JOB replies), with
+Consumers DEQUEUE (half the time) or `TAKE work,poison` or `TAKE
+poison,work` (JOB replies), with
 a wait, then ACK (60%), NACK (10%), NACK with a delay of 100-1500 ms (10%),
 vanish without acking (10%: the connection is closed and the lease must
 expire), or forget the task but keep the connection (10%). A task from
@@ -185,8 +186,10 @@ class Client(threading.Thread):
                 return
             queue = "default"
         else:
-            reply = self.call("take", f"TAKE {','.join(WORK_QUEUES)} {DEQUEUE_WAIT_MS}",
-                              ",".join(WORK_QUEUES), timeout=CALL_TIMEOUT + DEQUEUE_WAIT_MS / 1000)
+            # Either order: `work` first alone would starve `poison` of consumers.
+            queues = ",".join(self.rng.sample(WORK_QUEUES, len(WORK_QUEUES)))
+            reply = self.call("take", f"TAKE {queues} {DEQUEUE_WAIT_MS}", queues,
+                              timeout=CALL_TIMEOUT + DEQUEUE_WAIT_MS / 1000)
             if not reply or not reply.startswith("JOB "):
                 return
             queue = reply.split(" ")[3]
