@@ -8,11 +8,20 @@ a closed connection is an unknown outcome: the client drops that connection
 reconnects, to a random node. Clients also move to another node every few
 dozen commands, so every node serves and relays.
 
-Producers ENQUEUE unique payloads (`<client>-<n>`). Consumers DEQUEUE with a
-wait, then ACK (70%), NACK (10%), vanish without acking (10%: the connection
-is closed and the lease must expire), or forget the task but keep the
-connection (10%). The pace is RATE commands per second over all clients,
-with exponential gaps.
+Producers send unique payloads (`<client>-<n>`): half as ENQUEUE, half as
+protocol 2 `PUT` to `work` (or, one in four, to `poison`, whose
+max_deliveries is small), each option by chance: `pri=` 0-3, `delay=`
+200-3000 ms, `key=<client>-k<n>`. A keyed PUT whose outcome is unknown is
+sent again, the same line (queue, options, key and payload), up to
+KEYED_RETRIES times: the cluster must make one task of it.
+
+Consumers DEQUEUE (half the time) or `TAKE work,poison` or `TAKE
+poison,work` (JOB replies), with
+a wait, then ACK (60%), NACK (10%), NACK with a delay of 100-1500 ms (10%),
+vanish without acking (10%: the connection is closed and the lease must
+expire), or forget the task but keep the connection (10%). A task from
+`poison` is never acked (it goes to `poison.dead`). The pace is RATE
+commands per second over all clients, with exponential gaps.
 """
 
 import random
@@ -21,11 +30,17 @@ import threading
 import time
 
 from cluster import CLIENT_PORT
-from history import lamport_of
+from history import classify, lamport_of
 from net import node_ip
 
 CALL_TIMEOUT = 8.0        # > commit_timeout_ms waiting for a leader + a round
 DEQUEUE_WAIT_MS = 500
+KEYED_RETRIES = 3
+# The protocol 2 queues (chaos/cluster.py configures them) and what the drain takes.
+WORK_QUEUES = ["work", "poison"]
+POISON_MAX_DELIVERIES = 2
+QUEUES = {"poison": {"max_deliveries": POISON_MAX_DELIVERIES, "dead_letter": "poison.dead"}}
+DRAIN_QUEUES = ["default", "work", "poison", "poison.dead"]
 
 
 class Connection:
@@ -80,6 +95,7 @@ class Client(threading.Thread):
         self.sent = 0
         self.ops_on_conn = 0
         self.last_error = None        # why the last connection or call failed
+        self.retry = None             # (line, arg, tries) of a keyed PUT to send again
 
     # -- one recorded command -------------------------------------------------
     def call(self, f, line, arg=None, timeout=CALL_TIMEOUT):
@@ -129,29 +145,67 @@ class Client(threading.Thread):
                     self.stop_event.wait(self.rng.uniform(0.1, 0.3))
                     continue
             if self.role == "producer":
-                n += 1
-                payload = f"{self.cname}-{n}"
-                self.call("enqueue", f"ENQUEUE {payload}", payload)
+                if self.retry:
+                    self.put_again()
+                else:
+                    n += 1
+                    self.produce(n)
             else:
                 self.consume()
             self.pace()
         self.drop()
 
-    def consume(self):
-        reply = self.call("dequeue", f"DEQUEUE {DEQUEUE_WAIT_MS}",
-                          timeout=CALL_TIMEOUT + DEQUEUE_WAIT_MS / 1000)
-        if not reply or not reply.startswith("TASK "):
+    def produce(self, n):
+        payload = f"{self.cname}-{n}"
+        if self.rng.random() < 0.5:
+            self.call("enqueue", f"ENQUEUE {payload}", payload)
             return
+        arg = {"queue": "poison" if self.rng.random() < 0.25 else "work", "payload": payload,
+               "pri": self.rng.randint(0, 3) if self.rng.random() < 0.5 else None,
+               "delay": self.rng.randint(200, 3000) if self.rng.random() < 0.3 else None,
+               "key": f"{self.cname}-k{n}" if self.rng.random() < 0.5 else None}
+        opts = ",".join(f"{k}={arg[k]}" for k in ("pri", "delay", "key") if arg[k] is not None)
+        line = f"PUT {arg['queue']} {opts or '-'} {payload}"
+        self.put(line, arg, KEYED_RETRIES)
+
+    def put(self, line, arg, tries):
+        reply = self.call("put", line, arg)
+        self.retry = None
+        if arg["key"] and tries > 0 and classify("put", reply) == "unknown":
+            self.retry = (line, arg, tries - 1)
+
+    def put_again(self):
+        line, arg, tries = self.retry
+        self.put(line, arg, tries)
+
+    def consume(self):
+        if self.rng.random() < 0.5:
+            reply = self.call("dequeue", f"DEQUEUE {DEQUEUE_WAIT_MS}",
+                              timeout=CALL_TIMEOUT + DEQUEUE_WAIT_MS / 1000)
+            if not reply or not reply.startswith("TASK "):
+                return
+            queue = "default"
+        else:
+            # Either order: `work` first alone would starve `poison` of consumers.
+            queues = ",".join(self.rng.sample(WORK_QUEUES, len(WORK_QUEUES)))
+            reply = self.call("take", f"TAKE {queues} {DEQUEUE_WAIT_MS}", queues,
+                              timeout=CALL_TIMEOUT + DEQUEUE_WAIT_MS / 1000)
+            if not reply or not reply.startswith("JOB "):
+                return
+            queue = reply.split(" ")[3]
         tid = reply.split(" ")[1]
         roll = self.rng.random()
         if self.conn is None:
             return
-        if roll < 0.7:
+        if roll < 0.6 and queue != "poison":
             self.pace()
             if self.conn:
                 self.call("ack", f"ACK {tid}", tid)
-        elif roll < 0.8:
+        elif roll < 0.7:
             self.call("nack", f"NACK {tid}", tid)
+        elif roll < 0.8 or (roll < 0.6 and queue == "poison"):
+            delay = self.rng.randint(100, 1500)
+            self.call("nack", f"NACK {tid} {delay}", {"id": tid, "delay": delay})
         elif roll < 0.9:
             self.drop()                # vanish: the lease must expire
         # else: forget the task, keep the connection; the lease expires too

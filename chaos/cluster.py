@@ -29,9 +29,18 @@ PEER_PORT = 7100
 TMPFS_SIZE = "64m"
 
 
-def config_text(n, ack_timeout_ms):
+POISON_ACK_TIMEOUT_MS = 1000
+
+
+def config_text(n, ack_timeout_ms, queues=None):
+    """The chaos config; `queues` maps a queue name to its `[queue.NAME]`
+    settings (chaos/clients.py QUEUES: the capped `poison` queue, given a
+    short lease so its tasks reach their cap within a run)."""
     lines = ["# written by chaos/run.py", "[cluster]", "fsync = always", "log_level = info",
              f"ack_timeout_ms = {ack_timeout_ms}", ""]
+    for name, settings in sorted((queues or {}).items()):
+        lines += [f"[queue.{name}]", f"ack_timeout_ms = {POISON_ACK_TIMEOUT_MS}"]
+        lines += [f"{k} = {v}" for k, v in sorted(settings.items())] + [""]
     for i in range(1, n + 1):
         lines += [f"[node.{i}]", f"peer = {node_ip(i)}:{PEER_PORT}",
                   f"client = {node_ip(i)}:{CLIENT_PORT}", f"data_dir = {ROOT}/node{i}/data", ""]

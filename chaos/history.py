@@ -9,6 +9,13 @@ still leaves a readable file):
   {"t": 3.000, "phase": "nemesis",  "event": "start", "fault": "partition", "detail": "1,2 | 3"}
   {"t": 9.000, "phase": "meta",     "drain": "complete"}
 
+`f` is one of hello, enqueue, dequeue, ack, nack (protocol 1) and put, take
+(protocol 2). A put's `arg` is {"queue", "payload", "pri", "delay", "key"}
+(pri, delay and key null when not sent); a take's is the queue list; a
+NACK with a delay has {"id", "delay"}, a plain one the task id. The runner
+writes the queues' delivery caps as a meta event
+{"queues": {"poison": {"max_deliveries": 2, "dead_letter": "poison.dead"}}}.
+
 `t` is seconds since the start of the run on one monotonic clock, so every
 invoke and completion of every thread is ordered consistently. `result` is
 `ok`, `err` (the command certainly did nothing) or `unknown` (it may or may
@@ -33,9 +40,11 @@ def classify(f, reply):
     if word == "ERR":
         code = reply.split(" ", 2)[1] if len(reply.split(" ")) > 1 else ""
         return "err" if code in DEFINITE_ERRORS else "unknown"
-    if f == "enqueue" and word in ("OK", "QUEUED"):
+    if f in ("enqueue", "put") and word in ("OK", "QUEUED"):
         return "ok"
     if f == "dequeue" and word in ("TASK", "EMPTY"):
+        return "ok"
+    if f == "take" and word in ("JOB", "EMPTY"):
         return "ok"
     if f in ("ack", "nack") and word == "OK":
         return "ok"
@@ -47,12 +56,15 @@ def classify(f, reply):
 
 
 def lamport_of(reply):
-    """The Lamport stamp carried by a reply, or None."""
+    """The Lamport stamp carried by a reply, or None. A `dup` answer carries
+    the first task's stamp (docs/protocol.md), an old one by design: none."""
     if not reply:
         return None
     parts = reply.split(" ")
+    if parts[0] == "OK" and parts[-1] == "dup":
+        return None
     try:
-        if parts[0] in ("OK", "QUEUED", "TASK") and len(parts) >= 3:
+        if parts[0] in ("OK", "QUEUED", "TASK", "JOB") and len(parts) >= 3:
             return int(parts[2])
         if parts[0] == "HELLO" and len(parts) >= 3:
             return int(parts[2])

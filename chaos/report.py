@@ -70,10 +70,10 @@ def counts(events):
     for e in events:
         if e.get("phase") == "complete":
             kind = e["f"]
-            if kind == "enqueue" and (e["reply"] or "").startswith("QUEUED"):
-                c[("enqueue", "queued")] += 1
-            elif kind == "dequeue" and e["reply"] == "EMPTY":
-                c[("dequeue", "empty")] += 1
+            if kind in ("enqueue", "put") and (e["reply"] or "").startswith("QUEUED"):
+                c[(kind, "queued")] += 1
+            elif kind in ("dequeue", "take") and e["reply"] == "EMPTY":
+                c[(kind, "empty")] += 1
             else:
                 c[(kind, e["result"])] += 1
         elif e.get("phase") == "invoke":
@@ -89,7 +89,7 @@ def summary(events, violations, meta):
              f"rate={meta['rate']}/s", ""]
     lines.append(f"{'command':<10}{'invoked':>9}{'ok':>8}{'queued':>8}{'empty':>8}"
                  f"{'err':>7}{'unknown':>9}")
-    for f in ("enqueue", "dequeue", "ack", "nack", "hello"):
+    for f in ("enqueue", "put", "dequeue", "take", "ack", "nack", "hello"):
         lines.append(f"{f:<10}{c[(f, 'invoked')]:>9}{c[(f, 'ok')]:>8}{c[(f, 'queued')]:>8}"
                      f"{c[(f, 'empty')]:>8}{c[(f, 'err')]:>7}"
                      f"{c[(f, 'invoked')] - c[(f, 'ok')] - c[(f, 'queued')] - c[(f, 'empty')] - c[(f, 'err')]:>9}")

@@ -6,8 +6,9 @@ mounts, mqc-* namespaces); build the network (net.py) and the tmpfs disks;
 move into the hub namespace; start the nodes and wait for a leader; run the
 clients (clients.py) and the nemesis (nemesis.py) for DURATION seconds; stop
 the clients, heal everything, wait for a leader and empty mailboxes; drain
-the queue through the leader (DEQUEUE, ACK each task, until the leader
-reports nothing ready, nothing leased and every mailbox is empty); run the
+every queue through the leader (TAKE of all the workload's queues and the
+dead-letter queue, ACK each task, until the leader's STATS show nothing
+ready, delayed or leased in any of them and every mailbox is empty); run the
 checker (checker.py) and write the output folder. Everything built is torn
 down on exit, on Ctrl-C and on SIGTERM. Exit status: 0 clean, 1 a violation
 (or the cluster never recovered for the drain, or a node crashed), 2 the
@@ -33,7 +34,7 @@ import checker                      # noqa: E402
 import cluster                      # noqa: E402
 import net                          # noqa: E402
 import report                       # noqa: E402
-from clients import Client, start_clients   # noqa: E402
+from clients import DRAIN_QUEUES, QUEUES, Client, start_clients   # noqa: E402
 from history import Recorder        # noqa: E402
 from nemesis import Nemesis, schedule       # noqa: E402
 
@@ -76,8 +77,21 @@ def mailboxes_empty(nodes):
     return True
 
 
+def queues_empty(leader):
+    """True when the leader's STATS show nothing ready, delayed or leased in
+    any queue the drain takes from (STATUS `ready` leaves delayed tasks out)."""
+    for q in DRAIN_QUEUES:
+        line = cluster.request(leader, f"STATS {q}", timeout=2.0)
+        if not line or not line.startswith("STATS "):
+            return False
+        st = dict(kv.split("=", 1) for kv in line.split()[1:] if "=" in kv)
+        if any(st.get(k) != "0" for k in ("ready", "delayed", "inflight")):
+            return False
+    return True
+
+
 def drain(nodes, rec, deadline):
-    """DEQUEUE and ACK through the leader until nothing is left anywhere."""
+    """TAKE and ACK through the leader until nothing is left anywhere."""
     leader = wait_for("an agreed leader after healing", deadline, lambda: agreed_leader(nodes))
     if leader is None:
         return "no leader all nodes agree on after healing"
@@ -91,8 +105,9 @@ def drain(nodes, rec, deadline):
             time.sleep(0.5)
             drainer.nodes = [cluster.find_leader(nodes) or leader]
             continue
-        reply = drainer.call("dequeue", "DEQUEUE 1000", timeout=10)
-        if reply and reply.startswith("TASK "):
+        reply = drainer.call("take", f"TAKE {','.join(DRAIN_QUEUES)} 1000", ",".join(DRAIN_QUEUES),
+                             timeout=10)
+        if reply and reply.startswith("JOB "):
             tid = reply.split(" ")[1]
             if drainer.conn:
                 drainer.call("ack", f"ACK {tid}", tid)
@@ -100,12 +115,13 @@ def drain(nodes, rec, deadline):
         if reply == "EMPTY":
             st = cluster.status(drainer.nodes[0])
             if st and st.get("role") == "leader" and st.get("ready") == "0" \
-                    and st.get("inflight") == "0" and mailboxes_empty(nodes):
+                    and st.get("inflight") == "0" and mailboxes_empty(nodes) \
+                    and queues_empty(drainer.nodes[0]):
                 drainer.drop()
                 return None
             continue
         if reply is not None:
-            drainer.last_error = f"node {drainer.nodes[0]} answered {reply!r} to DEQUEUE"
+            drainer.last_error = f"node {drainer.nodes[0]} answered {reply!r} to TAKE"
         drainer.drop()
         time.sleep(0.5)
         drainer.nodes = [cluster.find_leader(nodes) or leader]
@@ -166,9 +182,9 @@ def main():
         network.setup()
         conf = f"{cluster.ROOT}/meshq.conf"
         with open(conf, "w") as f:
-            f.write(cluster.config_text(args.nodes, ACK_TIMEOUT_MS))
+            f.write(cluster.config_text(args.nodes, ACK_TIMEOUT_MS, QUEUES))
         with open(f"{out}/meshq.conf", "w") as f:
-            f.write(cluster.config_text(args.nodes, ACK_TIMEOUT_MS))
+            f.write(cluster.config_text(args.nodes, ACK_TIMEOUT_MS, QUEUES))
         nodes = [cluster.Node(i, meshqd, conf, out) for i in range(1, args.nodes + 1)]
         for node in nodes:
             node.mount()
@@ -181,6 +197,7 @@ def main():
         rec = Recorder(f"{out}/history.jsonl")
         rec.meta(seed=seed, nodes=args.nodes, duration=args.duration, rate=args.rate,
                  schedule=faults)
+        rec.meta(queues=QUEUES)
         stop = threading.Event()
         rec.meta(workload="start")
         clients = start_clients(args.nodes, rec, seed, args.rate, stop, args.clients, args.clients)

@@ -14,9 +14,11 @@ public final class Cluster {
     private var processes: [Int: Process] = [:]
     private var statusClients: [Int: LineClient] = [:]
 
-    /// `cluster` holds the `key = value` lines of the `[cluster]` section.
+    /// `cluster` holds the `key = value` lines of the `[cluster]` section;
+    /// `sections` is appended as it is (`[queue.NAME]` sections).
     public init(name: String, nodes: Int = 3,
-                cluster: String = "heartbeat_interval_ms = 50\nleader_timeout_ms = 400\nelection_timeout_ms = 200") {
+                cluster: String = "heartbeat_interval_ms = 50\nleader_timeout_ms = 400\nelection_timeout_ms = 200",
+                sections extraSections: String = "") {
         dir = Harness.tempDir(name)
         ids = Array(1...nodes)
         var ports: [Int: UInt16] = [:]
@@ -31,6 +33,7 @@ public final class Cluster {
         clientPorts = ports
         configPath = dir + "/meshq.conf"
         let text = ConfigWriter(cluster: ConfigWriter.lines(cluster), nodes: sections).text
+            + (extraSections.isEmpty ? "" : "\n" + extraSections + "\n")
         try? text.write(toFile: configPath, atomically: true, encoding: .utf8)
     }
 
