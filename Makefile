@@ -24,7 +24,7 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test test-growth warnings bench bench-tls bench-restart bench-catchup install install-files uninstall sim sim-planted clean \
+.PHONY: all deps testdeps build release run test docs-check test-growth warnings bench bench-tls bench-restart bench-catchup install install-files uninstall sim sim-planted clean \
 	chaos chaosdeps test-chaos test-chaos-checker partitions fuzz test-asan sanitized
 
 all: build
@@ -64,7 +64,7 @@ run: release
 # against the release meshqd, about 2 minutes). The integration tests start
 # the meshqd built here, so build it first; the simulator runs after them, so
 # its load never shares the two cores with real clusters whose timings are fast.
-test: testdeps test-chaos-checker
+test: testdeps test-chaos-checker docs-check
 	$(SWIFT) build $(TESTFLAGS)
 	$(SWIFT) test $(TESTFLAGS) --skip 'SimulationTests|PlantedBugTests|BoundedGrowthTests'
 	SWIFT_DETERMINISTIC_HASHING=1 $(SWIFT) test $(TESTFLAGS) --skip-build --filter 'SimulationTests|PlantedBugTests|TranscriptTests'
@@ -110,6 +110,11 @@ test-growth: release
 	$(SWIFT) build --build-tests $(TESTFLAGS)
 	MESHQD_BIN=$(CURDIR)/$(BIN_RELEASE)/meshqd MESHQ_GROWTH_PAIRS=2000000 MESHQ_GROWTH_PAYLOAD=100 \
 		MESHQ_GROWTH_SEGMENT=67108864 $(SWIFT) test $(TESTFLAGS) --skip-build --filter BoundedGrowthTests
+
+# Every log event, config key, verb, reply, error code, metric, peer message
+# kind and STATUS key the code has is documented in docs/ (part of `make test`).
+docs-check:
+	bash scripts/check-docs.sh
 
 # Zero compiler warnings in our own targets, in debug (tests included) and in
 # release; CI runs it before `make test` (whose build it leaves ready).
