@@ -196,17 +196,21 @@ extension ClusterSimulator {
         }
     }
 
-    /// Check 12 around one input to node `id`.
+    /// Check 12 around one input to node `id`. A task ready before the
+    /// input and after it, with the same fields and under the same
+    /// leadership (no entry of a new epoch ended leases meanwhile), was
+    /// ready all along, so when each lease of the input was proposed.
     func observingLeases(_ id: Int, _ body: () throws -> Void) throws {
         guard options.protocolTwo, let n = nodes[id], n.role == .leader else { return try body() }
         let leasing = n.leasing, store = n.store
         try body()
+        guard n.store.epoch == store.epoch else { return }
         for l in n.leasing.sorted() where !leasing.contains(l) {
             guard let t = n.store.task(l) ?? store.task(l) else { continue }
             for r in store.readyTasks(in: t.queue, limit: Int.max) {
                 if (r.priority, r.id) >= (t.priority, t.id) { break }
-                if n.store.place(of: r.id) == .ready {
-                    throw fail("ready order: leader \(id) of epoch \(n.epoch) leased task \(l) (priority \(t.priority)) of queue \(t.queue) while task \(r.id) (priority \(r.priority)) was ready")
+                if n.store.place(of: r.id) == .ready, n.store.task(r.id) == r {
+                    throw fail("ready order: leader \(id) of epoch \(n.epoch) leased task \(l) (priority \(t.priority)) of queue \(t.queue) at t=\(now) while task \(r.id) (priority \(r.priority)) was ready")
                 }
             }
         }
