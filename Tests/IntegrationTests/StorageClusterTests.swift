@@ -139,6 +139,9 @@ import Testing
 
         c.kill9(3)
         c.kill9(2)
+        // Parked only once node 1 knows it has no leader: an ENQUEUE relayed
+        // to the dying leader just before gets NOLEADER (outcome unknown).
+        #expect(Harness.eventually(timeout: 30) { c.status(1)?["leader"] == "-" }, "node 1 still names a leader")
         let first = try park("before-wipe")
         try c.start([2, 3])
         #expect(delivered(), "first parked task never delivered: \(c.status(1) ?? [:])")
