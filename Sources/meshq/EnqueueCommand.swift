@@ -51,53 +51,15 @@ struct EnqueueCommand: ParsableCommand {
     }
 
     private func enqueueStdin(_ client: QueueClient) throws -> Bool {
-        var failed = 0
-        var unknown: [Int] = []
-        var notSent: Int?
-        var total = 0
-        var batch: [(line: Int, task: String)] = []
-        var lineNo = 0
-        func send() throws {
-            let results = client.pipelineOnce(batch.map { "ENQUEUE " + $0.task })
-            for (b, result) in zip(batch, results) {
-                switch result {
-                case .reply(let r):
-                    print(r)
-                    if r.hasPrefix("ERR") { failed += 1 }
-                case .unknown(let u):
-                    print("UNKNOWN \(u.node) \(u.reason)")
-                    FileOut.stderr("meshq: line \(b.line) \(Self.quoted(b.task)) at \(u.node): outcome unknown (\(u.reason))")
-                    unknown.append(b.line)
-                case .notSent(let why):
-                    print("NOTSENT \(why)")
-                    FileOut.stderr("meshq: line \(b.line) \(Self.quoted(b.task)): not enqueued (\(why))")
-                    notSent = notSent ?? b.line
-                    failed += 1
-                }
-            }
-            batch.removeAll()
-            if let notSent {
-                // No node took it: the ones after this batch are not even read.
-                summarize(total: total, failed: failed, unknown: unknown)
-                throw fail("no node could take line \(notSent); stopped after line \(lineNo)")
-            }
-        }
-        while let line = readLine(strippingNewline: true) {
-            lineNo += 1
-            if line.isEmpty { continue }
-            total += 1
-            batch.append((lineNo, line))
-            if batch.count == 1_000 { try send() }
-        }
-        if !batch.isEmpty { try send() }
-        summarize(total: total, failed: failed, unknown: unknown)
-        return failed == 0 && unknown.isEmpty
+        let o = StdinTasks.send(client, resendUnknown: nil, notDone: "enqueued") { "ENQUEUE " + $1 }
+        summarize(total: o.total, unknown: o.unknown)
+        if let n = o.notSent { throw fail("no node could take line \(n); stopped after line \(o.lastLine)") }
+        return o.failed == 0 && o.unknown.isEmpty
     }
 
-    private func summarize(total: Int, failed: Int, unknown: [Int]) {
+    private func summarize(total: Int, unknown: [Int]) {
         guard !unknown.isEmpty else { return }
-        let lines = unknown.prefix(20).map(String.init).joined(separator: ", ") + (unknown.count > 20 ? ", ..." : "")
-        FileOut.stderr("meshq: \(unknown.count) of \(total) tasks have an unknown outcome (lines \(lines)). "
+        FileOut.stderr("meshq: \(unknown.count) of \(total) tasks have an unknown outcome (lines \(StdinTasks.lineList(unknown))). "
             + "They may have been enqueued, or a later leader may still enqueue them; "
             + "they were not sent again, so as not to enqueue them twice.")
     }

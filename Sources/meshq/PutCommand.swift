@@ -102,53 +102,17 @@ struct PutCommand: ParsableCommand {
     }
 
     private func putStdin(_ client: QueueClient) throws -> Bool {
-        var failed = 0
-        var unknown: [Int] = []
-        var notSent: Int?
-        var total = 0
-        var batch: [(line: Int, task: String)] = []
-        var lineNo = 0
-        func send() throws {
-            let lines = batch.map { "PUT \(queue) \(options(key: key(forLine: $0.line))) \($0.task)" }
-            let results = client.pipeline(lines, resendUnknown: keyed ? Self.why : nil)
-            for (b, result) in zip(batch, results) {
-                switch result {
-                case .reply(let r):
-                    print(r)
-                    if r.hasPrefix("ERR") { failed += 1 }
-                case .unknown(let u):
-                    print("UNKNOWN \(u.node) \(u.reason)")
-                    FileOut.stderr("meshq: line \(b.line) \(EnqueueCommand.quoted(b.task)) at \(u.node): outcome unknown (\(u.reason))")
-                    unknown.append(b.line)
-                case .notSent(let why):
-                    print("NOTSENT \(why)")
-                    FileOut.stderr("meshq: line \(b.line) \(EnqueueCommand.quoted(b.task)): not put (\(why))")
-                    notSent = notSent ?? b.line
-                    failed += 1
-                }
-            }
-            batch.removeAll()
-            if let notSent {
-                summarize(total: total, unknown: unknown)
-                throw fail("no node could take line \(notSent); stopped after line \(lineNo)")
-            }
+        let o = StdinTasks.send(client, resendUnknown: keyed ? Self.why : nil, notDone: "put") { n, task in
+            "PUT \(queue) \(options(key: key(forLine: n))) \(task)"
         }
-        while let line = readLine(strippingNewline: true) {
-            lineNo += 1
-            if line.isEmpty { continue }
-            total += 1
-            batch.append((lineNo, line))
-            if batch.count == 1_000 { try send() }
-        }
-        if !batch.isEmpty { try send() }
-        summarize(total: total, unknown: unknown)
-        return failed == 0 && unknown.isEmpty
+        summarize(total: o.total, unknown: o.unknown)
+        if let n = o.notSent { throw fail("no node could take line \(n); stopped after line \(o.lastLine)") }
+        return o.failed == 0 && o.unknown.isEmpty
     }
 
     private func summarize(total: Int, unknown: [Int]) {
         guard !unknown.isEmpty else { return }
-        let lines = unknown.prefix(20).map(String.init).joined(separator: ", ") + (unknown.count > 20 ? ", ..." : "")
-        FileOut.stderr("meshq: \(unknown.count) of \(total) tasks have an unknown outcome (lines \(lines)). "
+        FileOut.stderr("meshq: \(unknown.count) of \(total) tasks have an unknown outcome (lines \(StdinTasks.lineList(unknown))). "
             + (keyed ? "They were sent again with their keys until out of time; each is stored once at most, or may still be."
                      : "They may have been put, or a later leader may still put them; "
                         + "they were not sent again, so as not to put them twice (--key auto makes a repeat safe)."))

@@ -25,9 +25,8 @@ import Testing
     private struct WorkJob {
         let id: String, queue: String, deliveries: Int, payload: String
         init?(_ line: String) {
-            let p = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: false).map(String.init)
-            guard p.count == 6, p[0] == "JOB", let d = Int(p[4]) else { return nil }
-            (id, queue, deliveries, payload) = (p[1], p[3], d, p[5])
+            guard let j = jobFields(line) else { return nil }
+            (id, queue, deliveries, payload) = ("\(j.id)", j.queue, j.deliveries, j.payload)
         }
     }
 

@@ -75,7 +75,7 @@ import Testing
                 problems.append("worker printed nothing")
                 continue
             }
-            if let j = job(first) {
+            if let j = jobFields(first) {
                 if j.id == poison {
                     poisonJobs.append(j.deliveries)
                     if !w.killed { problems.append("the poison worker was not killed: \(w.lines)") }
@@ -92,7 +92,7 @@ import Testing
                 problems.append("TAKE jobs: \(first)")
             }
             let s = try stats.request("STATS jobs")
-            dead = dead || stat(s, "dead") == "1"
+            dead = dead || statsField(s, "dead") == "1"
         }
         #expect(problems.isEmpty, "\(problems)")
         #expect(dead && drained, "dead=\(dead) drained=\(drained) poison JOBs \(poisonJobs), acked \(acked.count) of \(put.count)")
@@ -102,8 +102,8 @@ import Testing
         // The other tasks flowed meanwhile: each put one delivered once and acked.
         #expect(put.count >= 3 && Set(acked) == Set(put) && acked.count == put.count, "put \(put) acked \(acked)")
         #expect(others.values.allSatisfy { $0 == 1 }, "\(others)")
-        #expect(stat(try stats.request("STATS jobs"), "ready") == "0")
-        let deadJob = try #require(job(try stats.request("TAKE jobs.dead")))
+        #expect(statsField(try stats.request("STATS jobs"), "ready") == "0")
+        let deadJob = try #require(jobFields(try stats.request("TAKE jobs.dead")))
         // Its lease from the dead-letter queue is its 4th delivery: the count goes on.
         #expect(deadJob.id == poison && deadJob.queue == "jobs.dead" && deadJob.deliveries == 4 && deadJob.payload == "poison",
                 "\(deadJob)")
@@ -131,7 +131,7 @@ import Testing
             delay[payload] = ms
         }
         let before = try leader.request("STATS later")
-        #expect(stat(before, "delayed") == "8" && stat(before, "ready") == "0", "\(before)")
+        #expect(statsField(before, "delayed") == "8" && statsField(before, "ready") == "0", "\(before)")
         // The follower that takes over: its Cristian offset to the old leader
         // is all the skew there is (one host, one clock).
         let offset = c.status(2)?["offset_ms"].flatMap(Double.init) ?? 0
@@ -144,7 +144,7 @@ import Testing
         while arrived.count < 8, tries < 400, Date() < deadline {
             tries += 1
             let r = try consumer.request("TAKE later 500")
-            if let j = job(r) {
+            if let j = jobFields(r) {
                 let now = Date()
                 deliveries[j.payload, default: 0] += 1
                 if arrived[j.payload] == nil { arrived[j.payload] = now }
@@ -230,7 +230,7 @@ import Testing
         for _ in 0..<10 {
             let r = try drainer.request("TAKE orders")
             if r == "EMPTY" { break }
-            let j = try #require(job(r), "TAKE orders: \(r)")
+            let j = try #require(jobFields(r), "TAKE orders: \(r)")
             found.append((j.id, j.payload))
             #expect(okReply(try drainer.request("ACK \(j.id)"))?.id == j.id)
         }
@@ -248,16 +248,7 @@ import Testing
         return (id, lamport, w.count == 4)
     }
 
-    /// `JOB <id> <lamport> <queue> <deliveries> <payload>`.
-    private func job(_ line: String) -> (id: UInt64, queue: String, deliveries: Int, payload: String)? {
-        let p = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: false).map(String.init)
-        guard p.count == 6, p[0] == "JOB", let id = UInt64(p[1]), let d = Int(p[4]) else { return nil }
-        return (id, p[3], d, p[5])
-    }
 
-    private func stat(_ line: String, _ key: String) -> String? {
-        line.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
-    }
 
     /// The cluster could not serve the command just now (failover, no
     /// majority yet, back-pressure); the remedy is to send it again.

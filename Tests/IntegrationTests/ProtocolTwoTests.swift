@@ -8,17 +8,6 @@ import MeshQTestSupport
 import Testing
 
 @Suite(.serialized) struct ProtocolTwoTests {
-    /// The fields of a JOB reply: id, queue, deliveries, payload.
-    private func job(_ line: String) -> (id: UInt64, queue: String, deliveries: Int, payload: String)? {
-        let p = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: false).map(String.init)
-        guard p.count == 6, p[0] == "JOB", let id = UInt64(p[1]), let d = Int(p[4]) else { return nil }
-        return (id, p[3], d, p[5])
-    }
-
-    private func stat(_ line: String, _ key: String) -> String? {
-        line.split(separator: " ").first { $0.hasPrefix(key + "=") }.map { String($0.dropFirst(key.count + 1)) }
-    }
-
     @Test func netcatSessionOfTwoQueuesPrioritiesTouchBuryAndKick() throws {
         let d = try Daemon(name: "p2verbs").start()
         let c = try d.client()
@@ -28,36 +17,36 @@ import Testing
         #expect(puts.allSatisfy { $0.hasPrefix("OK ") })
         // PEEK shows what TAKE would lease, without leasing it.
         #expect(try c.request("PEEK emails").hasSuffix(" high"))
-        let first = try #require(job(try c.request("TAKE images,emails")))
+        let first = try #require(jobFields(try c.request("TAKE images,emails")))
         #expect(first.queue == "images" && first.payload == "resize 42.png" && first.deliveries == 1)
         let order = try c.pipeline(["TAKE emails", "TAKE emails", "TAKE emails", "TAKE emails"])
-        #expect(order.prefix(3).compactMap { job($0)?.payload } == ["high", "low", "default-pri"])
+        #expect(order.prefix(3).compactMap { jobFields($0)?.payload } == ["high", "low", "default-pri"])
         #expect(order[3] == "EMPTY")
         // ENQUEUE/DEQUEUE are the queue `default`, byte for byte.
         #expect(try c.request("DEQUEUE").hasSuffix(" plain") == true)
         // TOUCH a live lease; BURY sends it to emails.dead; KICK brings it back.
-        let high = try #require(job(order[0]))
+        let high = try #require(jobFields(order[0]))
         #expect(try c.request("TOUCH \(high.id) 60000").hasPrefix("OK \(high.id) "))
         #expect(try c.request("BURY \(high.id)").hasPrefix("OK \(high.id) "))
         #expect(try c.request("TOUCH \(high.id)").hasPrefix("ERR NOTFOUND "))
         let s = try c.request("STATS emails")
         #expect(s.hasPrefix("STATS queue=emails ready=0 delayed=0 inflight=2 dead=1 paused_ms=0 oldest_ready_ms=0"))
         #expect(try c.request("KICK emails.dead") == "OK 1")
-        let back = try #require(job(try c.request("TAKE emails")))
+        let back = try #require(jobFields(try c.request("TAKE emails")))
         #expect(back.id == high.id && back.deliveries == 1)  // deliveries reset by KICK
         // STATS without a queue: one line per queue, then END.
         try c.send("STATS\n")
         var lines: [String] = []
         while lines.last != "END", lines.count < 20 { lines.append(try c.readLine()) }
         #expect(lines.last == "END")
-        #expect(Set(lines.dropLast().compactMap { stat($0, "queue") }).isSuperset(of: ["default", "emails", "images"]))
+        #expect(Set(lines.dropLast().compactMap { statsField($0, "queue") }).isSuperset(of: ["default", "emails", "images"]))
         // PAUSE holds the queue; 0 resumes it.
         #expect(try c.request("PUT images - later") .hasPrefix("OK "))
         #expect(try c.request("PAUSE images 600000") == "OK")
         #expect(try c.request("TAKE images") == "EMPTY")
-        #expect(stat(try c.request("STATS images"), "paused_ms").flatMap(Int.init).map { $0 > 500_000 } == true)
+        #expect(statsField(try c.request("STATS images"), "paused_ms").flatMap(Int.init).map { $0 > 500_000 } == true)
         #expect(try c.request("PAUSE images 0") == "OK")
-        #expect(job(try c.request("TAKE images"))?.payload == "later")
+        #expect(jobFields(try c.request("TAKE images"))?.payload == "later")
     }
 
     @Test func aKeyPutTwiceStoresOneTaskAndAnswersTheFirstId() throws {
@@ -69,9 +58,9 @@ import Testing
         #expect(pa.count == 3 && pb.count == 4 && pb[3] == "dup" && pb[1] == pa[1] && pb[2] == pa[2])
         // Another queue, another key space.
         #expect(try c.request("PUT refunds key=order:42 refund").split(separator: " ").count == 3)
-        #expect(stat(try c.request("STATS orders"), "ready") == "1")
+        #expect(statsField(try c.request("STATS orders"), "ready") == "1")
         // Acked, the key still counts within its window.
-        let j = try #require(job(try c.request("TAKE orders")))
+        let j = try #require(jobFields(try c.request("TAKE orders")))
         #expect(try c.request("ACK \(j.id)").hasPrefix("OK "))
         #expect(try c.request("PUT orders key=order:42 charge").hasSuffix(" dup"))
         #expect(try c.request("TAKE orders") == "EMPTY")
@@ -83,14 +72,14 @@ import Testing
         let put = try c.request("PUT jobs - crash me")
         let id = try #require(put.split(separator: " ").dropFirst().first.flatMap { UInt64($0) })
         for n in 1...2 {
-            let j = try #require(job(try c.request("TAKE jobs")))
+            let j = try #require(jobFields(try c.request("TAKE jobs")))
             #expect(j.id == id && j.deliveries == n)
             #expect(try c.request("NACK \(id)").hasPrefix("OK "))
         }
         // A third lease would pass the cap: it is dead-lettered instead.
         #expect(try c.request("TAKE jobs") == "EMPTY")
-        #expect(Harness.eventually { (try? c.request("STATS jobs")).flatMap { self.stat($0, "dead") } == "1" })
-        let dead = try #require(job(try c.request("TAKE poison")))
+        #expect(Harness.eventually { (try? c.request("STATS jobs")).flatMap { statsField($0, "dead") } == "1" })
+        let dead = try #require(jobFields(try c.request("TAKE poison")))
         #expect(dead.id == id && dead.queue == "poison" && dead.deliveries == 3)
         #expect(d.log.contains("event=task_dead_lettered"))
     }
@@ -104,9 +93,9 @@ import Testing
         let putAt = Date()
         #expect(try c.request("TAKE later") == "EMPTY")
         #expect(try c.request("PUT counted - x").hasPrefix("OK "))
-        let j1 = try #require(job(try c.request("TAKE counted")))
+        let j1 = try #require(jobFields(try c.request("TAKE counted")))
         #expect(try c.request("NACK \(j1.id)").hasPrefix("OK "))
-        let j2 = try #require(job(try c.request("TAKE counted")))
+        let j2 = try #require(jobFields(try c.request("TAKE counted")))
         #expect(j2.deliveries == 2)
         #expect(try c.request("PAUSE paused 600000") == "OK")
         d.kill9()
@@ -114,8 +103,8 @@ import Testing
         c = try d.client()
         // A new leadership ends the leases of the last one (the task is ready
         // again at once); the delivery count goes on.
-        #expect(job(try c.request("TAKE counted"))?.deliveries == 3)
-        #expect(stat(try c.request("STATS paused"), "paused_ms").flatMap(Int.init).map { $0 > 500_000 } == true)
+        #expect(jobFields(try c.request("TAKE counted"))?.deliveries == 3)
+        #expect(statsField(try c.request("STATS paused"), "paused_ms").flatMap(Int.init).map { $0 > 500_000 } == true)
         // The delay fires, and not early.
         var woke: String?
         let deadline = Date().addingTimeInterval(20)
@@ -123,7 +112,7 @@ import Testing
             let r = try c.request("TAKE later 500")
             if r != "EMPTY" { woke = r }
         }
-        #expect(job(woke ?? "")?.payload == "wake up")
+        #expect(jobFields(woke ?? "")?.payload == "wake up")
         #expect(Date().timeIntervalSince(putAt) >= 1.9)
     }
 
