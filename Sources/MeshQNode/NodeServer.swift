@@ -240,10 +240,11 @@ public final class NodeServer {
     private func applyEffects() {
         defer {
             reportRoleIfChanged()
-            // Against the last commit point checked, not the one on entry: in a
-            // cluster the commit moves while a peer message is handled, before this runs.
-            if core.commitIndex != compactCheckedAt || store.compactionRunning {
-                compactCheckedAt = core.commitIndex
+            // Right after the write that takes the log past its threshold, not
+            // at the next commit: waiting for the commit point to move lets a
+            // follower append one more batch first, and the data_dir peaks
+            // that much higher (both checks are O(1)).
+            if store.compactionRunning || store.logBytes >= store.compactMinBytes {
                 compactIfDue()
             }
         }
@@ -415,8 +416,6 @@ public final class NodeServer {
                                              ("took_ms", "\(Clock.monotonicMs() - c.startedMs)")])
     }
 
-    /// The commit point at the last compaction check.
-    private var compactCheckedAt: UInt64 = 0
     /// The compaction being written, for its log line.
     private var compacting: (index: UInt64, tasks: Int, tail: Int, logBytes: Int, startedMs: Int64)?
 
