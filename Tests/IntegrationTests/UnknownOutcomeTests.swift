@@ -48,8 +48,11 @@ import Testing
         c.sendSignal(SIGSTOP, to: 3)
         let run = try CLI.start(["enqueue", "--nodes", "\(follower),\(address(c, 2))", "precious-two"])
         // Node 1 relays the ENQUEUE to the frozen leader and waits; it dies
-        // with the command in flight, before any reply.
-        let relayed = Harness.eventually(timeout: 30) { c.log(1).contains("event=route_forward") }
+        // with the command in flight, before any reply. The client relay's
+        // form (`to=`), not a peer message node 1 passes on around a link it
+        // thinks cut (`origin= dest=`, same event): killed after one of those,
+        // node 1 may not have the ENQUEUE yet, and the CLI rightly takes it to node 2.
+        let relayed = Harness.eventually(timeout: 30) { c.log(1).contains("event=route_forward node=1 to=3 ") }
         c.kill9(1)
         let r = run.wait()
         c.sendSignal(SIGCONT, to: 3)
