@@ -4,7 +4,8 @@
 // be dropped or duplicated, links can be cut in one direction or both, nodes
 // crash (keeping only what they made durable) and restart, nodes pause (take
 // no input for seconds, then everything at once), and clients send ENQUEUE,
-// DEQUEUE, ACK and NACK to random nodes.
+// DEQUEUE, ACK and NACK to random nodes, and protocol 2's PUT, TAKE, TOUCH,
+// NACK with a delay, BURY, KICK and PAUSE (SimProtocolTwo.swift).
 //
 // The network tells a node nothing, as a real one does: a cut, a partition,
 // a pause or a crashed host is silence that the node must notice itself.
@@ -85,6 +86,8 @@ final class ClusterSimulator {
     var committedOps = 0
     /// What this run did, hashed (only when MESHQ_SIM_DIGEST is set).
     var digestState = SimDigest()
+    /// The protocol-2 clients and their checks (SimProtocolTwo.swift).
+    var p2: ProtocolTwoState
 
     /// The run's digest, closed with the generator's next draw (on a copy).
     var digest: String {
@@ -99,6 +102,7 @@ final class ClusterSimulator {
         self.seed = seed
         self.options = options
         rng = SimRandom(seed: seed)
+        p2 = ProtocolTwoState(seed: seed)
         network = SimNetwork(options: options)
         for id in ids { disks[id] = NodeDisk() }
     }
@@ -108,6 +112,9 @@ final class ClusterSimulator {
     var settings: ClusterSettings {
         var s = NodeCoreDriver.defaultSettings
         s.timeSyncIntervalMs = 500
+        // Short leases, so they run out and tasks are delivered again within a run.
+        s.queues["a"] = QueueSettings(ackTimeoutMs: 1_000, maxDeliveries: 3)
+        s.queues["b"] = QueueSettings(ackTimeoutMs: 1_500)
         return s
     }
 
@@ -130,6 +137,7 @@ final class ClusterSimulator {
         try drainEffects()
         var nextFault = Int64(rng.int(100...600))
         var nextOp = Int64(rng.int(0...options.clientOpEveryMs * 2))
+        var nextP2Op = Int64(p2.rng.int(0...options.clientOpEveryMs * 2))
         let end = options.faultPhaseMs + options.settleMs
         // Clients stop early enough for their last commands to be answered.
         let clientsStop = end - options.settleMs / 2
@@ -162,10 +170,17 @@ final class ClusterSimulator {
             try syncDisks()
             try deliverDue()
             while now >= nextOp && now < clientsStop {
-                issueClientOp()
+                try issueClientOp()
                 nextOp += Int64(rng.int(1...options.clientOpEveryMs * 2))
             }
-            for id in ids where pausedUntil[id] == nil { nodes[id]?.tick(now: now, wallMs: now) }
+            while options.protocolTwo && now >= nextP2Op && now < clientsStop {
+                try issueProtocolTwoOp()
+                nextP2Op += Int64(p2.rng.int(1...options.clientOpEveryMs * 2))
+            }
+            for id in ids where pausedUntil[id] == nil {
+                guard let n = nodes[id] else { continue }
+                try observingLeases(id) { n.tick(now: now, wallMs: now) }
+            }
             // The end of a loop iteration: batches go to replication.
             for id in ids where pausedUntil[id] == nil { nodes[id]?.flush(now: now) }
             try drainEffects()
@@ -185,7 +200,7 @@ final class ClusterSimulator {
                 continue
             }
             if SimDigest.enabled { digestState.add("d \(now) \(env.from)->\(env.to) \(env.lamport)") }
-            n.peerMessage(env, now: now, wallMs: now)
+            try observingLeases(env.to) { n.peerMessage(env, now: now, wallMs: now) }
             // Lamport causality: receiving a stamp moves the clock past it.
             guard n.halted != nil || n.clock.time > env.lamport else {
                 throw fail("Lamport: node \(env.to) at \(n.clock.time) after receiving stamp \(env.lamport)")

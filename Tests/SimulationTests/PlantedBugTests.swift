@@ -71,7 +71,8 @@ import Testing
         let bugs: [PlantedBug] = [.voteTwicePerEpoch, .skipLamportMerge, .noBullyTakeover, .skipRecovery, .ackNotApplied,
                                   .mutexNeverDefers, .parkedAppliedTwice, .leaseNeverExpires, .abortIgnoresEpoch,
                                   .prepareWithoutPromise, .recoveryByIndexOnly, .snapshotDropsSuffix, .trustTransport,
-                                  .corruptionAsTornTail, .emptyLogVotesAtOnce]
+                                  .corruptionAsTornTail, .emptyLogVotesAtOnce, .readyIgnoresPriority, .delayFiresEarly,
+                                  .deliveryCapIgnored, .dedupSkippedAtApply, .touchNotApplied]
         // MESHQ_PLANTED_ONLY=name[,name]: measure only these.
         let only = ProcessInfo.processInfo.environment["MESHQ_PLANTED_ONLY"].map { Set($0.split(separator: ",").map(String.init)) }
         var dataChecksOnly = ClusterSimulator.corruptionOptions()
@@ -84,9 +85,12 @@ import Testing
             ("corrupt disks, data checks only", dataChecksOnly), ("wiped disks", ClusterSimulator.wipedOptions()),
             ("wiped disks, data checks only", wipedDataChecksOnly),
         ]
+        // MESHQ_PLANTED_PROFILES=name[,name]: only these profiles.
+        let onlyProfiles = ProcessInfo.processInfo.environment["MESHQ_PLANTED_PROFILES"]
+            .map { Set($0.split(separator: ",").map(String.init)) }
         for bug in bugs where only?.contains("\(bug)") ?? true {
             var line = "planted \(bug):"
-            for (name, base) in profiles {
+            for (name, base) in profiles where onlyProfiles?.contains(name) ?? true {
                 var options = base
                 options.plantedBugs = [bug]
                 var caught = 0
@@ -110,7 +114,8 @@ import Testing
                       ("whose ENQUEUE got OK", "lost task"), ("critical section", "mutual exclusion"),
                       ("twice", "applied once"), ("log agreement", "log agreement"), ("task id", "one payload per id"),
                       ("payload", "one payload per id"), ("liveness", "liveness"), ("parked", "mailbox"),
-                      ("availability", "availability")]
+                      ("availability", "availability"), ("ready order", "ready order"), ("due time", "due time"),
+                      ("delivery cap", "delivery cap"), ("one key, one task", "one key one task"), ("TOUCH", "touch")]
         return checks.first { report.contains($0.0) }?.1 ?? "other"
     }
 
@@ -134,6 +139,26 @@ import Testing
         let report = firstFailure(.emptyLogVotesAtOnce, seeds: 200, options: ClusterSimulator.wipedOptions())
         let kind = report.map(Self.kind(of:))
         #expect(["lost task", "final leader holds", "log agreement", "task after ACK"].contains(kind ?? ""), "\(report ?? "not caught")")
+    }
+
+    @Test func readyOrderIgnoringPriorityIsCaught() {
+        expectCaught(.readyIgnoresPriority, by: "ready order", seeds: 20)
+    }
+
+    @Test func aDelayFiringEarlyIsCaught() {
+        expectCaught(.delayFiresEarly, by: "due time", seeds: 20)
+    }
+
+    @Test func anIgnoredDeliveryCapIsCaught() {
+        expectCaught(.deliveryCapIgnored, by: "delivery cap", seeds: 20)
+    }
+
+    @Test func aKeyNotCheckedAtApplyIsCaught() {
+        expectCaught(.dedupSkippedAtApply, by: "one key, one task", seeds: 40)
+    }
+
+    @Test func aTouchNotAppliedIsCaught() {
+        expectCaught(.touchNotApplied, by: "TOUCH", seeds: 20)
     }
 
     @Test func aParkedTaskAppliedOnEveryDeliveryIsCaught() {

@@ -8,9 +8,14 @@
 @testable import MeshQCore
 
 extension ClusterSimulator {
-    enum ClientOp { case enqueue(String), dequeue, ack(UInt64), nack(UInt64) }
+    enum ClientOp {
+        case enqueue(String), dequeue, ack(UInt64), nack(UInt64)
+        // Protocol 2 (SimProtocolTwo.swift).
+        case put(String), take([String]), touch(UInt64, Int), nackDelay(UInt64, Int), bury(UInt64), kick(String),
+             pause(String, Int)
+    }
 
-    func issueClientOp() {
+    func issueClientOp() throws {
         let live = ids.filter { nodes[$0] != nil }
         guard !live.isEmpty else { return }
         let id = live[rng.int(0...(live.count - 1))]
@@ -28,9 +33,6 @@ extension ClusterSimulator {
             guard !delivered.isEmpty else { return }
             op = .nack(delivered[rng.int(0...(delivered.count - 1))])
         }
-        let ref = ClientRef(session: nextClientRef, seq: 1)
-        nextClientRef += 1
-        pending[ref] = (id, op, now)
         let cmd: ClientCommand
         switch op {
         case .enqueue(let p): cmd = .enqueue(payload: Array(p.utf8))
@@ -39,12 +41,23 @@ extension ClusterSimulator {
             ackSent.insert(t)
             cmd = .ack(taskId: t)
         case .nack(let t): cmd = .nack(taskId: t)
+        default: return
         }
+        try sendClient(op, cmd, to: id)
+    }
+
+    /// A client sends `cmd` to node `id` (kept by the kernel of a paused node).
+    func sendClient(_ op: ClientOp, _ cmd: ClientCommand, to id: Int) throws {
+        let ref = ClientRef(session: nextClientRef, seq: 1)
+        nextClientRef += 1
+        pending[ref] = (id, op, now)
         if SimDigest.enabled { digestState.add("c \(now) \(id) \(ref) \(cmd)") }
         if pausedUntil[id] != nil {
             backlog[id, default: []].append(.client(cmd, ref, owner: "c\(ref.session)"))
         } else {
-            nodes[id]!.handle(cmd, from: ref, owner: "c\(ref.session)", now: now, wallMs: now)
+            let n = nodes[id]!
+            // A TAKE served at once proposes its lease in here (check 12).
+            try observingLeases(id) { n.handle(cmd, from: ref, owner: "c\(ref.session)", now: now, wallMs: now) }
         }
     }
 
@@ -57,6 +70,11 @@ extension ClusterSimulator {
         }
         let words = reply.line.dropLast().split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
         guard let verb = words.first else { return }
+        switch p.op {
+        case .put, .take, .touch, .nackDelay, .bury, .kick, .pause:
+            return try protocolTwoReply(p, String(reply.line.dropLast()))
+        default: break
+        }
         switch (verb, p.op) {
         case ("OK", .enqueue(let payload)):
             let id = UInt64(words[1])!

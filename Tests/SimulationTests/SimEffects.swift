@@ -31,6 +31,15 @@ extension ClusterSimulator: EffectOutlet {
                 try checkTaskSent(task, by: id)
             }
         }
+        if case .forwardReply(_, let line) = env.body, line.starts(with: Array("TASK ".utf8)) || line.starts(with: Array("JOB ".utf8)) {
+            if line.starts(with: Array("JOB ".utf8)) {
+                let words = line.split(separator: UInt8(ascii: " "), maxSplits: 2)
+                if words.count > 1, let task = UInt64(String(decoding: words[1], as: UTF8.self)) {
+                    try checkTaskSent(task, by: id)
+                }
+            }
+            try checkDelivery(String(decoding: line, as: UTF8.self), by: id)
+        }
         guard linkUp(env.from, env.to) else { return }
         network.send(env, now: now, rng: &rng)
     }
@@ -43,6 +52,11 @@ extension ClusterSimulator: EffectOutlet {
 
     func reply(_ reply: Reply, to ref: ClientRef, from id: Int) throws {
         if case .task(let task, _, _) = reply { try checkTaskSent(task, by: id) }
+        if case .job(let task, _, _, _, _) = reply { try checkTaskSent(task, by: id) }
+        switch reply {
+        case .task, .job: try checkDelivery(String(reply.line.dropLast()), by: id)
+        default: break
+        }
         try clientReply(ref, reply)
     }
 
@@ -63,6 +77,7 @@ extension ClusterSimulator: EffectOutlet {
             for id in ids {
                 guard let n = nodes[id], n.hasEffects else { continue }
                 again = true
+                if options.protocolTwo { noteOffsets() }
                 try interpreter.apply(n.takeEffects(), of: id, node: n, disk: &disks[id]!, now: now, to: self)
             }
         }

@@ -45,8 +45,12 @@ extension ClusterSimulator {
             while i < n.commitIndex {
                 i += 1
                 guard let e = n.log.epoch(at: i) else { continue }
-                if let known = committedEpoch[i], known != e {
-                    throw fail("log agreement: node \(id) committed index \(i) in epoch \(e), another node committed it in epoch \(known)")
+                if let known = committedEpoch[i] {
+                    guard known == e else {
+                        throw fail("log agreement: node \(id) committed index \(i) in epoch \(e), another node committed it in epoch \(known)")
+                    }
+                } else if let entry = n.log.entry(at: i) {
+                    try observeCommitted(entry, at: id, node: n)
                 }
                 committedEpoch[i] = e
             }

@@ -61,7 +61,11 @@ extension ClusterSimulator {
         let inFlight = disks[id]!.inFlight.count
         let kept = inFlight == 0 ? 0 : rng.int(0...inFlight)
         disks[id]!.crash(keeping: kept)
-        // Its clients' connections drop: their outcome is unknown.
+        // Its clients' connections drop: their outcome is unknown (a
+        // careful producer sends a keyed PUT again).
+        for (_, p) in pending.sorted(by: { $0.key.session < $1.key.session }) where p.node == id {
+            if case .put(let payload) = p.op, p2.puts[payload]?.options.key != nil { p2.retry.append(payload) }
+        }
         pending = pending.filter { $0.value.node != id }
         let loud = forced ?? rng.chance(0.5)
         note("crash \(id) \(loud ? "(process died: sockets closed)" : "(host gone: silence)") kept \(kept)/\(inFlight) writes")
@@ -86,13 +90,13 @@ extension ClusterSimulator {
             switch item {
             case .peer(let env):
                 if SimDigest.enabled { digestState.add("w \(now) \(env.from)->\(env.to) \(env.lamport)") }
-                n.peerMessage(env, now: now, wallMs: now)
+                try observingLeases(id) { n.peerMessage(env, now: now, wallMs: now) }
                 guard n.halted != nil || n.clock.time > env.lamport else {
                     throw fail("Lamport: node \(env.to) at \(n.clock.time) after receiving stamp \(env.lamport)")
                 }
             case .client(let cmd, let ref, let owner):
                 if SimDigest.enabled { digestState.add("wc \(now) \(id) \(ref)") }
-                n.handle(cmd, from: ref, owner: owner, now: now, wallMs: now)
+                try observingLeases(id) { n.handle(cmd, from: ref, owner: owner, now: now, wallMs: now) }
             }
             try drainEffects()
         }

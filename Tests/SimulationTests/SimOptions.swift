@@ -44,6 +44,9 @@ extension ClusterSimulator {
         /// Check 10 (no vote while rejoining); off to see whether the
         /// data checks alone catch a node that votes too early.
         var checkRejoinVotes = true
+        /// The protocol-2 clients and checks 12-16 (SimProtocolTwo.swift);
+        /// off, a seed runs exactly as it did before they existed.
+        var protocolTwo = true
     }
 
     /// Disks that lose data often: most boots find a record corrupt.

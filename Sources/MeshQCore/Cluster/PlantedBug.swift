@@ -42,4 +42,49 @@ enum PlantedBug: Hashable, Sendable {
     /// A node that starts with an empty log (a wiped data_dir) votes at once,
     /// as a new node would, instead of catching up first (invariant 2).
     case emptyLogVotesAtOnce
+    /// TAKE leases the ready task with the smallest id, whatever its priority
+    /// (the ready-order check).
+    case readyIgnoresPriority
+    /// A PUT's delay= counts half (the due-time check).
+    case delayFiresEarly
+    /// The leader leases a task past its queue's max_deliveries instead of
+    /// dead-lettering it (the delivery-cap check).
+    case deliveryCapIgnored
+    /// Applying a PUT skips the key check (the leader's fast path still
+    /// answers a key it holds): a PUT racing the first one's commit, a
+    /// parked one or one across a failover makes a second task (the
+    /// one-key-one-task checks).
+    case dedupSkippedAtApply
+    /// A committed TOUCH leaves the lease's deadline as it was (the TOUCH check).
+    case touchNotApplied
+}
+
+extension TaskStore {
+    /// `readyIgnoresPriority`: the ready task of the first listed queue
+    /// that has one with the smallest id.
+    func nextReadyIgnoringPriority(in queues: [String]) -> QueuedTask? {
+        for q in queues where !isPaused(q) {
+            if let id = lines[q]?.ready.sorted.map(\.key).min() { return tasks[id]?.task }
+        }
+        return nil
+    }
+
+    /// `dedupSkippedAtApply`: the key of `t` is forgotten before `t` applies.
+    mutating func forgetKey(of op: LogEntry.Operation) {
+        switch op {
+        case .enqueue(let t), .enqueueParked(let t, _, _):
+            if let k = t.key { keys[DedupKey(queue: t.queue, key: k)] = nil }
+        default: break
+        }
+    }
+}
+
+extension LogEntry.Operation {
+    /// A PUT or ENQUEUE, direct or parked (`dedupSkippedAtApply`).
+    var isPut: Bool {
+        switch self {
+        case .enqueue, .enqueueParked: return true
+        default: return false
+        }
+    }
 }

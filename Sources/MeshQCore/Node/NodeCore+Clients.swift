@@ -119,7 +119,7 @@ extension NodeCore {
         }
         let l = clock.tick()
         var task = QueuedTask(id: nextTaskId, lamport: l, enqueuedAtMs: at, payload: payload, queue: q,
-                              priority: o.priority, readyAtMs: o.delayMs > 0 ? at + Int64(o.delayMs) : 0)
+                              priority: o.priority, readyAtMs: o.delayMs > 0 ? at + Int64(planted(.delayFiresEarly) ? o.delayMs / 2 : o.delayMs) : 0)
         if let k = o.key {
             task.key = k
             task.keyUntilMs = at + Int64(settings.queue(q).dedupWindowMs)
@@ -217,9 +217,9 @@ extension NodeCore {
     /// a task leased max_deliveries times goes to its dead-letter queue
     /// instead. False when no task is ready.
     func leaseNext(_ queues: [String], job: Bool, target: ReplyTarget) -> Bool {
-        while let t = store.nextReady(in: queues) {
+        while let t = planted(.readyIgnoresPriority) ? store.nextReadyIgnoringPriority(in: queues) : store.nextReady(in: queues) {
             let qs = settings.queue(t.queue)
-            if qs.maxDeliveries > 0, t.deliveries >= UInt32(clamping: qs.maxDeliveries), t.origin == nil {
+            if qs.maxDeliveries > 0, t.deliveries >= UInt32(clamping: qs.maxDeliveries), t.origin == nil, !planted(.deliveryCapIgnored) {
                 deadLetter(t, to: qs.deadLetter)
                 continue
             }

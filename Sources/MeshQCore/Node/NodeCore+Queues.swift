@@ -28,7 +28,7 @@ extension NodeCore {
                                          ("reason", "lease_expired"), ("lamport", "\(clock.time)")])
             guard role == .leader, serving, let task = store.task(id), task.origin == nil else { continue }
             let qs = settings.queue(task.queue)
-            if qs.maxDeliveries > 0, task.deliveries >= UInt32(clamping: qs.maxDeliveries), !store.isBusy(id) {
+            if qs.maxDeliveries > 0, task.deliveries >= UInt32(clamping: qs.maxDeliveries), !store.isBusy(id), !planted(.deliveryCapIgnored) {
                 deadLetter(task, to: qs.deadLetter)
             }
         }
@@ -42,6 +42,11 @@ extension NodeCore {
             applied = store.task(id).map { .changed($0) } ?? .missing
         case .enqueueParked(let t, _, _) where planted(.parkedAppliedTwice):
             applied = store.apply(.enqueue(t), epoch: e.epoch, parked: &parkedApplied)
+        case .touch(let id, _) where planted(.touchNotApplied):
+            applied = store.task(id).map { .changed($0) } ?? .missing
+        case _ where planted(.dedupSkippedAtApply) && e.op.isPut:
+            store.forgetKey(of: e.op)
+            applied = store.apply(e.op, epoch: e.epoch, parked: &parkedApplied)
         default:
             applied = store.apply(e.op, epoch: e.epoch, parked: &parkedApplied)
         }
