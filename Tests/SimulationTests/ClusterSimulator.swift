@@ -101,13 +101,15 @@ final class ClusterSimulator {
     init(seed: UInt64, options: Options = Options()) {
         self.seed = seed
         self.options = options
+        ids = Array(1...options.nodes)
         rng = SimRandom(seed: seed)
         p2 = ProtocolTwoState(seed: seed)
         network = SimNetwork(options: options)
         for id in ids { disks[id] = NodeDisk() }
     }
 
-    var ids: [Int] { Array(1...options.nodes) }
+    /// The node ids, 1...nodes.
+    let ids: [Int]
 
     var settings: ClusterSettings {
         var s = NodeCoreDriver.defaultSettings

@@ -11,17 +11,20 @@ import HeapModule
 @testable import MeshQCore
 
 struct SimNetwork {
-    private struct InFlight: Comparable {
+    /// When a copy arrives; the heap holds only these (small, no references
+    /// to retain on every swap), the envelopes wait in `envelopes`.
+    private struct Arrival: Comparable {
         var at: Int64
         var order: UInt64
-        var env: PeerEnvelope
-        static func < (a: InFlight, b: InFlight) -> Bool { (a.at, a.order) < (b.at, b.order) }
+        static func < (a: Arrival, b: Arrival) -> Bool { (a.at, a.order) < (b.at, b.order) }
     }
 
     let options: ClusterSimulator.Options
     /// Directed links that drop everything: [from, to].
     var cut: Set<[Int]> = []
-    private var queue = Heap<InFlight>()
+    private var queue = Heap<Arrival>()
+    /// Each copy in flight, by its send order.
+    private var envelopes: [UInt64: PeerEnvelope] = [:]
     private var order: UInt64 = 0
 
     init(options: ClusterSimulator.Options) { self.options = options }
@@ -39,7 +42,8 @@ struct SimNetwork {
             order += 1
             let late = rng.chance(settling ? min(options.lateRate, 0.01) : options.lateRate)
             let delay = late ? rng.int(1_000...3_000) : rng.int(1...(settling ? min(options.maxDelayMs, 25) : options.maxDelayMs))
-            queue.insert(InFlight(at: now + Int64(delay), order: order, env: env))
+            queue.insert(Arrival(at: now + Int64(delay), order: order))
+            envelopes[order] = env
         }
     }
 
@@ -47,6 +51,6 @@ struct SimNetwork {
     mutating func due(by now: Int64) -> PeerEnvelope? {
         guard let top = queue.min, top.at <= now else { return nil }
         queue.removeMin()
-        return top.env
+        return envelopes.removeValue(forKey: top.order)
     }
 }

@@ -5,11 +5,13 @@
 // after an unknown outcome, NOLEADER or NOQUORUM, it sends the same PUT,
 // key and payload again, and now and then also after QUEUED), TAKEs from
 // one or two queues, TOUCHes, NACKs with a delay, BURYs, KICKs `a.dead`
-// and PAUSEs `b`. Checks:
+// and PAUSEs `b`. A quarter of the tasks put to `a` are poison (payload
+// `x...`): their worker never acks one and NACKs it at once, so they reach
+// the delivery cap within a run. Checks:
 // 12. Ready order: when the leader leases a task of queue q, no task of q
 //     that was ready then has a smaller (priority, id). Observed around each
-//     input the leader takes: a task ready before the input and still ready
-//     after it was ready when the lease was proposed.
+//     input the leader takes: q's ready head before the input, still ready
+//     and unchanged after it, was ready when the lease was proposed.
 // 13. Due time: no JOB/TASK for a task put with delay=d is sent before the
 //     PUT was sent + d, less twice the largest clock offset any node
 //     measured (the wall clocks are equal, so every offset is an error).
@@ -48,6 +50,8 @@ extension ClusterSimulator {
         var touched: [UInt64: (epoch: UInt64, until: Int64)] = [:]
         /// Task ids recently handed out by JOB.
         var jobs: [UInt64] = []
+        /// Poison tasks handed out, to be NACKed at once.
+        var poison: [UInt64] = []
         /// The largest clock offset any node measured or kept, in ms.
         var maxOffsetMs: Int64 = 0
 
@@ -63,6 +67,10 @@ extension ClusterSimulator {
         let op: ClientOp
         let cmd: ClientCommand
         func job() -> UInt64? { p2.jobs.isEmpty ? nil : p2.jobs[p2.rng.int(0...(p2.jobs.count - 1))] }
+        if !p2.poison.isEmpty, p2.rng.chance(0.5) {
+            let t = p2.poison.removeFirst()
+            return try sendClient(.nackDelay(t, 0), .nack(taskId: t, delayMs: nil), to: id)
+        }
         switch p2.rng.int(0...19) {
         case 0...6:
             let payload: String
@@ -72,8 +80,8 @@ extension ClusterSimulator {
                 payload = p2.queuedKeyed.removeFirst()
             } else {
                 p2.nextMessage += 1
-                payload = "q\(p2.nextMessage)"
                 let q = Self.p2Queues[p2.rng.int(0...1)]
+                payload = (q == "a" && p2.rng.chance(0.25) ? "x" : "q") + "\(p2.nextMessage)"
                 let priorities: [UInt32] = [0, 7, 1024, 1024, 4000]
                 let pri = priorities[p2.rng.int(0...(priorities.count - 1))]
                 let delay = p2.rng.chance(0.3) ? p2.rng.int(50...2_500) : 0
@@ -157,8 +165,12 @@ extension ClusterSimulator {
             if let known = okTasks[id], known != payload {
                 throw fail("task \(id) delivered with payload \(payload), enqueued as \(known)")
             }
-            p2.jobs.append(id)
-            if p2.jobs.count > 64 { p2.jobs.removeFirst() }
+            if payload.hasPrefix("x") {
+                p2.poison.append(id)
+            } else {
+                p2.jobs.append(id)
+                if p2.jobs.count > 64 { p2.jobs.removeFirst() }
+            }
             everDelivered.insert(payload)
             note("client: \(p.op) at node \(p.node) -> \(line)")
         default:
@@ -196,22 +208,23 @@ extension ClusterSimulator {
         }
     }
 
-    /// Check 12 around one input to node `id`. A task ready before the
-    /// input and after it, with the same fields and under the same
-    /// leadership (no entry of a new epoch ended leases meanwhile), was
-    /// ready all along, so when each lease of the input was proposed.
+    /// Check 12 around one input to node `id`. Before the input, each
+    /// queue's ready head (its smallest (priority, id)); after it, a task
+    /// leased during the input whose (priority, id) is above a head that is
+    /// still ready with the same fields under the same leadership (no entry
+    /// of a new epoch ended leases meanwhile) was leased while that head was
+    /// ready all along. Heads only, no copy of the store: O(queues) per input.
     func observingLeases(_ id: Int, _ body: () throws -> Void) throws {
         guard options.protocolTwo, let n = nodes[id], n.role == .leader else { return try body() }
-        let leasing = n.leasing, store = n.store
+        let leasing = n.leasing, epoch = n.store.epoch
+        var heads: [String: QueuedTask] = [:]
+        for q in n.store.lines.keys { if let h = n.store.head(of: q) { heads[q] = h } }
         try body()
-        guard n.store.epoch == store.epoch else { return }
+        guard n.store.epoch == epoch else { return }
         for l in n.leasing.sorted() where !leasing.contains(l) {
-            guard let t = n.store.task(l) ?? store.task(l) else { continue }
-            for r in store.readyTasks(in: t.queue, limit: Int.max) {
-                if (r.priority, r.id) >= (t.priority, t.id) { break }
-                if n.store.place(of: r.id) == .ready, n.store.task(r.id) == r {
-                    throw fail("ready order: leader \(id) of epoch \(n.epoch) leased task \(l) (priority \(t.priority)) of queue \(t.queue) at t=\(now) while task \(r.id) (priority \(r.priority)) was ready")
-                }
+            guard let t = n.store.task(l), let r = heads[t.queue], (r.priority, r.id) < (t.priority, t.id) else { continue }
+            if n.store.place(of: r.id) == .ready, n.store.task(r.id) == r {
+                throw fail("ready order: leader \(id) of epoch \(n.epoch) leased task \(l) (priority \(t.priority)) of queue \(t.queue) at t=\(now) while task \(r.id) (priority \(r.priority)) was ready")
             }
         }
     }
