@@ -36,6 +36,39 @@ import Testing
         #expect(idle == nil)
     }
 
+    @Test func aDuplicatedAnswerFreesNoLaterBatch() {
+        // Streaming to a follower known to match: batches 6-7 and 8-9 in
+        // flight. The answer for 6-7 arrives twice (a resent batch answered
+        // again, or the network duplicated it); 8-9 is lost. It must still
+        // count as in flight, so it is resent once the interval passes.
+        // (Counting answers instead freed it, and a leader whose round
+        // waited on it stalled until commit_timeout_ms: simulator seed 1746.)
+        var r = LeaderReplication()
+        var l = log(through: 5)
+        r.start(followers: [2], next: 4)
+        _ = r.nextMessage(to: 2, log: l, commitIndex: 3, now: 0)
+        _ = r.acknowledged(by: 2, matched: true, index: 5, lastIndex: 5)
+        #expect(r.progress[2]?.streaming == true && r.progress[2]?.inflight == false)
+        for i: UInt64 in 6...7 { l.append(LogEntry(index: i, epoch: 1, lamport: i, op: .noop)) }
+        _ = r.nextMessage(to: 2, log: l, commitIndex: 5, now: 10)
+        for i: UInt64 in 8...9 { l.append(LogEntry(index: i, epoch: 1, lamport: i, op: .noop)) }
+        guard case .entries(_, _, let second)? = r.nextMessage(to: 2, log: l, commitIndex: 5, now: 11) else {
+            Issue.record("expected a second batch while streaming"); return
+        }
+        #expect(second.map(\.index) == [8, 9] && r.progress[2]?.inflightCount == 2)
+        _ = r.acknowledged(by: 2, matched: true, index: 7, lastIndex: 9)
+        _ = r.acknowledged(by: 2, matched: true, index: 7, lastIndex: 9)
+        #expect(r.progress[2]?.inflight == true, "the answer for 6-7, twice, freed 8-9")
+        #expect(r.retransmitsDue(now: 211, afterMs: 200) == [2])
+        #expect(r.progress[2]?.next == 8)
+        guard case .entries(let prev, _, let again)? = r.nextMessage(to: 2, log: l, commitIndex: 7, now: 211) else {
+            Issue.record("expected 8-9 again"); return
+        }
+        #expect(prev == 7 && again.map(\.index) == [8, 9])
+        _ = r.acknowledged(by: 2, matched: true, index: 9, lastIndex: 9)
+        #expect(r.progress[2]?.inflight == false && r.progress[2]?.match == 9)
+    }
+
     @Test func aMismatchResendsFromTheFollowersCommitPoint() {
         var r = LeaderReplication()
         let l = log(through: 8)

@@ -62,6 +62,11 @@ final class ClusterSimulator {
     /// how far each node's commits were checked.
     var committedEpoch: [UInt64: UInt64] = [:]
     var checkedCommit: [Int: UInt64] = [:]
+    /// Each node's entry as it last wrote it at each index, so an entry
+    /// committed in a batch larger than the in-memory window (it left the
+    /// log in the step that committed it) is still checked. Cleared at boot,
+    /// cut by truncations, and below a snapshot it installs.
+    var written: [Int: [UInt64: LogEntry]] = [:]
     /// Orders every effect, so "after an ACK got OK" is exact.
     var effectSeq: UInt64 = 0
     var ackedOKSeq: [UInt64: UInt64] = [:]

@@ -15,6 +15,19 @@ extension ClusterSimulator: EffectOutlet {
     func willApply(_ effect: NodeCore.Effect, of id: Int) {
         effectSeq += 1
         if SimDigest.enabled { digestState.add("e \(now) \(id) \(effect)") }
+        if case .persist(let records) = effect {
+            for r in records {
+                switch r {
+                case .entry(let e): written[id, default: [:]][e.index] = e
+                case .truncate(let cut): written[id] = written[id]?.filter { $0.key <= cut }
+                default: break
+                }
+            }
+        }
+    }
+
+    func installing(_ snapshot: QueueSnapshot, at id: Int) {
+        written[id] = written[id]?.filter { $0.key > snapshot.lastIndex }
     }
 
     func send(_ env: PeerEnvelope, from id: Int, node n: NodeCore, disk: NodeDisk) throws {

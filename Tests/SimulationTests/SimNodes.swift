@@ -41,6 +41,7 @@ extension ClusterSimulator {
         nodes[id] = n
         lastLamport[id] = n.clock.time
         checkedCommit[id] = n.log.baseIndex
+        written[id] = [:]
         note("boot \(id) voted=\(d.votedEpoch)")
         n.start(now: now)
         // The transports connect where packets pass (a hint, not liveness).

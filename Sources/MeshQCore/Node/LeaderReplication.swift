@@ -17,8 +17,11 @@
 // Invariant: `match < next`, and while `inflight`, `sentFrom` is where the
 // oldest message in flight not yet acknowledged started; several are in
 // flight only while `streaming`, and a snapshot is only ever alone; a follower has a transfer only while
-// its snapshot is in flight. The parts here decide what to send; NodeCore
-// sends it.
+// its snapshot is in flight. A message in flight is freed by an answer
+// that covers its last index (raft's inflights.FreeLE), never by counting
+// answers: a duplicated or late answer (a resent batch answered twice)
+// frees nothing more, so the batch after it is still retransmitted if lost.
+// The parts here decide what to send; NodeCore sends it.
 
 struct LeaderReplication {
     struct Progress {
@@ -26,9 +29,11 @@ struct LeaderReplication {
         var match: UInt64 = 0
         /// The next index to send.
         var next: UInt64
-        /// Messages on their way; `next` goes back to `sentFrom` if they are lost.
-        var inflightCount = 0
-        var inflight: Bool { inflightCount > 0 }
+        /// The last index of each message on its way, oldest first; `next`
+        /// goes back to `sentFrom` if they are lost.
+        var inflightLast: [UInt64] = []
+        var inflightCount: Int { inflightLast.count }
+        var inflight: Bool { !inflightLast.isEmpty }
         /// Known to match: more than one batch may be in flight.
         var streaming = false
         var sentFrom: UInt64 = 0
@@ -37,8 +42,8 @@ struct LeaderReplication {
         var sentSnapshot = false
 
         fileprivate mutating func sent(now: Int64, next newNext: UInt64, snapshot: Bool = false) {
-            if inflightCount == 0 { sentFrom = next }
-            inflightCount += 1
+            if inflightLast.isEmpty { sentFrom = next }
+            inflightLast.append(newNext - 1)
             sentAt = now
             next = newNext
             sentSnapshot = snapshot
@@ -50,7 +55,7 @@ struct LeaderReplication {
         /// with entries from there, and a follower without it answers with
         /// its commit point, where sending resumes.
         fileprivate mutating func lost() {
-            inflightCount = 0
+            inflightLast.removeAll()
             streaming = false
             if !sentSnapshot { next = sentFrom }
         }
@@ -134,11 +139,15 @@ struct LeaderReplication {
         if matched {
             p.match = max(p.match, index)
             p.next = max(p.next, index + 1)
-            p.inflightCount = p.sentSnapshot ? 0 : max(0, p.inflightCount - 1)
+            if p.sentSnapshot {
+                p.inflightLast.removeAll()
+            } else {
+                p.inflightLast.removeAll { $0 <= index }
+            }
             p.sentFrom = max(p.sentFrom, index + 1)
             p.streaming = true
         } else {
-            p.inflightCount = 0
+            p.inflightLast.removeAll()
             p.streaming = false
             let known = min(index, lastIndex)
             p.match = max(p.match, known)
@@ -151,7 +160,7 @@ struct LeaderReplication {
 
     /// The follower refused us (it promised a newer epoch): nothing is in flight.
     mutating func refused(by id: Int) {
-        progress[id]?.inflightCount = 0
+        progress[id]?.inflightLast.removeAll()
         progress[id]?.streaming = false
         endTransfer(id)
     }
