@@ -258,7 +258,7 @@ runs=$out/runs.txt
 {
 	echo "# bench-peers $(date -u +%FT%TZ) rounds=$rounds seconds=$run_seconds payload=$payload loads=\"$loads\""
 	echo "# $(uname -srm), $(nproc) cores, load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-	echo "# meshqd $meshqd ($(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?'))"
+	echo "# meshqd $meshqd; script from the tree at $(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo '?')"
 	echo "# $(redis-server --version)"
 	echo "# $(nats-server --version 2>&1)"
 	echo "# nats stream: $nt_info"
