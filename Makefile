@@ -12,6 +12,9 @@ BENCH_NODES ?= 3
 SEEDS    ?= 500
 DURATION ?= 60
 RATE     ?= 40
+# make bench-peers: rounds, and seconds per run
+ROUNDS   ?= 3
+SECONDS  ?= 5
 # 1: `make test` also runs the scripted partitions and a 60-second `make chaos`
 # (as root; otherwise it says why not). 0 leaves them out.
 CHAOS_IN_TEST ?= 1
@@ -27,7 +30,7 @@ BIN_RELEASE = .build/release
 BIN_DEBUG   = .build/debug
 
 
-.PHONY: all deps testdeps build release run test docs-check test-growth warnings bench bench-tls bench-restart bench-catchup install install-files uninstall sim sim-planted clean \
+.PHONY: all deps testdeps build release run test docs-check test-growth warnings bench bench-tls bench-restart bench-catchup bench-peers peerdeps install install-files uninstall sim sim-planted clean \
 	chaos chaosdeps test-chaos test-chaos-checker partitions fuzz test-asan sanitized
 
 all: build
@@ -203,6 +206,28 @@ bench-restart: release
 # (CATCHUP_ARGS=--payload-bytes 8192 makes it a chunked snapshot).
 bench-catchup: release
 	python3 scripts/catchup-bench.py --meshqd $(BIN_RELEASE)/meshqd --gib 1 $(CATCHUP_ARGS)
+
+# meshq against Redis (a primary and two replicas, LPUSH + WAIT 1) and NATS
+# JetStream (3 servers, a file stream with 3 replicas), each on loopback, all
+# driven by one C client (bench/loadgen.c): 1x1, 16x1 and 64x16 (and meshq 1x1
+# through a follower), systems alternating, ROUNDS rounds of SECONDS each;
+# a table of medians and ranges (scripts/bench-peers.sh, docs/performance.md).
+bench-peers: release peerdeps
+	MESHQD=$(BIN_RELEASE)/meshqd ROUNDS=$(ROUNDS) SECONDS=$(SECONDS) bash scripts/bench-peers.sh
+
+peerdeps:
+	@command -v redis-server >/dev/null && command -v redis-cli >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		echo "installing redis-server (needs root)"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server; }
+	@command -v nats-server >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		echo "installing nats-server (needs root)"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nats-server; }
+	@command -v cc >/dev/null || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		echo "installing gcc (needs root)"; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq gcc; }
 
 UNITDIR    ?= /lib/systemd/system
 SYSUSERSDIR ?= /usr/lib/sysusers.d
