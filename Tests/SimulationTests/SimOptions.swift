@@ -39,8 +39,11 @@ extension ClusterSimulator {
         var wipeAtBootRate = 0.05
         /// Snapshots and recovery replies past this many bytes go as chunks:
         /// small, so the chunked transfers (meant for GiB-sized state) run
-        /// in every seed.
-        var chunkBytes = 256
+        /// in every seed. Not smaller: a snapshot of the protocol-2 state
+        /// (tens of KB) in 256-byte chunks, four in flight, each drop costing
+        /// a 200 ms retransmit, took 3-4 s, and a wiped node caught up twice
+        /// could not finish within the 6 s settle (seeds 1925, 11076).
+        var chunkBytes = 1024
         /// Check 10 (no vote while rejoining); off to see whether the
         /// data checks alone catch a node that votes too early.
         var checkRejoinVotes = true
