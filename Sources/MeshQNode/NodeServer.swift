@@ -428,7 +428,8 @@ public final class NodeServer {
                 if try store.finishCompaction() { finishedCompaction() }
                 return
             }
-            let live = core.store.payloadBytes + 64 * core.store.count
+            // About what the snapshot holds: each task past its payload, and each live key.
+            let live = core.store.payloadBytes + 64 * core.store.count + 64 * core.store.keyCount
             // Every record handed out must be durable first: the image's tail is
             // what the old log holds after the commit point.
             guard !core.hasEffects, store.shouldCompact(liveBytes: live) else { return }

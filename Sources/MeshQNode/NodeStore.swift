@@ -232,9 +232,10 @@ public final class NodeStore {
         let snapshot = image.snapshot
         try reported {
             try log.startCompaction(tail: image.tail.map { LogRecord.entry($0).encoded() }) {
-                // Off the loop: the sort by task id and the encoding are the bulk of the work.
+                // Off the loop: the sorts (tasks by id, keys) and the encoding are the bulk of the work.
                 var s = snapshot
                 s.tasks.sort { $0.id < $1.id }
+                s.keys.sort { $0.0 < $1.0 }
                 return s.encoded()
             }
         }

@@ -17,13 +17,15 @@ extension NodeCore {
 
     /// The state to compact into, valid at any time (the caller writes it
     /// only once every record handed out is durable). With `sorted: false`
-    /// the snapshot's tasks come in no particular order, for a caller that
-    /// sorts them by id off the loop (a snapshot is always written sorted).
+    /// the snapshot's tasks and keys come in no particular order, for a
+    /// caller that sorts them off the loop (a snapshot is always written
+    /// sorted: tasks by id, keys by queue and key).
     public func compactionImage(sorted: Bool = true) -> CompactionImage {
         let tail = log.lastIndex > commitIndex ? log.entries(from: commitIndex + 1, through: log.lastIndex) : []
         var snap = QueueSnapshot(lastIndex: commitIndex, lastEpoch: log.epoch(at: commitIndex) ?? log.baseEpoch,
                                  lamport: clock.time, highestTaskId: store.highestTaskId, tasks: [],
-                                 parkedApplied: parkedApplied, pauses: store.pauses, keys: store.keyRecords())
+                                 parkedApplied: parkedApplied, pauses: store.pauses,
+                                 keys: sorted ? store.keyRecords() : store.keyRecordsInAnyOrder())
         snap.tasks = sorted ? store.allTasks() : store.tasksInAnyOrder()
         return CompactionImage(snapshot: snap, tail: tail)
     }

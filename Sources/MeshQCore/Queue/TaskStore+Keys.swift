@@ -47,6 +47,12 @@ extension TaskStore {
         keys.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
+    /// Every live key in no particular order, for a caller that sorts them
+    /// off the event loop (a million keys take a second to sort).
+    public func keyRecordsInAnyOrder() -> [(DedupKey, KeyRecord)] {
+        keys.map { ($0.key, $0.value) }
+    }
+
     /// Records a key (a PUT applied, or a snapshot's).
     mutating func recordKey(_ k: DedupKey, _ r: KeyRecord) {
         keys[k] = r
