@@ -262,6 +262,7 @@ import Testing
         let c = Cluster(name: "cli-key-noquorum", cluster: UnknownOutcomeTests.timings)
         try c.start()
         _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        try c.awaitServing(3)
         let leader = "127.0.0.1:\(c.clientPorts[3]!)"
         c.sendSignal(SIGSTOP, to: 1)
         c.sendSignal(SIGSTOP, to: 2)

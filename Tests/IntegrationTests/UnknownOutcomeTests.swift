@@ -27,6 +27,7 @@ import Testing
         let c = Cluster(name: "cli-noquorum", cluster: Self.timings)
         try c.start()
         _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        try c.awaitServing(3)
         let leader = address(c, 3)
         c.sendSignal(SIGSTOP, to: 1)
         c.sendSignal(SIGSTOP, to: 2)

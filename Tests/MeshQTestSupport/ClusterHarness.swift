@@ -101,6 +101,16 @@ public final class Cluster {
         return agreed
     }
 
+    /// Returns once `leader` serves: one change committed through it (a
+    /// PAUSE of 0 ms on a queue of the harness's own, which stores no task).
+    /// A new leader holds commands until its first entry commits, so a test
+    /// that freezes the followers right after `awaitAgreement` may freeze a
+    /// leader that never serves (its commands are then parked, not refused).
+    public func awaitServing(_ leader: Int) throws {
+        let r = try client(leader).request("PAUSE harness.warmup 0")
+        guard r == "OK" else { throw HarnessError("node \(leader) did not serve a PAUSE: \(r)") }
+    }
+
     public func client(_ id: Int) throws -> LineClient {
         try LineClient(host: "127.0.0.1", port: clientPorts[id]!, timeoutMs: 10_000)
     }
