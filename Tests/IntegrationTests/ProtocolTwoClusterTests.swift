@@ -183,6 +183,7 @@ import Testing
             """)
         try c.start()
         _ = try #require(c.awaitAgreement(on: 3, among: [1, 2, 3]))
+        try c.awaitServing(3)
         let line = "PUT orders key=order:7 charge order 7"
         let leader = try c.client(3)
         c.sendSignal(SIGSTOP, to: 1)
