@@ -38,18 +38,12 @@ extension ClusterSimulator: EffectOutlet {
         if case .mutex(.reply) = env.body, n.inCriticalSection {
             throw fail("node \(id) answered node \(env.to)'s request while inside the critical section")
         }
-        if case .forwardReply(_, let line) = env.body, line.starts(with: Array("TASK ".utf8)) {
+        // A delivery relayed to a follower's client (checks 3, 13, 14, 16).
+        if case .forwardReply(_, let line) = env.body,
+           line.starts(with: Array("TASK ".utf8)) || line.starts(with: Array("JOB ".utf8)) {
             let words = line.split(separator: UInt8(ascii: " "), maxSplits: 2)
             if words.count > 1, let task = UInt64(String(decoding: words[1], as: UTF8.self)) {
                 try checkTaskSent(task, by: id)
-            }
-        }
-        if case .forwardReply(_, let line) = env.body, line.starts(with: Array("TASK ".utf8)) || line.starts(with: Array("JOB ".utf8)) {
-            if line.starts(with: Array("JOB ".utf8)) {
-                let words = line.split(separator: UInt8(ascii: " "), maxSplits: 2)
-                if words.count > 1, let task = UInt64(String(decoding: words[1], as: UTF8.self)) {
-                    try checkTaskSent(task, by: id)
-                }
             }
             try checkDelivery(String(decoding: line, as: UTF8.self), by: id)
         }
