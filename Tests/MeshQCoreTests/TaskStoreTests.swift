@@ -178,4 +178,42 @@ import Testing
         #expect(t.place(of: 1) == .leased && t.place(of: 2) == .delayed && t.isPaused("a"))
         #expect(t.firstPut(queue: "a", key: "x", atMs: 200)?.taskId == 1)
     }
+
+    /// The compact form gives back every field it was given, through a
+    /// change of queue (BURY) and back (KICK).
+    @Test func aStoredTaskKeepsEveryField() {
+        var s = TaskStore()
+        let t = QueuedTask(id: 4, lamport: 9, enqueuedAtMs: 12, payload: [1, 2], queue: "img", priority: 3,
+                           readyAtMs: 0, key: "k", keyUntilMs: 60_000, deliveries: 2, leasedUntilMs: 44,
+                           leaseEpoch: 0, origin: nil)
+        _ = apply(&s, .enqueue(t))
+        #expect(s.task(4) == t)
+        _ = apply(&s, .bury(taskId: 4, deadLetter: "img.dead"))
+        var buried = t
+        buried.queue = "img.dead"
+        buried.origin = "img"
+        buried.leasedUntilMs = 0
+        #expect(s.task(4) == buried)
+        #expect(s.knownQueues == ["img", "img.dead"])
+        _ = apply(&s, .kick(taskIds: [4]))
+        var kicked = t
+        kicked.deliveries = 0
+        kicked.leasedUntilMs = 0
+        #expect(s.task(4) == kicked && s.lines["img.dead"] == nil && s.head(of: "img") == kicked)
+    }
+
+    /// Keys leave as their windows end, earliest first, however they arrived.
+    @Test func keysExpireInWindowOrder() {
+        var s = TaskStore()
+        for (id, until) in [(1, 900), (2, 300), (3, 600)] as [(UInt64, Int64)] {
+            _ = apply(&s, .enqueue(task(id, key: "k\(id)", keyUntil: until, at: 0)))
+        }
+        #expect(s.keyCount == 3)
+        _ = apply(&s, .enqueue(task(4, at: 600)))
+        #expect(s.keyCount == 3)
+        _ = apply(&s, .enqueue(task(5, key: "k5", keyUntil: 2_000, at: 600)))
+        #expect(s.keyCount == 2)
+        #expect(s.firstPut(queue: "default", key: "k1", atMs: 600)?.taskId == 1)
+        #expect(s.firstPut(queue: "default", key: "k3", atMs: 599) == nil)
+    }
 }

@@ -60,7 +60,7 @@ extension TaskStore {
             })
         case .kick(let ids):
             var moved = 0
-            for id in ids where tasks[id]?.task.origin != nil {
+            for id in ids where tasks[id]?.extras?.origin != nil {
                 _ = update(id) { t in
                     t.queue = t.origin ?? t.queue
                     t.origin = nil

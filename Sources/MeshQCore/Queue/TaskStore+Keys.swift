@@ -4,22 +4,53 @@
 // dedup_window_ms), so applying an entry never reads a node's clock or its
 // config: a key counts for a later PUT when its window ends after that PUT's
 // own put time, and keys whose window ended before it are dropped then.
-// Cost: one dictionary entry (two strings and 24 bytes) plus one indexed
-// heap slot (the key again, a deadline, two handles) per live key.
-// Invariant: a key is in `keys` exactly when it is in `keyExpiry`, with
-// its `untilMs` as the deadline.
+// Expiry is a plain min-heap of (window end, key) with no index: a key is
+// recorded only when no live record of it is left (a PUT first drops the
+// keys that ended by its put time), so nothing in the heap is ever moved or
+// removed by name, and a popped entry whose record has since changed is
+// skipped. A DedupKey hashes its strings once, when it is made: growing the
+// table rehashes a stored integer, not every key's bytes (a million keys
+// rehashed from their bytes held the event loop for a third of a second).
+// Cost per live key: one dictionary slot (the key's two strings and cached
+// hash, and 24 bytes of record) and one heap slot (the key again, shared
+// string storage, and a deadline).
+// Invariant: every key in `keys` has a heap entry with its `untilMs`.
+
+import HeapModule
 
 public struct DedupKey: Hashable, Comparable, Sendable {
-    public var queue: String
-    public var key: String
+    public let queue: String
+    public let key: String
+    /// Hash of both strings, computed once (per process: never stored).
+    private let digest: Int
 
     public init(queue: String, key: String) {
         self.queue = queue
         self.key = key
+        var h = Hasher()
+        h.combine(queue)
+        h.combine(key)
+        digest = h.finalize()
     }
+
+    public static func == (a: DedupKey, b: DedupKey) -> Bool {
+        a.digest == b.digest && a.key == b.key && a.queue == b.queue
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(digest) }
 
     public static func < (a: DedupKey, b: DedupKey) -> Bool {
         a.queue != b.queue ? a.queue < b.queue : a.key < b.key
+    }
+}
+
+/// A key's window end, in the expiry heap: earliest first.
+struct KeyDeadline: Comparable, Sendable {
+    var untilMs: Int64
+    var key: DedupKey
+
+    static func < (a: KeyDeadline, b: KeyDeadline) -> Bool {
+        a.untilMs != b.untilMs ? a.untilMs < b.untilMs : a.key < b.key
     }
 }
 
@@ -56,11 +87,14 @@ extension TaskStore {
     /// Records a key (a PUT applied, or a snapshot's).
     mutating func recordKey(_ k: DedupKey, _ r: KeyRecord) {
         keys[k] = r
-        keyExpiry.schedule(k, at: r.untilMs)
+        keyExpiry.insert(KeyDeadline(untilMs: r.untilMs, key: k))
     }
 
     /// Drops the keys whose window ended at or before `atMs`.
     mutating func dropKeys(endedBy atMs: Int64) {
-        for k in keyExpiry.popExpired(now: atMs) { keys[k] = nil }
+        while let first = keyExpiry.min, first.untilMs <= atMs {
+            keyExpiry.removeMin()
+            if keys[first.key]?.untilMs == first.untilMs { keys[first.key] = nil }
+        }
     }
 }

@@ -19,15 +19,10 @@
 // Invariant: every task is in exactly one place, and each queue's counts
 // equal what its places hold.
 
+import HeapModule
+
 public struct TaskStore: Sendable {
     public enum Place: Sendable, Equatable { case ready, delayed, leased, busy }
-
-    struct Entry: Sendable {
-        var task: QueuedTask
-        var place: Place
-        /// Changes to it being replicated (leader only).
-        var busy: Int
-    }
 
     /// One named queue's derived view.
     public struct Line: Sendable {
@@ -41,15 +36,16 @@ public struct TaskStore: Sendable {
         public var total: Int { ready.count + delayed + leased + busy }
     }
 
-    var tasks: [UInt64: Entry] = [:]
+    /// Every task by id (StoredTask: the compact form).
+    var tasks: [UInt64: StoredTask] = [:]
+    /// Every queue name a task was in (since this node started), numbered.
+    var names = QueueNames()
     public internal(set) var lines: [String: Line] = [:]
-    /// Every queue something was put in (since this node started).
-    public internal(set) var knownQueues: Set<String> = []
     var timers = DeadlineSet<UInt64>()
     /// Queue name -> cluster time its pause ends (replicated).
     public internal(set) var pauses: [String: Int64] = [:]
     var keys: [DedupKey: KeyRecord] = [:]
-    var keyExpiry = DeadlineSet<DedupKey>()
+    var keyExpiry = Heap<KeyDeadline>()
     /// The cluster time of the last `advance`.
     public private(set) var now: Int64 = 0
     /// The epoch of the latest entry applied: the leadership whose leases
@@ -70,18 +66,21 @@ public struct TaskStore: Sendable {
 
     public var count: Int { tasks.count }
     public var keyCount: Int { keys.count }
+    /// Every queue a task was in (since this node started).
+    public var knownQueues: Set<String> { names.all }
 
-    public func task(_ id: UInt64) -> QueuedTask? { tasks[id]?.task }
+    public func task(_ id: UInt64) -> QueuedTask? { tasks[id].map { $0.materialized(id: id, names: names) } }
     public func place(of id: UInt64) -> Place? { tasks[id]?.place }
+    func queueName(of e: StoredTask) -> String { names[e.queue] }
 
     /// Every task, in id order (snapshots).
     public func allTasks() -> [QueuedTask] {
-        tasks.values.map(\.task).sorted { $0.id < $1.id }
+        tasksInAnyOrder().sorted { $0.id < $1.id }
     }
 
     /// Every task, unordered: O(n) with no sort (a compaction sorts off the loop).
     public func tasksInAnyOrder() -> [QueuedTask] {
-        tasks.values.map(\.task)
+        tasks.map { $0.value.materialized(id: $0.key, names: names) }
     }
 
     /// Recovery from a snapshot: ids at or below this were used before.
@@ -97,15 +96,15 @@ public struct TaskStore: Sendable {
     /// Adds a task (a PUT that committed, or a snapshot's); false when its id is here.
     @discardableResult
     mutating func insert(_ t: QueuedTask) -> Bool {
-        guard Self.insertIfAbsent(&tasks[t.id], Entry(task: t, place: .ready, busy: 0)) else { return false }
+        let q = names.id(t.queue)
+        guard Self.insertIfAbsent(&tasks[t.id], StoredTask(t, queue: q)) else { return false }
         highestTaskId = max(highestTaskId, t.id)
         payloadBytes += t.payload.count
-        if !knownQueues.contains(t.queue) { knownQueues.insert(t.queue) }
         place(t.id)
         return true
     }
 
-    private static func insertIfAbsent(_ slot: inout Entry?, _ e: Entry) -> Bool {
+    private static func insertIfAbsent(_ slot: inout StoredTask?, _ e: StoredTask) -> Bool {
         guard slot == nil else { return false }
         slot = e
         return true
@@ -118,22 +117,24 @@ public struct TaskStore: Sendable {
         unplace(id)
         guard let e = tasks.removeValue(forKey: id) else { return nil }
         busyIds.remove(id)
-        payloadBytes -= e.task.payload.count
-        if lines[e.task.queue]?.total == 0 { lines[e.task.queue] = nil }
-        return e.task
+        payloadBytes -= e.payload.count
+        let q = names[e.queue]
+        if lines[q]?.total == 0 { lines[q] = nil }
+        return e.materialized(id: id, names: names)
     }
 
-    /// Changes a task's fields and places it again.
+    /// Changes a task's fields (never its payload) and places it again.
     mutating func update(_ id: UInt64, _ change: (inout QueuedTask) -> Void) -> QueuedTask? {
-        guard tasks[id] != nil else { return nil }
+        guard let before = tasks[id] else { return nil }
         unplace(id)
-        let old = tasks[id]!.task.queue
-        change(&tasks[id]!.task)
-        let new = tasks[id]!.task.queue
-        if !knownQueues.contains(new) { knownQueues.insert(new) }
-        if old != tasks[id]!.task.queue, lines[old]?.total == 0 { lines[old] = nil }
+        var t = before.materialized(id: id, names: names)
+        let old = t.queue
+        change(&t)
+        let q = t.queue == old ? before.queue : names.id(t.queue)
+        tasks[id]!.assign(t, queue: q)
+        if old != t.queue, lines[old]?.total == 0 { lines[old] = nil }
         place(id)
-        return tasks[id]!.task
+        return t
     }
 
     /// Loads a snapshot's state into an empty store.
@@ -211,6 +212,12 @@ public struct TaskStore: Sendable {
     /// Whether the task's lease is in force (by cluster time, under this leadership).
     public func leaseInForce(_ t: QueuedTask) -> Bool { t.leaseEpoch == epoch && t.leasedUntilMs > now }
 
+    /// Whether task `id`'s lease is in force (no copy of the task made).
+    public func leaseInForce(_ id: UInt64) -> Bool {
+        guard let e = tasks[id] else { return false }
+        return e.leaseEpoch == epoch && e.leasedUntilMs > now
+    }
+
     /// A new leadership: leases granted under earlier ones end.
     mutating func enterEpoch(_ e: UInt64) {
         guard e > epoch else { return }
@@ -225,21 +232,21 @@ public struct TaskStore: Sendable {
     /// id) ready task of the first listed queue that has one and is not paused.
     public func nextReady(in queues: [String]) -> QueuedTask? {
         for q in queues where !isPaused(q) {
-            if let id = lines[q]?.ready.first?.key { return tasks[id]?.task }
+            if let id = lines[q]?.ready.first?.key { return task(id) }
         }
         return nil
     }
 
     /// The ready task of `queue` TAKE would lease next, pauses aside (PEEK).
     public func head(of queue: String) -> QueuedTask? {
-        lines[queue]?.ready.first.flatMap { tasks[$0.key]?.task }
+        lines[queue]?.ready.first.flatMap { task($0.key) }
     }
 
     /// Up to `limit` ready tasks of `queue`, in the order TAKE hands them
     /// out (KICK: O(ready log ready)).
     public func readyTasks(in queue: String, limit: Int) -> [QueuedTask] {
         guard let line = lines[queue] else { return [] }
-        return line.ready.sorted.prefix(limit).compactMap { tasks[$0.key]?.task }
+        return line.ready.sorted.prefix(limit).compactMap { task($0.key) }
     }
 
     /// The oldest ready task's put time in `queue`, for STATS and /metrics:
@@ -247,10 +254,10 @@ public struct TaskStore: Sendable {
     /// time), else one pass over them (O(ready), no sort).
     public func oldestReadyAtMs(in queue: String) -> Int64? {
         guard let line = lines[queue], !line.ready.isEmpty else { return nil }
-        if line.readyByPriority.count == 1, let id = line.ready.first?.key { return tasks[id]?.task.enqueuedAtMs }
+        if line.readyByPriority.count == 1, let id = line.ready.first?.key { return tasks[id]?.enqueuedAtMs }
         var oldest = Int64.max
         line.ready.forEach { e in
-            if let at = tasks[e.key]?.task.enqueuedAtMs, at < oldest { oldest = at }
+            if let at = tasks[e.key]?.enqueuedAtMs, at < oldest { oldest = at }
         }
         return oldest == .max ? nil : oldest
     }
@@ -258,28 +265,28 @@ public struct TaskStore: Sendable {
     // MARK: placing
 
     private mutating func place(_ id: UInt64) {
-        guard let e = tasks[id] else { return }
-        let t = e.task
+        guard let t = tasks[id] else { return }
+        let queue = names[t.queue]
         let leasedUntil = t.leaseEpoch == epoch ? t.leasedUntilMs : 0
         let until = max(t.readyAtMs, leasedUntil)
         let p: Place
-        if e.busy > 0 {
+        if t.busy > 0 {
             p = .busy
-            lines[t.queue, default: Line()].busy += 1
+            lines[queue, default: Line()].busy += 1
         } else if until > now {
             p = leasedUntil > now ? .leased : .delayed
             timers.schedule(id, at: until)
             if p == .leased {
-                lines[t.queue, default: Line()].leased += 1
+                lines[queue, default: Line()].leased += 1
                 leasedCount += 1
                 leasedIds.insert(id)
             } else {
-                lines[t.queue, default: Line()].delayed += 1
+                lines[queue, default: Line()].delayed += 1
             }
         } else {
             p = .ready
-            lines[t.queue, default: Line()].ready.schedule(id, at: Int64(t.priority))
-            lines[t.queue]!.readyByPriority[t.priority, default: 0] += 1
+            lines[queue, default: Line()].ready.schedule(id, at: Int64(t.priority))
+            lines[queue]!.readyByPriority[t.priority, default: 0] += 1
             readyCount += 1
         }
         tasks[id]!.place = p
@@ -287,7 +294,7 @@ public struct TaskStore: Sendable {
 
     private mutating func unplace(_ id: UInt64, timerGone: Bool = false) {
         guard let e = tasks[id] else { return }
-        let q = e.task.queue
+        let q = names[e.queue]
         switch e.place {
         case .busy:
             lines[q]?.busy -= 1
@@ -301,7 +308,7 @@ public struct TaskStore: Sendable {
             lines[q]?.delayed -= 1
         case .ready:
             lines[q]?.ready.remove(id)
-            let p = e.task.priority
+            let p = e.priority
             if let n = lines[q]?.readyByPriority[p] { lines[q]!.readyByPriority[p] = n > 1 ? n - 1 : nil }
             readyCount -= 1
         }
