@@ -84,4 +84,61 @@ import Testing
         #expect(s?.tasks == [QueuedTask(id: 9, lamport: 40, enqueuedAtMs: 6, payload: [1, 2])])
         #expect(s?.tasks.first?.queue == "default" && s?.parkedApplied == [3: 5])
     }
+
+    /// Every combination of options round-trips in the flagged form, in a
+    /// log entry and in a snapshot, and the snapshot's computed size is exact.
+    @Test func everyCombinationOfOptionsRoundTrips() {
+        for mask in 0..<128 {
+            var t = QueuedTask(id: 7, lamport: 5, enqueuedAtMs: 12, payload: [9, 8])
+            if mask & 1 != 0 { t.queue = "q\(mask)" }
+            if mask & 2 != 0 { t.priority = 3 }
+            if mask & 4 != 0 { t.readyAtMs = 900 }
+            if mask & 8 != 0 { t.key = "k\(mask)"; t.keyUntilMs = 600_012 }
+            if mask & 16 != 0 { t.deliveries = 4 }
+            if mask & 32 != 0 { t.leasedUntilMs = 44; t.leaseEpoch = 3 }
+            if mask & 64 != 0 { t.origin = "from" }
+            let e = LogEntry(index: 1, epoch: 2, lamport: 9, op: .enqueueParked(t, from: 2, seq: 5))
+            #expect(LogEntry.decode(e.encoded()) == e, "mask \(mask)")
+            let s = QueueSnapshot(lastIndex: 1, lastEpoch: 2, lamport: 9, highestTaskId: 7, tasks: [t])
+            #expect(QueueSnapshot.decode(s.encoded()) == s, "mask \(mask)")
+            #expect(s.encodedSize == s.encoded().count, "mask \(mask)")
+        }
+    }
+
+    @Test func aKeyedPutWritesOnlyItsKeyAndPriority() {
+        let t = QueuedTask(id: 7, lamport: 5, enqueuedAtMs: 12, payload: Array("abc".utf8), priority: 7,
+                           key: "b12-34", keyUntilMs: 600_012)
+        let plain = QueuedTask(id: 7, lamport: 5, enqueuedAtMs: 12, payload: Array("abc".utf8))
+        let extra = LogEntry(index: 2, epoch: 1, lamport: 5, op: .enqueue(t)).encoded().count
+            - LogEntry(index: 2, epoch: 1, lamport: 5, op: .enqueue(plain)).encoded().count
+        // flags, priority, the key's length and bytes, its window end.
+        #expect(extra == 1 + 4 + 4 + 6 + 8)
+    }
+
+    /// Entries of kinds 5 and 6 (every option field, as builds before the
+    /// flagged form wrote them) still read.
+    @Test func everyFieldEntriesStillRead() {
+        let t = QueuedTask(id: 7, lamport: 5, enqueuedAtMs: 12, payload: [1], queue: "img", priority: 3, readyAtMs: 900,
+                           key: "k", keyUntilMs: 60, deliveries: 2, leasedUntilMs: 44, leaseEpoch: 1, origin: "o")
+        for kind: UInt8 in [5, 6] {
+            var w = ByteWriter()
+            w.u8(kind); w.u64(2); w.u64(1); w.u64(5)
+            w.u64(7); w.u64(5); w.i64(12); w.blob([1])
+            w.string("img"); w.u32(3); w.i64(900); w.string("k"); w.i64(60); w.u32(2); w.i64(44); w.u64(1); w.string("o")
+            if kind == 6 { w.u32(3); w.u64(8) }
+            let op: LogEntry.Operation = kind == 5 ? .enqueue(t) : .enqueueParked(t, from: 3, seq: 8)
+            #expect(LogEntry.decode(w.bytes) == LogEntry(index: 2, epoch: 1, lamport: 5, op: op))
+        }
+    }
+
+    @Test func versionThreeSnapshotsStillRead() {
+        var w = ByteWriter()
+        w.u8(3); w.u64(10); w.u64(2); w.u64(44); w.u64(9); w.u64(1)
+        w.u64(9); w.u64(40); w.i64(6); w.blob([1, 2])
+        w.u8(1); w.string("img"); w.u32(3); w.i64(900); w.string(""); w.i64(0); w.u32(2); w.i64(0); w.u64(0); w.string("")
+        w.u32(0); w.u32(0); w.u64(0)
+        let s = QueueSnapshot.decode(w.bytes)
+        #expect(s?.tasks == [QueuedTask(id: 9, lamport: 40, enqueuedAtMs: 6, payload: [1, 2], queue: "img", priority: 3,
+                                        readyAtMs: 900, deliveries: 2)])
+    }
 }

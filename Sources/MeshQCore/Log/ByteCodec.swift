@@ -46,7 +46,14 @@ public struct ByteWriter {
         bytes.append(contentsOf: b)
     }
 
-    public mutating func string(_ s: String) { blob(Array(s.utf8)) }
+    /// A blob of the string's UTF-8, copied straight in (no array made).
+    public mutating func string(_ s: String) {
+        var s = s
+        s.withUTF8 { u in
+            u32(UInt32(u.count))
+            bytes.append(contentsOf: u)
+        }
+    }
 }
 
 public struct ByteReader {
@@ -102,6 +109,8 @@ public struct ByteReader {
     }
 
     public mutating func string(maxLength: Int = 1 << 20) -> String? {
-        blob(maxLength: maxLength).map { String(decoding: $0, as: UTF8.self) }
+        guard let n = u32().map(Int.init), n <= maxLength, remaining >= n else { return nil }
+        defer { offset += n }
+        return String(decoding: bytes[offset..<(offset + n)], as: UTF8.self)
     }
 }

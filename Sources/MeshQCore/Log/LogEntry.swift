@@ -4,8 +4,11 @@
 // change that got OK is an entry on disk first.
 // Encoding: a kind byte, index, epoch, Lamport time, then the operation's
 // fields. A plain task (queue `default`, no options) keeps the protocol-1
-// kinds 2 and 4, so logs written before protocol 2 read the same; a task
-// with options uses kinds 5 and 6, which carry every QueuedTask field.
+// kinds 2 and 4, so logs written before protocol 2 read the same. A task
+// with options is written as kind 13 or 14: a flags byte says which of the
+// fields past the first four differ from a plain task's, and only those
+// follow (a keyed PUT's entry is 45 bytes smaller than with every field).
+// Kinds 5 and 6, which carry every field, are still read.
 
 public struct LogEntry: Equatable, Sendable {
     public enum Operation: Equatable, Sendable {
@@ -56,14 +59,15 @@ public struct LogEntry: Equatable, Sendable {
     private enum Kind: UInt8 {
         case noop = 1, enqueue = 2, ack = 3, enqueueParked = 4, put = 5, putParked = 6
         case lease = 7, touch = 8, release = 9, bury = 10, kick = 11, pause = 12
+        case putFlagged = 13, putParkedFlagged = 14
     }
 
     private var kind: Kind {
         switch op {
         case .noop: return .noop
-        case .enqueue(let t): return t.isPlain ? .enqueue : .put
+        case .enqueue(let t): return t.isPlain ? .enqueue : .putFlagged
         case .ack: return .ack
-        case .enqueueParked(let t, _, _): return t.isPlain ? .enqueueParked : .putParked
+        case .enqueueParked(let t, _, _): return t.isPlain ? .enqueueParked : .putParkedFlagged
         case .lease: return .lease
         case .touch: return .touch
         case .release: return .release
@@ -82,11 +86,11 @@ public struct LogEntry: Equatable, Sendable {
         switch op {
         case .noop: break
         case .enqueue(let t):
-            Self.encodeTask(t, options: k == .put, into: &w)
+            Self.encodeTask(t, options: k == .putFlagged, into: &w)
         case .ack(let id):
             w.u64(id)
         case .enqueueParked(let t, let from, let seq):
-            Self.encodeTask(t, options: k == .putParked, into: &w)
+            Self.encodeTask(t, options: k == .putParkedFlagged, into: &w)
             w.u32(UInt32(truncatingIfNeeded: from))
             w.u64(seq)
         case .lease(let id, let until, let deliveries):
@@ -116,14 +120,28 @@ public struct LogEntry: Equatable, Sendable {
         w.u64(t.lamport)
         w.i64(t.enqueuedAtMs)
         w.blob(t.payload)
-        if options { t.encodeOptions(into: &w) }
+        if options { t.encodeFlaggedOptions(into: &w) }
     }
 
-    private static func decodeTask(options: Bool, _ r: inout ByteReader) -> QueuedTask? {
+    private enum Options { case none, every, flagged }
+
+    private static func decodeTask(_ options: Options, _ r: inout ByteReader) -> QueuedTask? {
         guard let id = r.u64(), let tl = r.u64(), let at = r.i64(), let payload = r.blob() else { return nil }
         var t = QueuedTask(id: id, lamport: tl, enqueuedAtMs: at, payload: payload)
-        if options, !t.decodeOptions(&r) { return nil }
+        switch options {
+        case .none: break
+        case .every: if !t.decodeOptions(&r) { return nil }
+        case .flagged: if !t.decodeFlaggedOptions(&r) { return nil }
+        }
         return t
+    }
+
+    private static func options(of k: Kind) -> Options {
+        switch k {
+        case .put, .putParked: return .every
+        case .putFlagged, .putParkedFlagged: return .flagged
+        default: return .none
+        }
     }
 
     public func encoded() -> [UInt8] {
@@ -147,14 +165,14 @@ public struct LogEntry: Equatable, Sendable {
         switch k {
         case .noop:
             op = .noop
-        case .enqueue, .put:
-            guard let t = decodeTask(options: k == .put, &r) else { return nil }
+        case .enqueue, .put, .putFlagged:
+            guard let t = decodeTask(options(of: k), &r) else { return nil }
             op = .enqueue(t)
         case .ack:
             guard let id = r.u64() else { return nil }
             op = .ack(taskId: id)
-        case .enqueueParked, .putParked:
-            guard let t = decodeTask(options: k == .putParked, &r), let from = r.u32(), let seq = r.u64() else { return nil }
+        case .enqueueParked, .putParked, .putParkedFlagged:
+            guard let t = decodeTask(options(of: k), &r), let from = r.u32(), let seq = r.u64() else { return nil }
             op = .enqueueParked(t, from: Int(from), seq: seq)
         case .lease:
             guard let id = r.u64(), let until = r.i64(), let d = r.u32() else { return nil }

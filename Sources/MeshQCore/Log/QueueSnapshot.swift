@@ -4,8 +4,9 @@
 // `lastIndex`, so a snapshot and a log that overlap never apply twice.
 // Version 3 carries every task field (queues, priorities, due times,
 // leases, delivery counts, dead letters), the pauses and the live
-// idempotency keys; versions 1 and 2 still read (their tasks are plain
-// tasks of the queue `default`).
+// idempotency keys; version 4 writes a task's options in the flagged form
+// (only the fields that differ from a plain task's, as log entries do).
+// Versions 1 to 3 still read (1 and 2 hold plain tasks of the queue `default`).
 
 public struct QueueSnapshot: Equatable, Sendable {
     public var lastIndex: UInt64
@@ -39,8 +40,9 @@ public struct QueueSnapshot: Equatable, Sendable {
         self.parkedApplied = parkedApplied
     }
 
-    // Version 2 added parkedApplied, version 3 the protocol-2 state.
-    private static let version: UInt8 = 3
+    // Version 2 added parkedApplied, version 3 the protocol-2 state,
+    // version 4 the flagged options.
+    private static let version: UInt8 = 4
 
     public func encoded() -> [UInt8] {
         var w = ByteWriter(capacity: 64 + tasks.reduce(0) { $0 + Self.encodedSize(of: $1) })
@@ -75,12 +77,13 @@ public struct QueueSnapshot: Equatable, Sendable {
         w.u64(t.lamport)
         w.i64(t.enqueuedAtMs)
         w.blob(t.payload)
-        // 0 for a plain task, else 1 and its options.
-        if t.isPlain { w.u8(0) } else { w.u8(1); t.encodeOptions(into: &w) }
+        // 0 for a plain task, else 2 and its flagged options (1 and every
+        // option field: version 3).
+        if t.isPlain { w.u8(0) } else { w.u8(2); t.encodeFlaggedOptions(into: &w) }
     }
 
     public static func encodedSize(of t: QueuedTask) -> Int {
-        29 + t.payload.count + (t.isPlain ? 0 : 52 + t.queue.utf8.count + (t.key?.utf8.count ?? 0) + (t.origin?.utf8.count ?? 0))
+        29 + t.payload.count + (t.isPlain ? 0 : t.flaggedOptionsSize)
     }
 
     public func encodeTrailer(into w: inout ByteWriter) {
@@ -114,8 +117,9 @@ public struct QueueSnapshot: Equatable, Sendable {
             guard let id = r.u64(), let tl = r.u64(), let at = r.i64(), let p = r.blob() else { return nil }
             var t = QueuedTask(id: id, lamport: tl, enqueuedAtMs: at, payload: p)
             if v >= 3 {
-                guard let flag = r.u8(), flag <= 1 else { return nil }
+                guard let flag = r.u8(), flag <= (v >= 4 ? 2 : 1) else { return nil }
                 if flag == 1, !t.decodeOptions(&r) { return nil }
+                if flag == 2, !t.decodeFlaggedOptions(&r) { return nil }
             }
             tasks.append(t)
         }

@@ -92,4 +92,93 @@ public struct QueuedTask: Equatable, Sendable {
         origin = o.isEmpty ? nil : o
         return true
     }
+
+    /// Which fields differ from a plain task's, one bit each (the flagged form).
+    private struct Present: OptionSet {
+        let rawValue: UInt8
+        static let queue = Present(rawValue: 1)
+        static let priority = Present(rawValue: 2)
+        static let readyAt = Present(rawValue: 4)
+        static let key = Present(rawValue: 8)
+        static let deliveries = Present(rawValue: 16)
+        static let lease = Present(rawValue: 32)
+        static let origin = Present(rawValue: 64)
+    }
+
+    /// Writes a flags byte, then only the fields it names (the compact
+    /// protocol-2 form; the rest read back as a plain task's).
+    func encodeFlaggedOptions(into w: inout ByteWriter) {
+        var f: Present = []
+        if queue != Self.defaultQueue { f.insert(.queue) }
+        if priority != Self.defaultPriority { f.insert(.priority) }
+        if readyAtMs != 0 { f.insert(.readyAt) }
+        if key != nil || keyUntilMs != 0 { f.insert(.key) }
+        if deliveries != 0 { f.insert(.deliveries) }
+        if leasedUntilMs != 0 || leaseEpoch != 0 { f.insert(.lease) }
+        if origin != nil { f.insert(.origin) }
+        w.u8(f.rawValue)
+        if f.contains(.queue) { w.string(queue) }
+        if f.contains(.priority) { w.u32(priority) }
+        if f.contains(.readyAt) { w.i64(readyAtMs) }
+        if f.contains(.key) {
+            w.string(key ?? "")
+            w.i64(keyUntilMs)
+        }
+        if f.contains(.deliveries) { w.u32(deliveries) }
+        if f.contains(.lease) {
+            w.i64(leasedUntilMs)
+            w.u64(leaseEpoch)
+        }
+        if f.contains(.origin) { w.string(origin ?? "") }
+    }
+
+    /// The bytes `encodeFlaggedOptions` writes.
+    var flaggedOptionsSize: Int {
+        var n = 1
+        if queue != Self.defaultQueue { n += 4 + queue.utf8.count }
+        if priority != Self.defaultPriority { n += 4 }
+        if readyAtMs != 0 { n += 8 }
+        if key != nil || keyUntilMs != 0 { n += 4 + (key?.utf8.count ?? 0) + 8 }
+        if deliveries != 0 { n += 4 }
+        if leasedUntilMs != 0 || leaseEpoch != 0 { n += 16 }
+        if let origin { n += 4 + origin.utf8.count }
+        return n
+    }
+
+    mutating func decodeFlaggedOptions(_ r: inout ByteReader) -> Bool {
+        guard let raw = r.u8() else { return false }
+        let f = Present(rawValue: raw)
+        guard raw & 0x80 == 0 else { return false }
+        if f.contains(.queue) {
+            guard let q = r.string() else { return false }
+            queue = q
+        }
+        if f.contains(.priority) {
+            guard let p = r.u32() else { return false }
+            priority = p
+        }
+        if f.contains(.readyAt) {
+            guard let v = r.i64() else { return false }
+            readyAtMs = v
+        }
+        if f.contains(.key) {
+            guard let k = r.string(), let u = r.i64() else { return false }
+            key = k.isEmpty ? nil : k
+            keyUntilMs = u
+        }
+        if f.contains(.deliveries) {
+            guard let d = r.u32() else { return false }
+            deliveries = d
+        }
+        if f.contains(.lease) {
+            guard let u = r.i64(), let e = r.u64() else { return false }
+            leasedUntilMs = u
+            leaseEpoch = e
+        }
+        if f.contains(.origin) {
+            guard let o = r.string() else { return false }
+            origin = o.isEmpty ? nil : o
+        }
+        return true
+    }
 }
