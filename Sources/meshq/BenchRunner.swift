@@ -83,7 +83,10 @@ final class BenchRunner {
     /// Every connection is TLS with this context.
     let tls: TLSContext?
     /// PUT's options instead of ENQUEUE (`key=auto`: a key per message); nil: ENQUEUE.
-    var putOptions: String?
+    var putOptions: String? {
+        didSet { putTemplate = putOptions.map(PutTemplate.init) }
+    }
+    private var putTemplate: PutTemplate?
 
     init(nodes: [HostPort], connections: Int, pipeline: Int, messages: Int, payloadBytes: Int, tls: TLSContext? = nil) {
         self.tls = tls
@@ -203,9 +206,8 @@ final class BenchRunner {
 
     private func fillEnqueue(_ c: Client) {
         while c.inflightCount < pipeline && sent < messages {
-            if let o = putOptions {
-                let opts = o.replacingOccurrences(of: "key=auto", with: "key=b\(runId)-\(sent)")
-                c.push(.enqueue(Clock.monotonicNs()), "PUT default \(opts) \(payload(sent))\n")
+            if let t = putTemplate {
+                c.push(.enqueue(Clock.monotonicNs()), "PUT default \(t.options(runId: runId, message: sent)) \(payload(sent))\n")
             } else {
                 c.push(.enqueue(Clock.monotonicNs()), "ENQUEUE \(payload(sent))\n")
             }
@@ -303,5 +305,27 @@ final class BenchRunner {
     func close() {
         for c in clients { c.conn.close() }
         clients.removeAll()
+    }
+}
+
+/// PUT's options with `key=auto` split out once, so each message only
+/// splices in its own key (the load generator stays cheap).
+private struct PutTemplate {
+    let before: String
+    let after: String?
+
+    init(_ options: String) {
+        if let r = options.range(of: "key=auto") {
+            before = String(options[..<r.lowerBound])
+            after = String(options[r.upperBound...])
+        } else {
+            before = options
+            after = nil
+        }
+    }
+
+    func options(runId: UInt64, message: Int) -> String {
+        guard let after else { return before }
+        return "\(before)key=b\(runId)-\(message)\(after)"
     }
 }
