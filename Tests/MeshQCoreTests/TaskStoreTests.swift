@@ -181,6 +181,10 @@ import Testing
 
     /// The compact form gives back every field it was given, through a
     /// change of queue (BURY) and back (KICK).
+    @Test func aStoredTaskIsEightyBytes() {
+        #expect(MemoryLayout<StoredTask>.stride == 80)
+    }
+
     @Test func aStoredTaskKeepsEveryField() {
         var s = TaskStore()
         let t = QueuedTask(id: 4, lamport: 9, enqueuedAtMs: 12, payload: [1, 2], queue: "img", priority: 3,

@@ -64,7 +64,7 @@ extension TaskStore {
     /// that has one with the smallest id.
     func nextReadyIgnoringPriority(in queues: [String]) -> QueuedTask? {
         for q in queues where !isPaused(q) {
-            if let id = lines[q]?.ready.sorted.map(\.key).min() { return task(id) }
+            if let id = line(q)?.ready.sorted.map(\.key).min() { return task(id) }
         }
         return nil
     }

@@ -62,6 +62,11 @@ public struct ReplicatedLog: Sendable {
         highWater = max(highWater, entries.count)
     }
 
+    /// Room for `n` more entries (a replay at start knows how many it reads).
+    public mutating func reserveCapacity(_ n: Int) {
+        entries.reserveCapacity(entries.count + n)
+    }
+
     /// Drops every entry after `index`; never a committed one.
     public mutating func truncate(after index: UInt64) {
         precondition(index >= commitIndex, "truncating committed entries after \(index), commit \(commitIndex)")

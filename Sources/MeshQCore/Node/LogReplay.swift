@@ -26,6 +26,7 @@ struct LogReplay {
         // acks), so the queue is sized once instead of growing step by step;
         // a log of churn around a small queue reserves little.
         var liveEstimate = snapshot?.tasks.count ?? 0
+        log.reserveCapacity(records.count)
         for r in records {
             switch r {
             case .entry(let e):

@@ -130,10 +130,10 @@ extension NodeCore {
     /// Every known queue's counts and counters, by name (for /metrics).
     public func queueReport() -> [QueueReport] {
         queueNames().map { q in
-            let line = store.lines[q]
+            let line = store.line(q)
             return QueueReport(name: q, ready: line?.readyCount ?? 0, delayed: line?.delayed ?? 0,
                                inflight: (line?.leased ?? 0) + (line?.busy ?? 0),
-                               dead: store.lines[settings.queue(q).deadLetter]?.total ?? 0,
+                               dead: store.line(settings.queue(q).deadLetter)?.total ?? 0,
                                paused: store.isPaused(q),
                                oldestReadyMs: store.oldestReadyAtMs(in: q).map { max(0, lastClusterMs - $0) } ?? 0,
                                counters: queueCounters[q] ?? QueueCounters())
@@ -141,7 +141,7 @@ extension NodeCore {
     }
 
     func queueNames() -> [String] {
-        store.knownQueues.union(store.lines.keys).union(store.pauses.keys).union(settings.queues.keys)
+        store.knownQueues.union(store.pauses.keys).union(settings.queues.keys)
             .union(queueCounters.keys).sorted()
     }
 
@@ -152,8 +152,8 @@ extension NodeCore {
     }
 
     func statsLine(_ q: String) -> String {
-        let line = store.lines[q]
-        let dead = store.lines[settings.queue(q).deadLetter]?.total ?? 0
+        let line = store.line(q)
+        let dead = store.line(settings.queue(q).deadLetter)?.total ?? 0
         let paused = max(0, (store.pauses[q] ?? 0) - lastClusterMs)
         let oldest = store.oldestReadyAtMs(in: q).map { max(0, lastClusterMs - $0) } ?? 0
         return "queue=\(q) ready=\(line?.readyCount ?? 0) delayed=\(line?.delayed ?? 0) "

@@ -528,7 +528,7 @@ public final class NodeCore {
                      commit: commitIndex, ready: store.readyCount, inflight: store.leasedCount + leasing.count,
                      mailbox: mailbox.count, peersUp: election?.peersUp.count ?? 0,
                      offsetMs: role == .leader ? 0 : cristian.offsetMs,
-                     extra: [("tasks", "\(store.count)"), ("queues", "\(store.lines.count)"), ("members", "\(memberIds.count)"),
+                     extra: [("tasks", "\(store.count)"), ("queues", "\(store.queueCount)"), ("members", "\(memberIds.count)"),
                              ("last", "\(log.lastIndex)")] + extra)
     }
 

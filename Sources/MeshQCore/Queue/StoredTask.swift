@@ -1,13 +1,14 @@
-// StoredTask: a task as TaskStore holds it, QueuedTask's fields in 80
-// bytes. The task table is the biggest structure a node keeps (one slot per
+// StoredTask: a task as TaskStore holds it, QueuedTask's fields (and where
+// it stands) in 80 bytes. The task table is the biggest structure a node keeps (one slot per
 // task, and a hash table runs between 3/8 and 3/4 full), so every byte of a
 // slot is paid about twice per task, and moved again whenever the table grows.
 //   - The id is the table's key, not repeated here.
 //   - The queue is a number in QueueNames (a store interns each name once).
 //   - What most tasks lack (an idempotency key, a dead-letter origin) sits in
 //     one shared, immutable TaskExtras, absent for a plain task.
-// Where the task stands (ready, delayed, leased, busy) and its busy count are
-// the store's own bookkeeping, kept here so one lookup finds everything.
+// Where the task stands (ready, delayed, leased, busy), its handle in the
+// heap that holds it and its busy count are the store's own bookkeeping,
+// kept here so one lookup finds everything.
 // Invariant: `materialized(id:names:)` gives back exactly the QueuedTask
 // that `init(_:queue:)` was made from (tested field by field).
 
@@ -25,6 +26,9 @@ struct StoredTask: Sendable {
     /// Changes to it being replicated (leader only).
     var busy: UInt32 = 0
     var place: TaskStore.Place = .ready
+    /// Its handle in the heap its place keeps it in (ready: its queue's
+    /// ready heap; delayed, leased: the timers), -1 in none.
+    var handle: HandleHeap<UInt64>.Handle = -1
 
     init(_ t: QueuedTask, queue: QueueNames.ID) {
         lamport = t.lamport
@@ -37,6 +41,11 @@ struct StoredTask: Sendable {
         priority = t.priority
         deliveries = t.deliveries
         self.queue = queue
+    }
+
+    mutating func stand(_ p: TaskStore.Place, handle h: HandleHeap<UInt64>.Handle) {
+        place = p
+        handle = h
     }
 
     func materialized(id: UInt64, names: QueueNames) -> QueuedTask {

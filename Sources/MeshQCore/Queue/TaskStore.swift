@@ -6,13 +6,15 @@
 // Where a task stands is derived from those fields and the cluster time
 // `now` (the last `advance`):
 //   ready    due (readyAtMs <= now) and not leased: in its queue's ready
-//            order, a DeadlineSet keyed by id with the priority as its
-//            "deadline", so the head is the smallest (priority, id) and
-//            insert and remove by id are O(log n);
+//            order, a HandleHeap of ids with the priority as the
+//            "deadline", so the head is the smallest (priority, id);
 //   delayed  readyAtMs > now, and leased: leasedUntilMs > now under the
 //            leadership that granted it (leaseEpoch == epoch): both wait in
-//            one DeadlineSet of task timers (by the time they are ready
-//            again), as beanstalkd keeps its delay and TTR heaps;
+//            one HandleHeap of task timers (by the time they are ready
+//            again), as beanstalkd keeps its delay and TTR heaps.
+// A task is in at most one heap at a time and its StoredTask keeps its
+// handle there (beanstalkd's stored heap index), so insert and remove are
+// O(log n) with no id -> slot dictionary beside the task table;
 //   busy     (leader only) a change to it is being replicated, so it is
 //            handed out to nobody meanwhile.
 // Pauses and the idempotency keys (TaskStore+Keys) are replicated too.
@@ -26,7 +28,7 @@ public struct TaskStore: Sendable {
 
     /// One named queue's derived view.
     public struct Line: Sendable {
-        var ready = DeadlineSet<UInt64>()
+        var ready = HandleHeap<UInt64>()
         /// Ready tasks per priority: with one priority, the head is the oldest.
         var readyByPriority: [UInt32: Int] = [:]
         public internal(set) var delayed = 0
@@ -40,8 +42,10 @@ public struct TaskStore: Sendable {
     var tasks: [UInt64: StoredTask] = [:]
     /// Every queue name a task was in (since this node started), numbered.
     var names = QueueNames()
-    public internal(set) var lines: [String: Line] = [:]
-    var timers = DeadlineSet<UInt64>()
+    /// Each queue's line, by its number in `names` (no task: an empty Line,
+    /// storage released). Numbered, so placing a task hashes no string.
+    private var lineById: [Line] = []
+    var timers = HandleHeap<UInt64>()
     /// Queue name -> cluster time its pause ends (replicated).
     public internal(set) var pauses: [String: Int64] = [:]
     var keys: [DedupKey: KeyRecord] = [:]
@@ -118,8 +122,7 @@ public struct TaskStore: Sendable {
         guard let e = tasks.removeValue(forKey: id) else { return nil }
         busyIds.remove(id)
         payloadBytes -= e.payload.count
-        let q = names[e.queue]
-        if lines[q]?.total == 0 { lines[q] = nil }
+        releaseIfEmpty(e.queue)
         return e.materialized(id: id, names: names)
     }
 
@@ -132,7 +135,7 @@ public struct TaskStore: Sendable {
         change(&t)
         let q = t.queue == old ? before.queue : names.id(t.queue)
         tasks[id]!.assign(t, queue: q)
-        if old != t.queue, lines[old]?.total == 0 { lines[old] = nil }
+        if q != before.queue { releaseIfEmpty(before.queue) }
         place(id)
         return t
     }
@@ -232,20 +235,20 @@ public struct TaskStore: Sendable {
     /// id) ready task of the first listed queue that has one and is not paused.
     public func nextReady(in queues: [String]) -> QueuedTask? {
         for q in queues where !isPaused(q) {
-            if let id = lines[q]?.ready.first?.key { return task(id) }
+            if let id = line(q)?.ready.first?.key { return task(id) }
         }
         return nil
     }
 
     /// The ready task of `queue` TAKE would lease next, pauses aside (PEEK).
     public func head(of queue: String) -> QueuedTask? {
-        lines[queue]?.ready.first.flatMap { task($0.key) }
+        line(queue)?.ready.first.flatMap { task($0.key) }
     }
 
     /// Up to `limit` ready tasks of `queue`, in the order TAKE hands them
     /// out (KICK: O(ready log ready)).
     public func readyTasks(in queue: String, limit: Int) -> [QueuedTask] {
-        guard let line = lines[queue] else { return [] }
+        guard let line = line(queue) else { return [] }
         return line.ready.sorted.prefix(limit).compactMap { task($0.key) }
     }
 
@@ -253,7 +256,7 @@ public struct TaskStore: Sendable {
     /// the head's when its ready tasks share one priority (ids grow with put
     /// time), else one pass over them (O(ready), no sort).
     public func oldestReadyAtMs(in queue: String) -> Int64? {
-        guard let line = lines[queue], !line.ready.isEmpty else { return nil }
+        guard let line = line(queue), !line.ready.isEmpty else { return nil }
         if line.readyByPriority.count == 1, let id = line.ready.first?.key { return tasks[id]?.enqueuedAtMs }
         var oldest = Int64.max
         line.ready.forEach { e in
@@ -266,51 +269,87 @@ public struct TaskStore: Sendable {
 
     private mutating func place(_ id: UInt64) {
         guard let t = tasks[id] else { return }
-        let queue = names[t.queue]
         let leasedUntil = t.leaseEpoch == epoch ? t.leasedUntilMs : 0
         let until = max(t.readyAtMs, leasedUntil)
         let p: Place
+        var handle: HandleHeap<UInt64>.Handle = -1
         if t.busy > 0 {
             p = .busy
-            lines[queue, default: Line()].busy += 1
         } else if until > now {
             p = leasedUntil > now ? .leased : .delayed
-            timers.schedule(id, at: until)
+            handle = timers.insert(id, at: until)
             if p == .leased {
-                lines[queue, default: Line()].leased += 1
                 leasedCount += 1
                 leasedIds.insert(id)
-            } else {
-                lines[queue, default: Line()].delayed += 1
             }
         } else {
             p = .ready
-            lines[queue, default: Line()].ready.schedule(id, at: Int64(t.priority))
-            lines[queue]!.readyByPriority[t.priority, default: 0] += 1
             readyCount += 1
         }
-        tasks[id]!.place = p
+        // One lookup of the queue's line for whatever changes in it.
+        withLine(t.queue) { line in
+            switch p {
+            case .busy: line.busy += 1
+            case .leased: line.leased += 1
+            case .delayed: line.delayed += 1
+            case .ready:
+                handle = line.ready.insert(id, at: Int64(t.priority))
+                line.readyByPriority[t.priority, default: 0] += 1
+            }
+        }
+        tasks[id]!.stand(p, handle: handle)
     }
 
     private mutating func unplace(_ id: UInt64, timerGone: Bool = false) {
         guard let e = tasks[id] else { return }
-        let q = names[e.queue]
         switch e.place {
         case .busy:
-            lines[q]?.busy -= 1
+            withLine(e.queue) { $0.busy -= 1 }
         case .leased:
-            if !timerGone { timers.remove(id) }
-            lines[q]?.leased -= 1
+            if !timerGone { timers.remove(e.handle) }
+            withLine(e.queue) { $0.leased -= 1 }
             leasedCount -= 1
             leasedIds.remove(id)
         case .delayed:
-            if !timerGone { timers.remove(id) }
-            lines[q]?.delayed -= 1
+            if !timerGone { timers.remove(e.handle) }
+            withLine(e.queue) { $0.delayed -= 1 }
         case .ready:
-            lines[q]?.ready.remove(id)
-            let p = e.priority
-            if let n = lines[q]?.readyByPriority[p] { lines[q]!.readyByPriority[p] = n > 1 ? n - 1 : nil }
+            withLine(e.queue) { line in
+                line.ready.remove(e.handle)
+                let p = e.priority
+                if let n = line.readyByPriority[p] { line.readyByPriority[p] = n > 1 ? n - 1 : nil }
+            }
             readyCount -= 1
         }
+    }
+
+    // MARK: lines by queue number
+
+    /// The queues that hold a task, each with its line (STATUS, STATS: O(queues)).
+    public var lines: [String: Line] {
+        var out: [String: Line] = [:]
+        for (i, line) in lineById.enumerated() where line.total > 0 { out[names[QueueNames.ID(i)]] = line }
+        return out
+    }
+
+    /// How many queues hold a task.
+    public var queueCount: Int { lineById.reduce(0) { $0 + ($1.total > 0 ? 1 : 0) } }
+
+    /// `queue`'s line, nil when it holds no task.
+    public func line(_ queue: String) -> Line? {
+        guard let id = names.existingId(queue), Int(id) < lineById.count, lineById[Int(id)].total > 0 else { return nil }
+        return lineById[Int(id)]
+    }
+
+    private mutating func withLine<R>(_ id: QueueNames.ID, _ body: (inout Line) -> R) -> R {
+        let i = Int(id)
+        while lineById.count <= i { lineById.append(Line()) }
+        return body(&lineById[i])
+    }
+
+    /// A line left with no task gives its storage back.
+    private mutating func releaseIfEmpty(_ id: QueueNames.ID) {
+        let i = Int(id)
+        if i < lineById.count, lineById[i].total == 0 { lineById[i] = Line() }
     }
 }
