@@ -136,9 +136,16 @@ public struct PeerEnvelope: Equatable, Sendable {
         case rejoinProbe = 80, rejoinTarget, logProbe, logReport
     }
 
+    /// About the frame's size, so a batch of entries is written into one
+    /// allocation instead of a buffer that doubles and copies as it grows.
+    private var sizeHint: Int {
+        guard case .replicate(let r) = body else { return 64 }
+        return 96 + r.entries.reduce(0) { $0 + 48 + $1.payloadSize }
+    }
+
     /// The whole frame, length prefix included.
     public func framed() -> [UInt8] {
-        var w = ByteWriter(capacity: 64)
+        var w = ByteWriter(capacity: sizeHint)
         w.u32(0)
         w.u8(Self.version)
         switch body {

@@ -108,38 +108,60 @@ extension LineParser {
 
     struct OptionError: Error { var text: String }
 
+    private enum PutOption: UInt8 {
+        case pri = 1, delay = 2, key = 4
+
+        /// The option a name spells, compared as bytes (no string is made).
+        init?(_ name: ArraySlice<UInt8>) {
+            if name.elementsEqual("pri".utf8) { self = .pri }
+            else if name.elementsEqual("delay".utf8) { self = .delay }
+            else if name.elementsEqual("key".utf8) { self = .key }
+            else { return nil }
+        }
+    }
+
+    /// `pri=N,delay=MS,key=K` in any order, each at most once (or `-`: none).
+    /// Walks the bytes once: on the PUT path, nothing is allocated but the key.
     static func putOptions(_ s: ArraySlice<UInt8>) -> Result<PutOptions, OptionError> {
         var o = PutOptions()
         if s.count == 1 && s.first == UInt8(ascii: "-") { return .success(o) }
-        var seen: Set<String> = []
-        for part in s.split(separator: 0x2C, omittingEmptySubsequences: false) {
+        var seen: UInt8 = 0
+        var start = s.startIndex
+        while true {
+            let end = s[start...].firstIndex(of: 0x2C) ?? s.endIndex
+            let part = s[start..<end]
             guard let eq = part.firstIndex(of: UInt8(ascii: "=")) else {
                 return .failure(OptionError(text: "option '\(printable(part))' is not name=value (pri=, delay=, key=)"))
             }
-            let name = String(decoding: part[part.startIndex..<eq], as: UTF8.self)
+            let nameBytes = part[part.startIndex..<eq]
             let value = part[(eq + 1)...]
-            guard seen.insert(name).inserted else { return .failure(OptionError(text: "option \(name)= is given twice")) }
-            switch name {
-            case "pri":
+            guard let option = PutOption(nameBytes) else {
+                return .failure(OptionError(text: "unknown option '\(printable(nameBytes))' (pri=, delay=, key=)"))
+            }
+            guard seen & option.rawValue == 0 else {
+                return .failure(OptionError(text: "option \(printable(nameBytes))= is given twice"))
+            }
+            seen |= option.rawValue
+            switch option {
+            case .pri:
                 guard let v = decimal(value), v <= UInt64(UInt32.max) else {
                     return .failure(OptionError(text: "pri must be an integer from 0 to \(UInt32.max)"))
                 }
                 o.priority = UInt32(v)
-            case "delay":
+            case .delay:
                 guard let v = decimal(value), v <= UInt64(maxDelayMs) else {
                     return .failure(OptionError(text: "delay must be an integer from 0 to \(maxDelayMs) (ms)"))
                 }
                 o.delayMs = Int(v)
-            case "key":
+            case .key:
                 guard !value.isEmpty, value.count <= maxKeyBytes, value.allSatisfy(isKeyByte) else {
                     return .failure(OptionError(text: "key must be 1-\(maxKeyBytes) bytes of [A-Za-z0-9._:/-]"))
                 }
                 o.key = String(decoding: value, as: UTF8.self)
-            default:
-                return .failure(OptionError(text: "unknown option '\(printable(part[part.startIndex..<eq]))' (pri=, delay=, key=)"))
             }
+            guard end < s.endIndex else { return .success(o) }
+            start = s.index(after: end)
         }
-        return .success(o)
     }
 
     /// A queue name: 1-64 bytes of [A-Za-z0-9._-].

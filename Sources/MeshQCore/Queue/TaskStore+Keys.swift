@@ -39,6 +39,19 @@ public struct DedupKey: Hashable, Comparable, Sendable {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(digest) }
 
+    /// What a table hashes with: the stored digest mixed with the table's
+    /// seed, so growing a table of a million keys runs no hash function.
+    /// The digest itself came from the process's randomly seeded Hasher,
+    /// so a client still cannot choose keys that collide.
+    public func _rawHashValue(seed: Int) -> Int { digest ^ seed }
+
+    /// A total order that compares the digests first (cheap), then the
+    /// strings: for the expiry heap, where only some order is needed.
+    static func quickLess(_ a: DedupKey, _ b: DedupKey) -> Bool {
+        if a.digest != b.digest { return a.digest < b.digest }
+        return a < b
+    }
+
     public static func < (a: DedupKey, b: DedupKey) -> Bool {
         a.queue != b.queue ? a.queue < b.queue : a.key < b.key
     }
@@ -50,7 +63,7 @@ struct KeyDeadline: Comparable, Sendable {
     var key: DedupKey
 
     static func < (a: KeyDeadline, b: KeyDeadline) -> Bool {
-        a.untilMs != b.untilMs ? a.untilMs < b.untilMs : a.key < b.key
+        a.untilMs != b.untilMs ? a.untilMs < b.untilMs : DedupKey.quickLess(a.key, b.key)
     }
 }
 
