@@ -229,11 +229,11 @@ public final class NodeStore {
     public var compactionRunning: Bool { log.compactionRunning }
 
     public func startCompaction(_ image: NodeCore.CompactionImage) throws {
-        let snapshot = image.snapshot
         try reported {
             try log.startCompaction(tail: image.tail.map { LogRecord.entry($0).encoded() }) {
-                // Off the loop: the sorts (tasks by id, keys) and the encoding are the bulk of the work.
-                var s = snapshot
+                // Off the loop: gathering the tasks and keys, sorting them
+                // (tasks by id, keys) and encoding are the bulk of the work.
+                var s = image.filledSnapshot()
                 s.tasks.sort { $0.id < $1.id }
                 s.keys.sort { $0.0 < $1.0 }
                 return s.encoded()
