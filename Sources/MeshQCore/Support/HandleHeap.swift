@@ -80,8 +80,7 @@ public struct HandleHeap<Key: Comparable> {
         let last = heap.removeLast()
         if i < heap.count {
             // The last entry fills the hole and moves whichever way it must.
-            heap[i] = last
-            slotOf[Int(last.handle)] = Int32(i)
+            store(last, at: i)
             if Self.less(last, removed) { siftUp(i) } else { siftDown(i) }
         }
         return Entry(deadline: removed.deadline, key: removed.key)
@@ -155,14 +154,10 @@ public struct HandleHeap<Key: Comparable> {
         while i > 0 {
             let parent = (i - 1) / 2
             guard Self.less(e, heap[parent]) else { break }
-            heap[i] = heap[parent]
-            slotOf[Int(heap[i].handle)] = Int32(i)
+            store(heap[parent], at: i)
             i = parent
         }
-        if i != start {
-            heap[i] = e
-            slotOf[Int(e.handle)] = Int32(i)
-        }
+        if i != start { store(e, at: i) }
     }
 
     private mutating func siftDown(_ start: Int) {
@@ -175,14 +170,16 @@ public struct HandleHeap<Key: Comparable> {
             let right = left + 1
             let child = right < n && Self.less(heap[right], heap[left]) ? right : left
             guard Self.less(heap[child], e) else { break }
-            heap[i] = heap[child]
-            slotOf[Int(heap[i].handle)] = Int32(i)
+            store(heap[child], at: i)
             i = child
         }
-        if i != start {
-            heap[i] = e
-            slotOf[Int(e.handle)] = Int32(i)
-        }
+        if i != start { store(e, at: i) }
+    }
+
+    /// Puts `item` in slot `i` and records the slot under its handle.
+    private mutating func store(_ item: Item, at i: Int) {
+        heap[i] = item
+        slotOf[Int(item.handle)] = Int32(i)
     }
 }
 
