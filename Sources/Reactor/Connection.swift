@@ -313,14 +313,26 @@ public final class Connection {
     }
 
     /// Hands queued output to the kernel now rather than on the next loop
-    /// iteration: before a blocking fsync, so the peer's work overlaps ours.
+    /// iteration: before a blocking fsync, so the peer's work overlaps ours,
+    /// and at the end of each iteration, so replies leave before the loop
+    /// sleeps (as Redis writes its clients' replies before sleeping).
     /// Whatever the socket does not take stays queued for the loop.
     /// TLS connections leave it to the loop (the bytes must be encrypted first).
     public func flushNow() {
         guard !isTLS, let bev, pendingOutputBytes > 0 else { return }
         let fd = bufferevent_getfd(bev)
         guard fd >= 0 else { return }
-        _ = evbuffer_write(bufferevent_get_output(bev), fd)
+        // A socket bufferevent keeps its output frozen at the front (only its
+        // own write callback drains it, unfreezing around the write): a
+        // plain evbuffer_write fails with -1 and writes nothing. Do as that
+        // callback does. Nothing else drains this buffer meanwhile (one thread).
+        let output = bufferevent_get_output(bev)
+        evbuffer_unfreeze(output, 1)
+        let wrote = evbuffer_write(output, fd)
+        evbuffer_freeze(output, 1)
+        // Emptied here, the bufferevent's write callback finds nothing to
+        // write and stays silent: say so as it would have.
+        if wrote > 0 && evbuffer_get_length(output) == 0 { drained() }
     }
 
     /// Bytes queued but not yet accepted by the kernel.

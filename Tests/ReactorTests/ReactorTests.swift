@@ -3,7 +3,7 @@
 import Dispatch
 import Foundation
 import Glibc
-import Reactor
+@testable import Reactor
 import Testing
 
 @Suite(.serialized) struct ReactorTests {
@@ -227,5 +227,34 @@ import Testing
             return
         }
         #expect(why.contains("reset"), "\(why)")
+    }
+
+    /// flushNow hands queued bytes to the kernel at once, without a turn of
+    /// the loop (the leader's PREPAREs leave before its own fsync).
+    @Test func flushNowWritesWithoutTheLoop() throws {
+        let loop = EventLoop()
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer { close(fds[1]) }
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        guard let conn = Connection(loop: loop, fd: fds[0]) else {
+            Issue.record("no connection")
+            return
+        }
+        defer { conn.close() }
+        conn.write(Array("prepare\n".utf8))
+        #expect(conn.pendingOutputBytes == 8)
+        conn.flushNow()
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = recv(fds[1], &buf, buf.count, 0)
+        #expect(n == 8 && String(decoding: buf.prefix(max(0, n)), as: UTF8.self) == "prepare\n")
+        #expect(conn.pendingOutputBytes == 0)
+        // The bufferevent goes on working: a later write still leaves with the loop.
+        conn.write(Array("commit\n".utf8))
+        let stop = Timer(loop: loop) { loop.stop() }
+        stop.schedule(afterMs: 50)
+        loop.run()
+        let m = recv(fds[1], &buf, buf.count, 0)
+        #expect(m == 7 && String(decoding: buf.prefix(max(0, m)), as: UTF8.self) == "commit\n")
     }
 }
