@@ -15,6 +15,9 @@ protocol ClientConnection: AnyObject {
     /// Appends what has arrived to `buffer`; returns the byte count.
     func read(into buffer: inout [UInt8]) -> Int
     func write(_ bytes: [UInt8])
+    /// Hands what is queued to the socket now, not on the loop's next turn
+    /// (a write that empties the queue reports the drain as the loop would).
+    func flushNow()
     func closeAfterFlush()
     /// Closes at once, dropping unsent output (shutdown).
     func close()

@@ -203,12 +203,17 @@ public final class NodeServer {
             core.flush(now: Clock.monotonicMs())
             applyEffects()
         }
-        // Replies may have unblocked sessions that proposed more; their batch
-        // is committed on the next iteration, after other sockets had a turn.
-        if core.hasProposals { endOfIteration.activate() }
         let toFlush = dirty
         dirty.removeAll(keepingCapacity: true)
         for s in toFlush { s.flushOutput() }
+        // Written now, not when the next epoll_wait reports the sockets
+        // writable: one loop turn less for every reply and peer message.
+        // A drain reported here may resume a paused session's input.
+        for s in toFlush { s.connection.flushNow() }
+        transport?.flushOutput()
+        // Replies may have unblocked sessions that proposed more; their batch
+        // is committed on the next iteration, after other sockets had a turn.
+        if core.hasProposals { endOfIteration.activate() }
         armWakeup()
     }
 

@@ -21,6 +21,9 @@ final class FakeConnection: ClientConnection {
     var outputLines: [Substring] { output.split(separator: "\n", omittingEmptySubsequences: false).dropLast() }
     var unread: Int { inbound.count }
 
+    /// The fake's socket takes writes as they come (or per `drainsAtOnce`).
+    func flushNow() {}
+
     func read(into buffer: inout [UInt8]) -> Int {
         let n = inbound.count
         buffer.append(contentsOf: inbound)
