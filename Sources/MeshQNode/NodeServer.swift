@@ -442,7 +442,7 @@ public final class NodeServer {
             // second copy of what arrives meanwhile); a big one in the background.
             let inBackground = live >= store.backgroundCompactionBytes
             let image = core.compactionImage(sorted: !inBackground)
-            compacting = (image.snapshot.lastIndex, NodeCore.taskCount(of: image), image.tail.count, store.logBytes,
+            compacting = (image.snapshot.lastIndex, image.taskCount, image.tail.count, store.logBytes,
                           Clock.monotonicMs())
             if inBackground {
                 try store.startCompaction(image)

@@ -20,7 +20,7 @@ import Testing
         let sorted = core.compactionImage(sorted: true).snapshot
         let image = core.compactionImage(sorted: false)
         #expect(image.snapshot.tasks.isEmpty && image.snapshot.keys.isEmpty)
-        #expect(NodeCore.taskCount(of: image) == 40)
+        #expect(image.taskCount == 40)
 
         // The loop goes on changing its queue after the image was taken.
         var parked: [Int: UInt64] = [:]

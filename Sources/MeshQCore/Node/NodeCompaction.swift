@@ -23,6 +23,9 @@ extension NodeCore {
         /// 420,000 keys, on each node at the same moment).
         var store: TaskStore?
 
+        /// How many tasks the image holds.
+        public var taskCount: Int { store?.count ?? snapshot.tasks.count }
+
         /// The snapshot with its tasks and keys, in no particular order
         /// (the background thread's work).
         public func filledSnapshot() -> QueueSnapshot {
@@ -48,10 +51,5 @@ extension NodeCore {
         snap.tasks = store.allTasks()
         snap.keys = store.keyRecords()
         return CompactionImage(snapshot: snap, tail: tail, store: nil)
-    }
-
-    /// How many tasks the image holds.
-    public static func taskCount(of image: CompactionImage) -> Int {
-        image.store?.count ?? image.snapshot.tasks.count
     }
 }

@@ -1,7 +1,8 @@
 // StoredTask: a task as TaskStore holds it, QueuedTask's fields (and where
-// it stands) in 80 bytes. The task table is the biggest structure a node keeps (one slot per
-// task, and a hash table runs between 3/8 and 3/4 full), so every byte of a
-// slot is paid about twice per task, and moved again whenever the table grows.
+// it stands) in 80 bytes. The task table is the biggest structure a node
+// keeps (one slot per task, and a hash table runs between 3/8 and 3/4
+// full), so every byte of a slot is paid about twice per task, and moved
+// again whenever the table grows.
 //   - The id is the table's key, not repeated here.
 //   - The queue is a number in QueueNames (a store interns each name once).
 //   - What most tasks lack (an idempotency key, a dead-letter origin) sits in

@@ -11,12 +11,12 @@
 //   delayed  readyAtMs > now, and leased: leasedUntilMs > now under the
 //            leadership that granted it (leaseEpoch == epoch): both wait in
 //            one HandleHeap of task timers (by the time they are ready
-//            again), as beanstalkd keeps its delay and TTR heaps.
-// A task is in at most one heap at a time and its StoredTask keeps its
-// handle there (beanstalkd's stored heap index), so insert and remove are
-// O(log n) with no id -> slot dictionary beside the task table;
+//            again), as beanstalkd keeps its delay and TTR heaps;
 //   busy     (leader only) a change to it is being replicated, so it is
 //            handed out to nobody meanwhile.
+// A task is in at most one heap at a time and its StoredTask keeps its
+// handle there (beanstalkd's stored heap index), so insert and remove are
+// O(log n) with no id -> slot dictionary beside the task table.
 // Pauses and the idempotency keys (TaskStore+Keys) are replicated too.
 // Invariant: every task is in exactly one place, and each queue's counts
 // equal what its places hold.
@@ -75,7 +75,6 @@ public struct TaskStore: Sendable {
 
     public func task(_ id: UInt64) -> QueuedTask? { tasks[id].map { $0.materialized(id: id, names: names) } }
     public func place(of id: UInt64) -> Place? { tasks[id]?.place }
-    func queueName(of e: StoredTask) -> String { names[e.queue] }
 
     /// Every task, in id order (snapshots).
     public func allTasks() -> [QueuedTask] {
@@ -214,12 +213,6 @@ public struct TaskStore: Sendable {
 
     /// Whether the task's lease is in force (by cluster time, under this leadership).
     public func leaseInForce(_ t: QueuedTask) -> Bool { t.leaseEpoch == epoch && t.leasedUntilMs > now }
-
-    /// Whether task `id`'s lease is in force (no copy of the task made).
-    public func leaseInForce(_ id: UInt64) -> Bool {
-        guard let e = tasks[id] else { return false }
-        return e.leaseEpoch == epoch && e.leasedUntilMs > now
-    }
 
     /// A new leadership: leases granted under earlier ones end.
     mutating func enterEpoch(_ e: UInt64) {
