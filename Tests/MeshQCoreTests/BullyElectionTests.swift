@@ -162,6 +162,58 @@ extension NodeCoreDriver {
         #expect(n.receive(from: 3, .election(epoch: 6, position: .zero), now: 3).contains(.persistVote(epoch: 6)))
     }
 
+    /// A node that voted for a higher candidate leaves a late election from
+    /// a lower node to that candidate: running itself would raise the epoch
+    /// over the candidate, whose voters would then fence it once it won.
+    @Test func aVoterForAHigherCandidateOnlyAnswersALateLowerElection() {
+        var n = election(2)
+        for p in [1, 3] { n.peerUp(p) }
+        _ = n.start(now: 0)                                                      // candidate in epoch 1
+        #expect(n.receive(from: 3, .election(epoch: 2, position: .zero), now: 1).contains(.persistVote(epoch: 2)))
+        let late = n.receive(from: 1, .election(epoch: 1, position: .zero), now: 2)
+        #expect(late == [.send(to: 1, .answer(epoch: 1))])
+        #expect(n.role == .follower && n.votedEpoch == 2)
+        // A lower election of a later epoch is a new round: the bully step runs.
+        let later = n.receive(from: 1, .election(epoch: 3, position: .zero), now: 3)
+        #expect(later.contains(.persistVote(epoch: 4)))
+        #expect(n.role == .candidate)
+    }
+
+    /// Leader stickiness: a follower of a live higher leader withholds its
+    /// vote from a lower candidate (it would fence out the leader it follows),
+    /// and votes once that leader is silent past the timeout or its link is down.
+    @Test func aFollowerOfALiveHigherLeaderWithholdsItsVoteFromALowerCandidate() {
+        let timeout = Int64(ClusterSettings().leaderTimeoutMs)
+        var n = election(1)
+        for p in [2, 3] { n.peerUp(p) }
+        _ = n.receive(from: 3, .heartbeat(epoch: 1, sentAt: 0), now: 0)
+        #expect(n.leaderId == 3)
+        #expect(!n.receive(from: 2, .election(epoch: 2, position: .zero), now: 10).contains(.persistVote(epoch: 2)))
+        #expect(n.leaderId == 3 && n.votedEpoch == 1)
+        // Silent past the timeout: the vote is given.
+        var m = election(1)
+        for p in [2, 3] { m.peerUp(p) }
+        _ = m.receive(from: 3, .heartbeat(epoch: 1, sentAt: 0), now: 0)
+        #expect(m.receive(from: 2, .election(epoch: 2, position: .zero), now: timeout).contains(.persistVote(epoch: 2)))
+        // The leader's link is down: the vote is given at once.
+        var k = election(1)
+        for p in [2, 3] { k.peerUp(p) }
+        _ = k.receive(from: 3, .heartbeat(epoch: 1, sentAt: 0), now: 0)
+        k.peerDown(3)
+        #expect(k.receive(from: 2, .election(epoch: 2, position: .zero), now: 10).contains(.persistVote(epoch: 2)))
+    }
+
+    /// The same for a vote just given to a higher candidate whose coordinator
+    /// has not arrived: the lower candidate waits that election out.
+    @Test func aVoterForAHigherCandidateWithholdsItsVoteForAnElectionTimeout() {
+        let electionTimeout = Int64(ClusterSettings().electionTimeoutMs)
+        var n = election(1)
+        for p in [2, 3] { n.peerUp(p) }
+        #expect(n.receive(from: 3, .election(epoch: 1, position: .zero), now: 0).contains(.persistVote(epoch: 1)))
+        #expect(!n.receive(from: 2, .election(epoch: 2, position: .zero), now: 10).contains(.persistVote(epoch: 2)))
+        #expect(n.receive(from: 2, .election(epoch: 3, position: .zero), now: electionTimeout).contains(.persistVote(epoch: 3)))
+    }
+
     @Test func votesCarryPositionsForRecovery() {
         var nodes = [1: election(1), 2: election(2), 3: election(3)]
         for id in [1, 2, 3] { for p in [1, 2, 3] where p != id { nodes[id]!.peerUp(p) } }

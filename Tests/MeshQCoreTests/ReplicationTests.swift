@@ -276,10 +276,12 @@ final class ReplicationCluster {
         let old = c.node(3).epoch
         let follower = c.node(1)
         let lastBefore = follower.lastIndex
-        // Node 2 campaigns in a later epoch; node 1 (lower) votes for it.
+        // Node 2 campaigns in a later epoch; node 1 (lower), which has not
+        // heard its leader for a leader timeout (a frozen leader, say), votes for it.
+        let silent = c.now + Int64(ReplicationCluster.settings.leaderTimeoutMs)
         follower.peerMessage(PeerEnvelope(from: 2, to: 1, lamport: 1, epoch: old,
                                           body: .election(.election(epoch: old + 5, position: follower.log.position))),
-                             now: c.now, wallMs: c.now)
+                             now: silent, wallMs: silent)
         let voted = follower.takeEffects()
         #expect(voted.contains { if case .persistVote(old + 5, promised: old + 5) = $0 { return true } else { return false } })
         #expect(voted.contains {
@@ -292,7 +294,7 @@ final class ReplicationCluster {
         let rep = PeerEnvelope.Replicate(round: 77, prevIndex: lastBefore, prevEpoch: follower.log.lastEpoch,
                                          commit: lastBefore + 1, entries: [entry])
         follower.peerMessage(PeerEnvelope(from: 3, to: 1, lamport: 2, epoch: old, body: .replicate(rep)),
-                             now: c.now, wallMs: c.now)
+                             now: silent, wallMs: silent)
         let effects = follower.takeEffects()
         let acks = effects.compactMap { e -> PeerEnvelope? in
             if case .sendPeer(let env) = e, case .replicateAck = env.body { return env }

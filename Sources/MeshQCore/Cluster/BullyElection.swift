@@ -92,6 +92,9 @@ public struct BullyElection: Sendable {
     public private(set) var epoch: UInt64
     /// Highest epoch this node voted in (its own candidacy included).
     public private(set) var votedEpoch: UInt64
+    /// This node's latest vote since it started: its epoch, for whom (its
+    /// own candidacy included) and when.
+    private var lastVote: (epoch: UInt64, candidate: Int, at: Int64)?
     /// This node's log position (what its votes carry), kept current
     /// through `logMoved(to:)`.
     public private(set) var position: LogPosition
@@ -257,6 +260,12 @@ public struct BullyElection: Sendable {
                     out.append(.send(to: from, .coordinator(epoch: epoch)))
                 } else if planted(.noBullyTakeover) && role == .follower && leaderId != nil {
                     // planted: leave a lower leader alone
+                } else if role == .follower, leaderId == nil, let v = lastVote, v.epoch == votedEpoch, v.candidate > nodeId, v.epoch >= e {
+                    // We already voted, in this epoch or a later one, for a
+                    // higher candidate: it takes over from the lower one too.
+                    // Running now would only raise the epoch over it and
+                    // depose it the moment it won (our voters would fence it).
+                    // If it fails, our leader timeout runs the election.
                 } else if role == .candidate ? e >= proposed : (leaderId ?? 0) < nodeId {
                     out += startElection(now: now, reason: "bully")
                 }
@@ -264,6 +273,13 @@ public struct BullyElection: Sendable {
             }
             let ownCandidacy = role == .candidate && proposed == e && votedEpoch == e
             guard e > votedEpoch || ownCandidacy || (planted(.voteTwicePerEpoch) && e == votedEpoch) else { return [] }
+            if let higher = higherNodeTakingOver(than: from, now: now) {
+                // Leader stickiness (Raft's rule against disruptive servers):
+                // a lower candidate cannot win while a higher node leads or
+                // runs, and our vote would only fence that node out.
+                return [.log(LogEvent(.debug, "vote_withheld", [("node", "\(nodeId)"), ("candidate", "\(from)"),
+                                                                ("epoch", "\(e)"), ("for", "\(higher)")]))]
+            }
             var out: [Output] = []
             if role == .leader { out += stepDown(now: now, reason: "higher_candidate") }
             if role == .candidate {
@@ -272,6 +288,7 @@ public struct BullyElection: Sendable {
                 lastHeardFromLeader = now
             }
             votedEpoch = e
+            lastVote = (e, from, now)
             out.append(.persistVote(epoch: e))
             let lease = leaseWait(for: from, now: now)
             out.append(.send(to: from, .vote(epoch: e, position: position, leaseWaitMs: lease.wait, leaseHolder: lease.holder)))
@@ -319,6 +336,17 @@ public struct BullyElection: Sendable {
     }
 
     // MARK: transitions
+
+    /// A node above `candidate` that this follower heard lead within the
+    /// leader timeout (over a link still up), or voted for within the
+    /// election timeout: the node that will take over from `candidate`.
+    private func higherNodeTakingOver(than candidate: Int, now: Int64) -> Int? {
+        guard role == .follower else { return nil }
+        if let l = leaderId, l > candidate, peersUp.contains(l), now - lastHeardFromLeader < leaderTimeoutMs { return l }
+        if leaderId == nil, let v = lastVote, v.candidate > candidate, v.candidate != nodeId, peersUp.contains(v.candidate),
+           now - v.at < electionTimeoutMs { return v.candidate }
+        return nil
+    }
 
     private mutating func leaderSpoke(from: Int, epoch e: UInt64, heartbeatSentAt: Int64?, now: Int64) -> [Output] {
         if e < epoch {
@@ -403,6 +431,7 @@ public struct BullyElection: Sendable {
         if leaderId != nil { leaderId = nil }
         proposed = max(epoch, votedEpoch, seenEpoch) + 1
         votedEpoch = proposed
+        lastVote = (proposed, nodeId, now)
         votes = [nodeId: position]
         abstained = []
         let own = leaseWait(for: nodeId, now: now)
