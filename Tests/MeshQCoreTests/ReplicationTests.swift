@@ -187,6 +187,35 @@ final class ReplicationCluster {
         #expect(c.contents(2) == expected && c.contents(3) == expected)
     }
 
+    /// Rounds pipeline: while the followers' writes are not yet durable,
+    /// later batches are prepared and sent too (up to the pipeline's depth),
+    /// and once a follower's copy is durable they all commit, answered in order.
+    @Test func laterBatchesArePreparedWhileEarlierRoundsWaitForVotes() throws {
+        let c = try #require(Self.settled())
+        let depth = NodeCore.maxRoundsInFlight
+        c.driver.holdDurable = [1, 2]
+        let sentBefore = c.delivered.count
+        var refs: [ClientRef] = []
+        for i in 0...depth {
+            refs.append(c.driver.send(.enqueue(payload: Array("p\(i)".utf8)), to: 3))
+            c.driver.flush()
+        }
+        #expect(c.node(3).twoPC.roundsInFlight == depth)
+        #expect(refs.allSatisfy { c.replies[$0] == nil })
+        let batches = c.delivered.dropFirst(sentBefore).filter {
+            if $0.to == 1, case .replicate(let r) = $0.body { return !r.entries.isEmpty }
+            return false
+        }
+        #expect(batches.count == depth, "one batch per round in flight went to follower 1")
+        c.driver.holdDurable = []
+        c.driver.sync(1)
+        c.run { refs.allSatisfy { c.replies[$0] != nil } }
+        let ids = refs.compactMap { c.taskId(c.replies[$0]) }
+        #expect(ids.count == refs.count)
+        #expect(ids == ids.sorted())
+        #expect(!c.node(3).twoPC.inRound)
+    }
+
     @Test func aFollowerBeyondTheLogWindowCatchesUpFromASnapshot() throws {
         let c = try #require(Self.settled())
         c.node(3).logWindow = 10

@@ -1,13 +1,15 @@
 // NodeCore's replication rounds, leader side: a batch of proposals takes the
-// Ricart-Agrawala section, becomes log entries (one persist), and runs one
+// Ricart-Agrawala section, becomes log entries (one persist), and runs as a
 // two-phase commit round; each follower is sent what it lacks, paced by its
-// acknowledgements and tracked by its `LeaderReplication.Progress`. The
-// leader keeps the section between rounds while nobody else asks for it and
-// no peer came up since it asked, so a round usually starts without the
-// request's round trip. Invariant: at most one round runs at a time; a
-// requester deferred by the leader is answered as soon as no round runs; an
-// aborted round cuts only this epoch's uncommitted entries and the leader
-// resigns.
+// acknowledgements and tracked by its `LeaderReplication.Progress`. Up to
+// `maxRoundsInFlight` rounds run at once: the next batch is prepared while
+// the last one waits for its votes, and they commit in log order. The
+// leader keeps the section for as long as it leads, nobody else asks for it
+// and no peer came up since it asked, so a round starts without the
+// request's round trip. Invariant: a requester deferred by the leader gets
+// the section once the rounds in flight drain (no new round starts
+// meanwhile); an aborted round aborts every round in flight, cuts only this
+// epoch's uncommitted entries, and the leader resigns.
 
 extension NodeCore {
     func failProposals(_ code: ErrorCode, _ text: String) {
@@ -19,16 +21,36 @@ extension NodeCore {
         pendingPayloadBytes = max(0, pendingPayloadBytes)
     }
 
-    /// Starts a replication round with the waiting batch, unless one runs.
+    /// Rounds prepared at once (the pipeline's depth).
+    static var maxRoundsInFlight: Int { 4 }
+
+    /// Whether `startRound` starts a round now: a batch waits, this node
+    /// serves or commits its first entry, the pipeline has room, and the
+    /// section is held and may be kept (or is free to ask for).
+    var roundCanStart: Bool {
+        guard !proposals.isEmpty, role == .leader, recovering == nil,
+              twoPC.roundsInFlight < Self.maxRoundsInFlight else { return false }
+        switch mutex.state {
+        case .requesting: return false
+        case .idle: return true
+        case .inside: return mutexKept || !twoPC.inRound
+        }
+    }
+
+    /// The section held may be kept for the next round: nobody asked for it
+    /// meanwhile and every live peer was asked when it was granted.
+    private var mutexKept: Bool { !mutex.hasDeferred && livePeers.isSubset(of: mutex.asked) }
+
+    /// Starts a replication round with the waiting batch, when one can start.
     func startRound(now: Int64) {
-        guard role == .leader, recovering == nil, !twoPC.inRound, !proposals.isEmpty else { return }
+        guard roundCanStart else { return }
         if mutex.state == .inside {
-            // Still held from the last round: go on unless someone asked
-            // meanwhile or a peer we did not ask is alive now.
-            if !mutex.hasDeferred, livePeers.isSubset(of: mutex.asked) {
+            if mutexKept {
                 beginRound(now: now)
                 return
             }
+            // Someone waits for it, or a peer we did not ask is alive: no
+            // round in flight (`roundCanStart`), so it goes now.
             applyMutex(mutex.release(), now: now)
         }
         guard mutex.state == .idle else { return }
@@ -52,7 +74,7 @@ extension NodeCore {
     func beginRound(now: Int64) {
         mutexRetryAt = nil
         guard role == .leader, recovering == nil, !proposals.isEmpty else {
-            applyMutex(mutex.release(), now: now)
+            if !twoPC.inRound { applyMutex(mutex.release(), now: now) }
             return
         }
         let first = log.lastIndex + 1
@@ -92,9 +114,9 @@ extension NodeCore {
                 commit(through: through, now: now)
                 // The leader keeps the section for the next batch unless
                 // someone asked for it meanwhile (a deferred requester waits
-                // at most until this round ends) or it no longer leads.
-                // `commit` may have started the next round already (a
-                // mailbox delivery): then nothing is released here.
+                // at most until the rounds in flight end) or it no longer
+                // leads. While rounds are in flight (or `commit` started the
+                // next one: a mailbox delivery), nothing is released here.
                 if mutex.state == .inside, !twoPC.inRound, role != .leader || mutex.hasDeferred {
                     applyMutex(mutex.release(), now: now)
                 }

@@ -253,7 +253,7 @@ public final class NodeCore {
         self.epoch = log.lastEpoch
         self.nextTaskId = max(store.highestTaskId, LogReplay.highestTaskId(in: log)) + 1
         mutex = RicartAgrawalaMutex(nodeId: nodeId)
-        twoPC = TwoPhaseCommit(nodeId: nodeId, clusterSize: max(1, memberIds.count),
+        twoPC = TwoPhaseCommit(nodeId: nodeId, members: memberIds,
                                promisedEpoch: max(log.lastEpoch, promisedEpoch))
         if !single {
             let e = BullyElection(nodeId: nodeId, members: memberIds, epoch: log.lastEpoch, votedEpoch: votedEpoch,
@@ -284,11 +284,9 @@ public final class NodeCore {
 
     public var hasEffects: Bool { !effects.isEmpty }
 
-    /// Whether a batch is waiting that `flush` can start now (while a round
-    /// runs, the batch waits for it and the round's end starts the next).
-    public var hasProposals: Bool {
-        !proposals.isEmpty && role == .leader && recovering == nil && !twoPC.inRound && mutex.state != .requesting
-    }
+    /// Whether a batch is waiting that `flush` can start now (with the
+    /// pipeline full, it waits for the oldest round to commit, which starts it).
+    public var hasProposals: Bool { roundCanStart }
 
     var peers: [Int] { memberIds.filter { $0 != nodeId } }
     var peersUp: Set<Int> { election?.peersUp ?? [] }
@@ -543,7 +541,7 @@ public final class NodeCore {
     var debugSummary: String {
         "role=\(role.rawValue) leader=\(leaderId.map(String.init) ?? "-") epoch=\(epoch) serving=\(serving) "
             + "commit=\(commitIndex) last=\(log.lastIndex) proposals=\(proposals.count) awaiting=\(awaiting.count) "
-            + "held=\(commands.held.count) forwards=\(commands.forwardCount) mutex=\(mutex.state) round=\(twoPC.inRound) "
+            + "held=\(commands.held.count) forwards=\(commands.forwardCount) mutex=\(mutex.state) rounds=\(twoPC.roundsInFlight) "
             + "recovering=\(recovering.map { "\($0.from)" } ?? "-") peersUp=\(peersUp.sorted()) "
             + "mailbox=\(mailbox.pending.map(\.seq)) retry=\(delivery.retryAt.map(String.init) ?? "-") parkedApplied=\(parkedApplied) "
             + "mutexWaits=\(mutex.pendingReplies.sorted()) mutexTs=\(mutex.requestTs) mutexRetry=\(mutexRetryAt.map(String.init) ?? "-") "
