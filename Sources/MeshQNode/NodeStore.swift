@@ -46,7 +46,9 @@ public final class NodeStore {
     private let mailboxLog: DurableLog
     public let directory: String
     /// Compact once the log is at least this big...
-    public var compactMinBytes = 64 << 20
+    public var compactMinBytes = 64 << 20 {
+        didSet { reserveAhead() }
+    }
     /// ...and this many times the size of the live state.
     public var compactRatio = 2
     /// A live state this big is compacted on a thread of its own
@@ -75,6 +77,7 @@ public final class NodeStore {
             throw CorruptData(description: "\(mdir): cannot create the mailbox directory: \(error)")
         }
         mailboxLog = try DurableLog(directory: mdir, fsync: fsync)
+        mailboxLog.preallocateBytes = 0
         #if MESHQ_TESTING
         // Test-only, compiled only with -D MESHQ_TESTING (`make test`): a
         // smaller segment, so a debug build's few thousand commands a second
@@ -83,6 +86,16 @@ public final class NodeStore {
             compactMinBytes = v
         }
         #endif
+        reserveAhead()
+    }
+
+    /// The log file reserves space ahead of its writes (DurableLog): a
+    /// sixteenth of a segment at a time (at most 4 MiB), never past the
+    /// segment, so a data_dir is no larger for it when it compacts. The
+    /// mailbox reserves none: it is written only while no leader is reachable.
+    private func reserveAhead() {
+        log.preallocateBytes = min(4 << 20, compactMinBytes / 16)
+        log.reserveLimit = compactMinBytes
     }
 
     private func reported<T>(_ body: () throws -> T) throws -> T {

@@ -172,6 +172,7 @@ extension DurableLog {
         let old = generation
         generation = next
         logBytes = 0
+        allocatedEnd = 0
         recordCount = records
         // Leftovers are harmless: recovery removes generations older than the newest snapshot.
         try? FileManager.default.removeItem(atPath: path("snapshot", old))

@@ -14,6 +14,15 @@
 // (`Recovery.corruption`) and leaves the file untouched; the caller refuses to
 // start, or calls `repairCorruption()` to set the damaged bytes aside.
 //
+// Preallocation: with fsync on, the file is extended with `posix_fallocate`
+// (`preallocateBytes`, 4 MiB, at a time) ahead of the writes, which go to their offset with `pwrite`. An
+// append that grows the file makes every fdatasync also write the inode
+// (its size changed): two device writes, one after the other. Within space
+// already allocated the size stays put and fdatasync writes the data alone
+// (0.08 ms against 0.13 on this project's test machine). The reserved space
+// reads as zeros; recovery counts zeros after the last write as free space,
+// not as a torn tail, and cuts them off; a clean close does the same.
+//
 // Write failures: a failed fdatasync poisons the log for good (fsyncgate: the
 // kernel may have dropped the dirty pages and cleared the error, so a later
 // success would prove nothing). A write refused for lack of space (ENOSPC)
@@ -105,6 +114,16 @@ public final class DurableLog {
     public var faults: DiskFaults?
     public internal(set) var logBytes = 0
     public internal(set) var recordCount = 0
+    /// Where the file's allocated space ends (at or past `logBytes`; zeros between).
+    var allocatedEnd = 0
+    /// False once preallocating failed for a reason other than space: the
+    /// file then grows by its writes alone.
+    private var canPreallocate = true
+    /// How far ahead of the writes the file is extended (0: not at all).
+    public var preallocateBytes = 4 << 20
+    /// Reserving never takes the file past this size (the owner's compaction
+    /// threshold: a log compacted there is never larger for its reserve).
+    public var reserveLimit = Int.max
 
     public init(directory: String, fsync: Bool) throws {
         self.directory = directory
@@ -248,6 +267,7 @@ public final class DurableLog {
         }
         unrepaired = nil
         let fd = try openLog(logPath)
+        allocatedEnd = parsed.end
         do {
             if parsed.end < bytes.count {
                 do {
@@ -263,7 +283,10 @@ public final class DurableLog {
             throw error
         }
         self.fd = fd
-        return Recovery(snapshot: snapshot, segments: segments, droppedTailBytes: bytes.count - parsed.end,
+        // Zeros after the last write are space reserved ahead of the writes
+        // (or pages of a torn write that never reached the disk): nothing lost.
+        let written = (bytes.lastIndex { $0 != 0 } ?? -1) + 1
+        return Recovery(snapshot: snapshot, segments: segments, droppedTailBytes: max(0, written - parsed.end),
                         discardedSnapshot: discarded)
     }
 
@@ -299,6 +322,7 @@ public final class DurableLog {
         self.fd = fd
         unrepaired = nil
         logBytes = c.writeStart
+        allocatedEnd = c.writeStart
         return aside
     }
 
@@ -347,19 +371,21 @@ public final class DurableLog {
         guard !pending.isEmpty else { return }
         let logPath = path("log", generation)
         LogFrames.sealBatch(&pending)
+        if fsync && logBytes + pending.count > allocatedEnd { reserve(fd, through: logBytes + pending.count) }
         do {
             if let e = faults?.fail(.write) {
                 // Half the batch reaches the file first, as a real short write would leave it.
-                _ = try fd.writeAll(pending[0..<(pending.count / 2)])
+                _ = try fd.writeAll(toAbsoluteOffset: Int64(logBytes), pending[0..<(pending.count / 2)])
                 throw Errno(rawValue: e)
             }
-            _ = try fd.writeAll(pending)
+            _ = try fd.writeAll(toAbsoluteOffset: Int64(logBytes), pending)
         } catch {
             let err = StorageError("write failed on", logPath, error, op: "write")
             guard err.isDiskFull else { throw poison(err) }
             // Nothing of this batch may stay: cut back to the durable size.
             // Shrinking needs no space; if even that fails, give up for good.
             guard (try? fd.resize(to: Int64(logBytes))) != nil else { throw poison(err) }
+            allocatedEnd = logBytes
             pending.removeAll(keepingCapacity: pending.capacity <= 8 << 20)
             pendingRecords = 0
             throw err.rolledBack()
@@ -372,12 +398,27 @@ public final class DurableLog {
             }
         }
         logBytes += pending.count
+        allocatedEnd = max(allocatedEnd, logBytes)
         recordCount += pendingRecords
         // Durable in the old log; the generation being written gets them too.
         background?.carry(pending, records: pendingRecords)
         pendingRecords = 0
         // Keep a batch-sized buffer for the next batch, but do not pin a huge one.
         pending.removeAll(keepingCapacity: pending.capacity <= 8 << 20)
+    }
+
+    /// Extends the file past `end` with zeros the file system allocates now
+    /// (see the file comment). Without space for it, the write itself then
+    /// grows the file (and reports a full disk as it always did).
+    private func reserve(_ fd: FileDescriptor, through end: Int) {
+        let target = min(end + preallocateBytes, reserveLimit)
+        guard canPreallocate, target > end else { return }
+        // posix_fallocate is fallocate(2) where the file system has it.
+        switch posix_fallocate(fd.rawValue, off_t(allocatedEnd), off_t(target - allocatedEnd)) {
+        case 0: allocatedEnd = target
+        case ENOSPC: break
+        default: canPreallocate = false
+        }
     }
 
     func poison(_ error: StorageError) -> StorageError {
@@ -428,9 +469,11 @@ public final class DurableLog {
         }
     }
 
+    /// Written at explicit offsets (`logBytes`), never appended to: the
+    /// file may run on past the last write (preallocated).
     func openLog(_ p: String) throws -> FileDescriptor {
         do {
-            return try FileDescriptor.open(p, .writeOnly, options: [.create, .append, .closeOnExec],
+            return try FileDescriptor.open(p, .writeOnly, options: [.create, .closeOnExec],
                                            permissions: [.ownerReadWrite])
         } catch {
             throw StorageError("cannot open log", p, error)
@@ -453,8 +496,14 @@ public final class DurableLog {
         try syncFile(dfd, directory)
     }
 
+    /// A clean close leaves the file ending at its last write (the reserved
+    /// zeros go), as a log written without preallocation would.
     public func close() {
+        if let fd, allocatedEnd > logBytes, failed == nil, unrepaired == nil {
+            try? fd.resize(to: Int64(logBytes))
+        }
         try? fd?.close()
         fd = nil
+        allocatedEnd = 0
     }
 }

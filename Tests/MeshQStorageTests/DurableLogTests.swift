@@ -146,7 +146,7 @@ private func batchBytes(_ body: [UInt8]) -> Int { 16 + 8 + body.count }
             let log = try DurableLog(directory: copy, fsync: false)
             let r = try log.recover()
             #expect(r.records == (0..<(n - 1)).map { record($0) }, "cut at \(cut)")
-            #expect(r.droppedTailBytes == cut - good, "cut at \(cut)")
+            #expect(r.droppedTailBytes == writtenLength(full[good..<cut]), "cut at \(cut)")
             #expect(try read(copy + "/" + name).count == good, "the file is cut to the good prefix")
             log.append(record(99))
             try log.sync()
@@ -177,10 +177,43 @@ private func batchBytes(_ body: [UInt8]) -> Int { 16 + 8 + body.count }
         for tail in [[0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0] + [UInt8](repeating: 1, count: 64),
                      [UInt8](repeating: 0, count: 4096)] {
             try write(good + tail, file)
-            let r = try DurableLog(directory: dir, fsync: false).recover()
+            let log = try DurableLog(directory: dir, fsync: false)
+            let r = try log.recover()
             #expect(r.records == [record(0), record(1)])
-            #expect(r.droppedTailBytes == tail.count)
+            // Zeros alone are space reserved ahead of the writes: nothing was dropped.
+            #expect(r.droppedTailBytes == writtenLength(tail[...]))
+            #expect(try read(file) == good, "the tail is cut")
+            log.close()
         }
+    }
+
+    /// With fsync on, the file runs ahead of the writes (preallocated); the
+    /// records still read back whole, after a crash (zeros left) or a clean
+    /// close (cut), and appending goes on at the last write, not the file's end.
+    @Test func aPreallocatedLogReadsBackAndAppendsAtItsLastWrite() throws {
+        let dir = makeTempDir("prealloc")
+        let crashDir = makeTempDir("prealloc-crash")
+        defer { removeTempDir(dir); removeTempDir(crashDir) }
+        let log = try DurableLog(directory: dir, fsync: true)
+        _ = try log.recover()
+        for i in 0..<3 { log.append(record(i)); try log.sync() }
+        let name = files(dir, "log.")[0]
+        let onDisk = try read(dir + "/" + name)
+        #expect(onDisk.count >= log.preallocateBytes && onDisk.count > log.logBytes, "reserved ahead of the writes")
+        // What a crash leaves: the file with its reserved zeros.
+        try write(onDisk, crashDir + "/" + name)
+        log.close()
+        #expect(try read(dir + "/" + name).count == log.logBytes, "a clean close leaves no reserved space")
+        let crashed = try DurableLog(directory: crashDir, fsync: true)
+        let r = try crashed.recover()
+        #expect(r.records == (0..<3).map { record($0) })
+        #expect(r.droppedTailBytes == 0 && r.corruption == nil)
+        crashed.append(record(3))
+        try crashed.sync()
+        crashed.close()
+        let again = try DurableLog(directory: crashDir, fsync: true).recover()
+        #expect(again.records == (0..<4).map { record($0) })
+        #expect(again.droppedTailBytes == 0)
     }
 
     @Test func aFailedSyncIsFinal() throws {

@@ -11,3 +11,9 @@ func makeTempDir(_ tag: String = "storage") -> String {
 func removeTempDir(_ d: String) {
     try? FileManager.default.removeItem(atPath: d)
 }
+
+/// What recovery reports dropped of a torn write `tail`: its bytes up to the
+/// last nonzero one (zeros after it read as space reserved ahead of writes).
+func writtenLength(_ tail: ArraySlice<UInt8>) -> Int {
+    (tail.lastIndex { $0 != 0 }.map { $0 + 1 } ?? tail.startIndex) - tail.startIndex
+}
