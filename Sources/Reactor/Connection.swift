@@ -2,9 +2,16 @@
 // into a caller-owned Swift array, and then, on a plain socket, continue
 // straight from the socket up to `readLimit` per readable event: libevent 2.1
 // reads at most 4 KiB per event (EVBUFFER_MAX_READ), so a 4 MiB replication
-// frame cost a thousand loop passes of epoll_wait, ioctl and readv. Writes go to the bufferevent's
-// output buffer and leave in one send(2) per loop iteration however many
-// replies were queued. An open Connection keeps itself alive (a retained
+// frame cost a thousand loop passes of epoll_wait, ioctl and readv.
+// Writes on a plain connected socket are staged in the connection and leave
+// with one send(2) straight to the socket when the loop's iteration ends
+// (`flushNow`, or the loop's own end-of-iteration flush), however many were
+// staged, as Redis writes its replies before it sleeps; only what the
+// kernel does not take goes to the bufferevent, which then watches the
+// socket for writability. (Handing every write to the bufferevent cost two
+// epoll_ctl calls and a wakeup per message: one to watch for writability,
+// one when its callback found the bytes already gone.) TLS connections, and
+// any write while the bufferevent still holds bytes, go through libevent. An open Connection keeps itself alive (a retained
 // context pointer) until it closes, so callers may drop it inside callbacks;
 // the retain is released exactly once, in `close`.
 //
@@ -39,6 +46,13 @@ public final class Connection {
     private var readError: Int32 = 0
     private var retained: Unmanaged<Connection>?
     private var closeWhenFlushed = false
+    /// Written but not yet sent (plain sockets; see the file comment).
+    /// Invariant: non-empty only while the bufferevent's output is empty.
+    private var staged: [UInt8] = []
+    /// In the loop's list of connections to flush at the iteration's end.
+    private var awaitingFlush = false
+    /// A plain socket whose connect completed (accepted ones always).
+    private var connected: Bool
     private var connectTimer: Timer?
     private var onConnect: ((Connection?, String?) -> Void)?
 
@@ -65,6 +79,7 @@ public final class Connection {
         peerDescription = peer
         isTLS = tls != nil
         isHandshakeDone = tls == nil
+        connected = true
         self.loop = loop
         guard let b = Connection.makeBufferevent(loop: loop, fd: fd, tls: tls, connecting: false, host: nil) else {
             return nil
@@ -78,6 +93,7 @@ public final class Connection {
         peerDescription = address.description
         isTLS = tls != nil
         isHandshakeDone = tls == nil
+        connected = false
         self.loop = loop
         guard let b = Connection.makeBufferevent(loop: loop, fd: -1, tls: tls, connecting: true, host: serverName) else {
             return nil
@@ -152,6 +168,10 @@ public final class Connection {
     private func readable() { onReadable?(self) }
 
     private func drained() {
+        // libevent reports its own buffer empty; bytes staged here are not
+        // sent yet (its write callback also runs once the socket is
+        // writable with nothing queued).
+        guard staged.isEmpty else { return }
         if closeWhenFlushed {
             close()
             return
@@ -163,6 +183,7 @@ public final class Connection {
         let w = Int32(what)
         if w & Int32(BEV_EVENT_CONNECTED) != 0 {
             isHandshakeDone = true
+            connected = true
             connectTimer = nil
             if let fd = bev.map({ bufferevent_getfd($0) }) { setNoDelay(fd) }
             bufferevent_enable(bev, Int16(meshq_ev_read() | meshq_ev_write()))
@@ -297,19 +318,29 @@ public final class Connection {
     }
 
     public func write(_ bytes: [UInt8]) {
-        guard let bev, !bytes.isEmpty else { return }
-        bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress!, raw.count) }
+        bytes.withUnsafeBytes { write($0) }
     }
 
     public func write(_ bytes: ArraySlice<UInt8>) {
-        guard let bev, !bytes.isEmpty else { return }
-        bytes.withUnsafeBytes { raw in _ = bufferevent_write(bev, raw.baseAddress!, raw.count) }
+        bytes.withUnsafeBytes { write($0) }
     }
 
     public func write(_ text: String) {
-        guard let bev else { return }
         var text = text
-        text.withUTF8 { raw in _ = bufferevent_write(bev, raw.baseAddress!, raw.count) }
+        text.withUTF8 { write(UnsafeRawBufferPointer($0)) }
+    }
+
+    private func write(_ raw: UnsafeRawBufferPointer) {
+        guard let bev, raw.count > 0 else { return }
+        guard !isTLS, connected, evbuffer_get_length(bufferevent_get_output(bev)) == 0 else {
+            _ = bufferevent_write(bev, raw.baseAddress!, raw.count)
+            return
+        }
+        staged.append(contentsOf: raw)
+        if !awaitingFlush {
+            awaitingFlush = true
+            loop.flushAtIterationEnd(self)
+        }
     }
 
     /// Hands queued output to the kernel now rather than on the next loop
@@ -319,14 +350,29 @@ public final class Connection {
     /// Whatever the socket does not take stays queued for the loop.
     /// TLS connections leave it to the loop (the bytes must be encrypted first).
     public func flushNow() {
-        guard !isTLS, let bev, pendingOutputBytes > 0 else { return }
+        awaitingFlush = false
+        guard !isTLS, let bev else { return }
         let fd = bufferevent_getfd(bev)
         guard fd >= 0 else { return }
+        let output = bufferevent_get_output(bev)
+        if !staged.isEmpty {
+            // Straight to the socket; the rest (or all, if it fails: libevent
+            // then meets the error itself and reports it) to the bufferevent.
+            let sent = max(0, staged.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) })
+            if sent < staged.count {
+                staged[sent...].withUnsafeBytes { _ = bufferevent_write(bev, $0.baseAddress!, $0.count) }
+            }
+            staged.removeAll(keepingCapacity: staged.capacity <= 1 << 20)
+            if sent > 0 && evbuffer_get_length(output) == 0 {
+                drained()
+                return
+            }
+        }
+        guard evbuffer_get_length(output) > 0 else { return }
         // A socket bufferevent keeps its output frozen at the front (only its
         // own write callback drains it, unfreezing around the write): a
         // plain evbuffer_write fails with -1 and writes nothing. Do as that
         // callback does. Nothing else drains this buffer meanwhile (one thread).
-        let output = bufferevent_get_output(bev)
         evbuffer_unfreeze(output, 1)
         let wrote = evbuffer_write(output, fd)
         evbuffer_freeze(output, 1)
@@ -338,7 +384,7 @@ public final class Connection {
     /// Bytes queued but not yet accepted by the kernel.
     public var pendingOutputBytes: Int {
         guard let bev else { return 0 }
-        return evbuffer_get_length(bufferevent_get_output(bev))
+        return staged.count + evbuffer_get_length(bufferevent_get_output(bev))
     }
 
     /// Stops reading (backpressure for a client that does not read its replies).
@@ -385,6 +431,7 @@ public final class Connection {
             bufferevent_free(bev)
         }
         bev = nil
+        staged = []
         onReadable = nil
         onDrained = nil
         onEndOfInput = nil

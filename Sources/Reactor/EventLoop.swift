@@ -15,6 +15,9 @@ public final class EventLoop {
     /// Where plain connections receive straight from their sockets: one per
     /// loop, since only one callback runs at a time.
     let readScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256 << 10, alignment: 16)
+    /// Connections with writes staged this iteration (Connection's file comment).
+    private var toFlush: [Connection] = []
+    private var flushEvent: DeferredEvent?
 
     public init() {
         meshq_ignore_sigpipe()
@@ -32,7 +35,22 @@ public final class EventLoop {
         self.method = String(cString: event_base_get_method(base))
     }
 
+    /// `c` staged a write: it is flushed when this iteration's other
+    /// events have run, unless its owner flushed it first.
+    func flushAtIterationEnd(_ c: Connection) {
+        toFlush.append(c)
+        if flushEvent == nil {
+            flushEvent = DeferredEvent(loop: self) { [unowned self] in
+                let list = self.toFlush
+                self.toFlush.removeAll(keepingCapacity: true)
+                for c in list { c.flushNow() }
+            }
+        }
+        flushEvent!.activate()
+    }
+
     deinit {
+        flushEvent = nil
         event_base_free(base)
         readScratch.deallocate()
     }

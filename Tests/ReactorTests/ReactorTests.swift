@@ -257,4 +257,33 @@ import Testing
         let m = recv(fds[1], &buf, buf.count, 0)
         #expect(m == 7 && String(decoding: buf.prefix(max(0, m)), as: UTF8.self) == "commit\n")
     }
+
+    /// Writes staged in one iteration leave together with one send, straight
+    /// to the socket, without the loop ever watching it for writability; a
+    /// close after flush on a fresh connection (libevent reports its empty
+    /// buffer drained as soon as the socket is writable) still sends them.
+    @Test func stagedWritesLeaveAtTheIterationsEndAndCloseAfterFlushWaitsForThem() throws {
+        let loop = EventLoop()
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer { close(fds[1]) }
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        guard let conn = Connection(loop: loop, fd: fds[0]) else {
+            Issue.record("no connection")
+            return
+        }
+        var closed = false
+        conn.onClose = { _, _ in closed = true }
+        for line in ["one\n", "two\n", "three\n"] { conn.write(line) }
+        #expect(conn.pendingOutputBytes == 14)
+        conn.closeAfterFlush()
+        let stop = Timer(loop: loop) { loop.stop() }
+        stop.schedule(afterMs: 50)
+        loop.run()
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = recv(fds[1], &buf, buf.count, 0)
+        #expect(n == 14 && String(decoding: buf.prefix(max(0, n)), as: UTF8.self) == "one\ntwo\nthree\n")
+        #expect(closed, "closed once everything was sent")
+        #expect(recv(fds[1], &buf, buf.count, 0) == 0, "then the end of the stream")
+    }
 }
