@@ -233,20 +233,14 @@ import Testing
     /// the loop (the leader's PREPAREs leave before its own fsync).
     @Test func flushNowWritesWithoutTheLoop() throws {
         let loop = EventLoop()
-        var fds: [Int32] = [0, 0]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
-        defer { close(fds[1]) }
-        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
-        guard let conn = Connection(loop: loop, fd: fds[0]) else {
-            Issue.record("no connection")
-            return
-        }
+        guard let (conn, peer) = connectedPair(loop) else { return }
+        defer { close(peer) }
         defer { conn.close() }
         conn.write(Array("prepare\n".utf8))
         #expect(conn.pendingOutputBytes == 8)
         conn.flushNow()
         var buf = [UInt8](repeating: 0, count: 64)
-        let n = recv(fds[1], &buf, buf.count, 0)
+        let n = recv(peer, &buf, buf.count, 0)
         #expect(n == 8 && String(decoding: buf.prefix(max(0, n)), as: UTF8.self) == "prepare\n")
         #expect(conn.pendingOutputBytes == 0)
         // The bufferevent goes on working: a later write still leaves with the loop.
@@ -254,7 +248,7 @@ import Testing
         let stop = Timer(loop: loop) { loop.stop() }
         stop.schedule(afterMs: 50)
         loop.run()
-        let m = recv(fds[1], &buf, buf.count, 0)
+        let m = recv(peer, &buf, buf.count, 0)
         #expect(m == 7 && String(decoding: buf.prefix(max(0, m)), as: UTF8.self) == "commit\n")
     }
 
@@ -264,14 +258,8 @@ import Testing
     /// buffer drained as soon as the socket is writable) still sends them.
     @Test func stagedWritesLeaveAtTheIterationsEndAndCloseAfterFlushWaitsForThem() throws {
         let loop = EventLoop()
-        var fds: [Int32] = [0, 0]
-        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
-        defer { close(fds[1]) }
-        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
-        guard let conn = Connection(loop: loop, fd: fds[0]) else {
-            Issue.record("no connection")
-            return
-        }
+        guard let (conn, peer) = connectedPair(loop) else { return }
+        defer { close(peer) }
         var closed = false
         conn.onClose = { _, _ in closed = true }
         for line in ["one\n", "two\n", "three\n"] { conn.write(line) }
@@ -281,9 +269,26 @@ import Testing
         stop.schedule(afterMs: 50)
         loop.run()
         var buf = [UInt8](repeating: 0, count: 64)
-        let n = recv(fds[1], &buf, buf.count, 0)
+        let n = recv(peer, &buf, buf.count, 0)
         #expect(n == 14 && String(decoding: buf.prefix(max(0, n)), as: UTF8.self) == "one\ntwo\nthree\n")
         #expect(closed, "closed once everything was sent")
-        #expect(recv(fds[1], &buf, buf.count, 0) == 0, "then the end of the stream")
+        #expect(recv(peer, &buf, buf.count, 0) == 0, "then the end of the stream")
+    }
+
+    /// A Connection over one end of a socket pair, and the other end
+    /// (non-blocking) for the test to read.
+    private func connectedPair(_ loop: EventLoop) -> (Connection, Int32)? {
+        var fds: [Int32] = [0, 0]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
+            Issue.record("socketpair failed")
+            return nil
+        }
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        guard let conn = Connection(loop: loop, fd: fds[0]) else {
+            Issue.record("no connection")
+            close(fds[1])
+            return nil
+        }
+        return (conn, fds[1])
     }
 }
