@@ -83,11 +83,16 @@ extension TaskStore {
         if let k = t.key {
             dropKeys(endedBy: t.enqueuedAtMs)
             let dk = DedupKey(queue: t.queue, key: k)
-            if let first = keys[dk], first.untilMs > t.enqueuedAtMs {
+            let record = KeyRecord(taskId: t.id, lamport: t.lamport, untilMs: t.keyUntilMs)
+            // One probe for the usual case, a new key: insert, then look at
+            // what was there. Every key left after `dropKeys` is live, so
+            // anything there makes this a repeat: the first record goes back.
+            if let first = keys.updateValue(record, forKey: dk) {
+                keys[dk] = first
                 observeTaskId(t.id)
                 return .duplicate(taskId: first.taskId, lamport: first.lamport)
             }
-            recordKey(dk, KeyRecord(taskId: t.id, lamport: t.lamport, untilMs: t.keyUntilMs))
+            keyExpiry.insert(KeyDeadline(untilMs: record.untilMs, key: dk))
         }
         guard insert(t) else { return .parkedAgain }
         return .stored(t)
