@@ -11,7 +11,8 @@
 // socket for writability. (Handing every write to the bufferevent cost two
 // epoll_ctl calls and a wakeup per message: one to watch for writability,
 // one when its callback found the bytes already gone.) TLS connections, and
-// any write while the bufferevent still holds bytes, go through libevent. An open Connection keeps itself alive (a retained
+// any write while the bufferevent still holds bytes, go through libevent.
+// An open Connection keeps itself alive (a retained
 // context pointer) until it closes, so callers may drop it inside callbacks;
 // the retain is released exactly once, in `close`.
 //
