@@ -192,7 +192,7 @@ final class ReplicationCluster {
     /// and once a follower's copy is durable they all commit, answered in order.
     @Test func laterBatchesArePreparedWhileEarlierRoundsWaitForVotes() throws {
         let c = try #require(Self.settled())
-        let depth = NodeCore.maxRoundsInFlight
+        let depth = LeaderRounds.maxInFlight
         c.driver.holdDurable = [1, 2]
         let sentBefore = c.delivered.count
         var refs: [ClientRef] = []
@@ -200,7 +200,7 @@ final class ReplicationCluster {
             refs.append(c.driver.send(.enqueue(payload: Array("p\(i)".utf8)), to: 3))
             c.driver.flush()
         }
-        #expect(c.node(3).twoPC.roundsInFlight == depth)
+        #expect(c.node(3).leader?.rounds.roundsInFlight == depth)
         #expect(refs.allSatisfy { c.replies[$0] == nil })
         let batches = c.delivered.dropFirst(sentBefore).filter {
             if $0.to == 1, case .replicate(let r) = $0.body { return !r.entries.isEmpty }
@@ -213,7 +213,7 @@ final class ReplicationCluster {
         let ids = refs.compactMap { c.taskId(c.replies[$0]) }
         #expect(ids.count == refs.count)
         #expect(ids == ids.sorted())
-        #expect(!c.node(3).twoPC.inRound)
+        #expect(c.node(3).leader?.rounds.inRound == false)
     }
 
     @Test func aFollowerBeyondTheLogWindowCatchesUpFromASnapshot() throws {

@@ -114,17 +114,4 @@ import Testing
         #expect(c.localDurable(through: 2).isEmpty, "peer 3 is live again and may vote")
         #expect(c.acknowledged(from: 3, epoch: 1, through: 2).contains(.committed(round: 2, through: 2)))
     }
-
-    @Test func participantFencesOlderEpochs() {
-        var p = TwoPhaseCommit(nodeId: 2, members: [1, 2, 3])
-        let newer = p.acceptPrepare(epoch: 4)
-        let older = p.acceptPrepare(epoch: 3)
-        #expect(newer)
-        #expect(!older)
-        p.promise(epoch: 6)
-        let belowPromise = p.acceptPrepare(epoch: 5)
-        let atPromise = p.acceptPrepare(epoch: 6)
-        #expect(!belowPromise)
-        #expect(atPromise)
-    }
 }

@@ -216,12 +216,12 @@ extension ClusterSimulator {
     /// ready all along. Heads only, no copy of the store: O(queues) per input.
     func observingLeases(_ id: Int, _ body: () throws -> Void) throws {
         guard options.protocolTwo, let n = nodes[id], n.role == .leader else { return try body() }
-        let leasing = n.leasing, epoch = n.store.epoch
+        let leasing = n.leader?.leasing ?? [], epoch = n.store.epoch
         var heads: [String: QueuedTask] = [:]
         for q in n.store.lines.keys { if let h = n.store.head(of: q) { heads[q] = h } }
         try body()
         guard n.store.epoch == epoch else { return }
-        for l in n.leasing.sorted() where !leasing.contains(l) {
+        for l in (n.leader?.leasing ?? []).sorted() where !leasing.contains(l) {
             guard let t = n.store.task(l), let r = heads[t.queue], (r.priority, r.id) < (t.priority, t.id) else { continue }
             if n.store.place(of: r.id) == .ready, n.store.task(r.id) == r {
                 throw fail("ready order: leader \(id) of epoch \(n.epoch) leased task \(l) (priority \(t.priority)) of queue \(t.queue) at t=\(now) while task \(r.id) (priority \(r.priority)) was ready")
@@ -258,7 +258,7 @@ extension ClusterSimulator {
     /// The largest offset any node uses to read cluster time (check 13's slack).
     func noteOffsets() {
         for n in nodes.values {
-            let off = max(abs(n.leaderOffsetMs), abs(Int64(n.cristian.offsetMs.rounded())))
+            let off = max(abs(n.leader?.clockOffsetMs ?? 0), abs(Int64(n.cristian.offsetMs.rounded())))
             if off > p2.maxOffsetMs { p2.maxOffsetMs = off }
         }
     }

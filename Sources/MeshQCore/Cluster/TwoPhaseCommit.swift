@@ -1,20 +1,19 @@
-// TwoPhaseCommit: the coordinator's side of the replication rounds, and the
-// participant's fencing. The coordinator sends PREPARE(epoch, round, first,
-// last) to the live peers (the node attaches the entries each peer lacks) and
-// persists the entries itself. A participant that accepts persists them and
-// acknowledges "durable and matching the leader through index i"; that holds
-// for every round ending at or below i, so one acknowledgement (a lagging
-// follower's catch-up too) can decide several rounds. Several rounds may be
-// in flight: round k+1 is prepared while round k waits for its votes. A
-// round commits once a majority holds it durably, the coordinator's own
-// copy included, and every earlier round committed: rounds commit strictly
-// in log order, and the coordinator then answers clients and broadcasts
-// COMMIT through the last round decided. Without a majority for the oldest
-// round by its deadline (commit_timeout_ms), or once a majority is
-// impossible, every round in flight aborts: clients get ERR NOQUORUM. A
-// participant refuses PREPARE from an epoch older than the newest it has
-// promised (fencing a deposed leader). Entries prepared but never decided
-// are settled by the next leader's recovery, never by a local timer alone.
+// TwoPhaseCommit: the coordinator's side of the replication rounds (the
+// participant's fence against older epochs is EpochFence). The coordinator
+// sends PREPARE(epoch, round, first, last) to the live peers (the node
+// attaches the entries each peer lacks) and persists the entries itself. A
+// participant that accepts persists them and acknowledges "durable and
+// matching the leader through index i"; that holds for every round ending
+// at or below i, so one acknowledgement (a lagging follower's catch-up too)
+// can decide several rounds. Several rounds may be in flight: round k+1 is
+// prepared while round k waits for its votes. A round commits once a
+// majority holds it durably, the coordinator's own copy included, and every
+// earlier round committed: rounds commit strictly in log order, and the
+// coordinator then answers clients and broadcasts COMMIT through the last
+// round decided. Without a majority for the oldest round by its deadline
+// (commit_timeout_ms), or once a majority is impossible, every round in
+// flight aborts: clients get ERR NOQUORUM. Entries prepared but never
+// decided are settled by the next leader's recovery, never by a local timer.
 // Invariant: `rounds` are consecutive in the log, oldest first, all of one
 // epoch; a round leaves only committed (with all before it) or aborted
 // (with all after it).
@@ -58,13 +57,9 @@ public struct TwoPhaseCommit: Sendable {
     private var localThrough: UInt64 = 0
     /// Peers that refused or went down since they last acknowledged.
     private var refusing: Set<Int> = []
-    /// Participant side: the newest epoch seen; PREPAREs below it are refused.
-    public private(set) var promisedEpoch: UInt64
-
-    public init(nodeId: Int, members: [Int], promisedEpoch: UInt64 = 0) {
+    public init(nodeId: Int, members: [Int]) {
         self.nodeId = nodeId
         self.members = Set(members).union([nodeId])
-        self.promisedEpoch = promisedEpoch
     }
 
     public var majority: Int { members.count / 2 + 1 }
@@ -184,20 +179,5 @@ public struct TwoPhaseCommit: Sendable {
                              .aborted(round: latest.id, reason: reason)]
         out += told.sorted().map { .send(to: $0, .abort(epoch: latest.epoch, round: latest.id)) }
         return out
-    }
-
-    // MARK: participant
-
-    /// Whether to accept a PREPARE from a leader of `epoch` (then persist and
-    /// acknowledge); a stale leader is refused, and a newer epoch is remembered.
-    public mutating func acceptPrepare(epoch: UInt64) -> Bool {
-        guard epoch >= promisedEpoch else { return false }
-        promisedEpoch = epoch
-        return true
-    }
-
-    /// A new leader was accepted: older epochs are fenced from now on.
-    public mutating func promise(epoch: UInt64) {
-        promisedEpoch = max(promisedEpoch, epoch)
     }
 }

@@ -4,11 +4,11 @@
 // (`recovering`), then commits a first entry of its own epoch, which commits
 // everything adopted before it (`committingFirst`), and serves once that
 // entry committed and no older leader's lease can still be in force
-// (`serving`; NodeCore keeps the lease end, `servingNotBefore`, which is
+// (`serving`; LeaderState keeps the lease end, `servingNotBefore`, which is
 // known from the election before any phase starts).
-// Invariant: NodeCore's `phase` is nil exactly when this node does not
-// lead; only `serving` lets it answer clients from its state, and no
-// replication round starts while `recovering`.
+// Invariant: a phase exists only inside a LeaderState (a node that does not
+// lead has none); only `serving` lets it answer clients from its state, and
+// no replication round starts while `recovering`.
 
 enum LeaderPhase {
     case recovering(Recovery)

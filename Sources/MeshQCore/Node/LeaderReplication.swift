@@ -77,8 +77,6 @@ struct LeaderReplication {
 
     /// One per follower while this node leads; empty otherwise.
     private(set) var progress: [Int: Progress] = [:]
-    /// The number of the latest replication round (never reused by this node).
-    private(set) var round: UInt64 = 0
     /// Chunked snapshot transfers in flight, per follower.
     private(set) var transfers: [Int: ChunkSender] = [:]
     private var transferIds: UInt64 = 0
@@ -94,11 +92,6 @@ struct LeaderReplication {
         progress.removeAll()
         transfers.removeAll()
         probes.removeAll()
-    }
-
-    mutating func nextRound() -> UInt64 {
-        round += 1
-        return round
     }
 
     /// Reserves the next message for follower `id` (nil: nothing to send, or

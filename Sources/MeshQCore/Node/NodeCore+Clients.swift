@@ -113,7 +113,7 @@ extension NodeCore {
             return
         }
         let limit = settings.maxMemoryMB * 1_048_576
-        guard store.payloadBytes + pendingPayloadBytes + payload.count <= limit else {
+        guard store.payloadBytes + leadership.pendingPayloadBytes + payload.count <= limit else {
             reply(target, .error(.busy, "queued payload is at max_memory_mb (\(settings.maxMemoryMB))"))
             return
         }
@@ -125,22 +125,23 @@ extension NodeCore {
             task.keyUntilMs = at + Int64(settings.queue(q).dedupWindowMs)
         }
         nextTaskId += 1
-        pendingPayloadBytes += payload.count
-        proposals.append(Proposal(op: .enqueue(task), lamport: l, client: target))
+        leadership.pendingPayloadBytes += payload.count
+        propose(Proposal(op: .enqueue(task), lamport: l, client: target))
     }
 
     func ack(_ id: UInt64, target: ReplyTarget) {
-        guard store.task(id) != nil, !acking.contains(id) else {
+        guard store.task(id) != nil, !leadership.acking.contains(id) else {
             reply(target, .error(.notfound, "no task \(id) (never enqueued, or already acked)"))
             return
         }
-        acking.insert(id)
+        leadership.acking.insert(id)
         propose(.ack(taskId: id), for: id, target: target)
     }
 
     /// A lease this leader can see in force (by cluster time).
     func leased(_ id: UInt64) -> QueuedTask? {
-        guard let t = store.task(id), !acking.contains(id), store.leaseInForce(t) || leasing.contains(id) else { return nil }
+        guard let t = store.task(id), !leadership.acking.contains(id),
+              store.leaseInForce(t) || leadership.leasing.contains(id) else { return nil }
         return t
     }
 
@@ -180,11 +181,11 @@ extension NodeCore {
             return
         }
         for id in ids { store.markBusy(id) }
-        proposals.append(Proposal(op: .kick(taskIds: ids), lamport: clock.tick(), client: target, answer: .moved))
+        propose(Proposal(op: .kick(taskIds: ids), lamport: clock.tick(), client: target, answer: .moved))
     }
 
     func pause(_ q: String, ms: Int, target: ReplyTarget) {
-        proposals.append(Proposal(op: .pause(queue: q, until: ms > 0 ? lastClusterMs + Int64(ms) : 0),
+        propose(Proposal(op: .pause(queue: q, until: ms > 0 ? lastClusterMs + Int64(ms) : 0),
                                   lamport: clock.tick(), client: target, answer: .plain))
     }
 
@@ -196,10 +197,16 @@ extension NodeCore {
         reply(target, .task(taskId: t.id, lamport: clock.tick(), payload: t.payload))
     }
 
+    /// The leadership serving a queue command (they reach here only while serving).
+    var leadership: LeaderState {
+        guard let leader else { preconditionFailure("a queue command served while not leading") }
+        return leader
+    }
+
     /// A change to one task: it is handed to nobody until the change commits.
-    func propose(_ op: LogEntry.Operation, for id: UInt64, target: ReplyTarget?, answer: Answer = .ok) {
+    func propose(_ op: LogEntry.Operation, for id: UInt64, target: ReplyTarget?, answer: Proposal.Answer = .ok) {
         store.markBusy(id)
-        proposals.append(Proposal(op: op, lamport: clock.tick(), client: target, answer: answer))
+        propose(Proposal(op: op, lamport: clock.tick(), client: target, answer: answer))
     }
 
     /// TAKE (DEQUEUE: `default`, answered TASK): leases the next ready task
@@ -223,7 +230,7 @@ extension NodeCore {
                 deadLetter(t, to: qs.deadLetter)
                 continue
             }
-            leasing.insert(t.id)
+            leadership.leasing.insert(t.id)
             propose(.lease(taskId: t.id, until: lastClusterMs + Int64(qs.ackTimeoutMs), deliveries: t.deliveries &+ 1),
                     for: t.id, target: target, answer: job ? .job : .task)
             return true

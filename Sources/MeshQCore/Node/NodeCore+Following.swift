@@ -71,10 +71,10 @@ extension NodeCore {
         // A leader meeting a newer one steps down through the election first;
         // until then its own rounds own the log.
         guard role != .leader else { return }
-        guard twoPC.acceptPrepare(epoch: e) || planted(.prepareWithoutPromise) else {
+        guard fence.accept(epoch: e) || planted(.prepareWithoutPromise) else {
             // A deposed leader: the newer epoch we promised tells it so.
             sendPeer(to: from, .replicateAck(round: m.round, matched: false, index: commitIndex),
-                     epoch: twoPC.promisedEpoch)
+                     epoch: fence.promised)
             return
         }
         persistPromiseIfRaised()
@@ -106,7 +106,7 @@ extension NodeCore {
 
     /// `encoded`: the bytes `snap` was decoded from, when they came chunked.
     func receiveSnapshot(_ snap: QueueSnapshot, encoded: [UInt8]? = nil, from: Int, epoch e: UInt64, now: Int64) {
-        guard role != .leader, twoPC.acceptPrepare(epoch: e) else { return }
+        guard role != .leader, fence.accept(epoch: e) else { return }
         persistPromiseIfRaised()
         if matched.follow(epoch: e, commitIndex: commitIndex) { epoch = max(epoch, e) }
         if snap.lastIndex > commitIndex {
@@ -131,7 +131,7 @@ extension NodeCore {
         if planted(.abortIgnoresEpoch) {
             while i <= log.lastIndex, log.entry(at: i)?.epoch != e { i += 1 }
         } else {
-            guard e == matched.epoch, e >= twoPC.promisedEpoch, round >= matched.round else { return }
+            guard e == matched.epoch, e >= fence.promised, round >= matched.round else { return }
             while i <= log.lastIndex, log.entry(at: i)?.epoch != e { i += 1 }
             var j = i
             while j <= log.lastIndex {
@@ -164,9 +164,9 @@ extension NodeCore {
         guard !entries.isEmpty else { return }
         for e in entries {
             entriesCommitted += 1
-            var client: (target: ReplyTarget, answer: Answer)?
-            if awaiting.first?.index == e.index {
-                let a = awaiting.removeFirst()
+            var client: (target: ReplyTarget, answer: Proposal.Answer)?
+            if let leader, leader.awaiting.first?.index == e.index {
+                let a = leader.awaiting.removeFirst()
                 client = (a.target, a.answer)
             }
             applyCommitted(e, client: client)

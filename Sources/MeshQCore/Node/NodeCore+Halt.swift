@@ -13,14 +13,13 @@ extension NodeCore {
     /// Storage could not make a write durable (`reason`, e.g. "disk full").
     public func halt(now: Int64, reason: String) {
         guard halted == nil else { return }
-        halted = reason
         emit(.error, "node_halted", [("node", "\(nodeId)"), ("reason", reason), ("role", role.rawValue),
                                      ("epoch", "\(epoch)"), ("lamport", "\(clock.time)")])
-        if role == .leader { stoppedLeading(now: now) }
-        role = .follower
+        let wasLeader = leader
+        roleState = .halted(reason: reason)
         leaderId = nil
         let notApplied = "node \(nodeId) cannot write to its data_dir (\(reason)); not applied"
-        failProposals(.noleader, notApplied)
+        if let wasLeader { stoppedLeading(wasLeader, now: now) }
         for h in commands.takeAllHeld() { reply(h.target, .error(.noleader, notApplied)) }
         failForwards { _ in true }
         for w in waiters.removeAll() { reply(w.target, .error(.noleader, notApplied)) }

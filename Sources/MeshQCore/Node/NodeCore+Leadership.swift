@@ -18,25 +18,25 @@ extension NodeCore {
     }
 
     func applyElection(_ outputs: [BullyElection.Output], now: Int64) {
-        guard election != nil else { return }
+        guard election != nil, halted == nil else { return }
         var won: (epoch: UInt64, votes: [Int: LogPosition], leaseWaitMs: Int64)?
         // Having voted for another node in epoch e, no older leader may add to
         // our log: the vote carries our log position, and that node's recovery
         // relies on it. The promise is made (and persisted with the vote)
         // before the vote leaves. Our own candidacy fences nothing: we know
         // our own log.
-        for case .send(_, .vote(let e, _, _, _)) in outputs { twoPC.promise(epoch: e) }
+        for case .send(_, .vote(let e, _, _, _)) in outputs { fence.promise(epoch: e) }
         for o in outputs {
             switch o {
             case .send(let to, let m):
                 sendPeer(to: to, .election(m))
             case .persistVote(let e):
-                durablePromise = max(durablePromise, twoPC.promisedEpoch)
-                effects.append(.persistVote(e, promised: twoPC.promisedEpoch))
+                durablePromise = max(durablePromise, fence.promised)
+                effects.append(.persistVote(e, promised: fence.promised))
             case .becameLeader(let e, let votes, let wait):
                 won = (e, votes, wait)
             case .following(_, let e):
-                twoPC.promise(epoch: e)
+                fence.promise(epoch: e)
                 persistPromiseIfRaised()
             case .leaderLost:
                 break
@@ -45,19 +45,24 @@ extension NodeCore {
                 effects.append(.log(event))
             }
         }
-        let wasLeader = role == .leader
+        let wasLeader = leader
         let oldLeader = leaderId
         // The election's state after the outputs (read now, not before the loop).
         guard let election else { return }
-        role = election.role
         leaderId = election.leaderId
         epoch = max(epoch, election.epoch)
-        if wasLeader && (role != .leader || won != nil) { stoppedLeading(now: now) }
+        switch election.role {
+        case .follower: roleState = .follower
+        case .candidate: roleState = .candidate
+        // Still the same leadership, or a new one (`becomeLeader` below).
+        case .leader: roleState = won == nil ? wasLeader.map { .leader($0) } ?? .follower : .follower
+        }
+        if let wasLeader, election.role != .leader || won != nil { stoppedLeading(wasLeader, now: now) }
         if oldLeader != leaderId { failForwards { $0 == oldLeader } }
         if let won {
             elections += 1
-            servingNotBefore = now + (planted(.leaseNeverExpires) ? 0 : won.leaseWaitMs)
-            becomeLeader(epoch: won.epoch, votes: won.votes, now: now, tookMs: nil)
+            becomeLeader(epoch: won.epoch, votes: won.votes, now: now, tookMs: nil,
+                         servingNotBefore: now + (planted(.leaseNeverExpires) ? 0 : won.leaseWaitMs))
         }
         dispatchHeld(now: now)
     }
@@ -71,15 +76,18 @@ extension NodeCore {
 
     // MARK: leading
 
-    func becomeLeader(epoch newEpoch: UInt64, votes: [Int: LogPosition], now: Int64, tookMs: Int64?) {
+    func becomeLeader(epoch newEpoch: UInt64, votes: [Int: LogPosition], now: Int64, tookMs: Int64?,
+                      servingNotBefore: Int64 = 0) {
         epoch = newEpoch
-        phase = nil
         // Cluster time goes on from the previous leader's clock.
-        leaderOffsetMs = Int64(cristian.offsetMs.rounded())
+        let leader = LeaderState(rounds: LeaderRounds(nodeId: nodeId, members: memberIds),
+                                 servingNotBefore: servingNotBefore, clockOffsetMs: Int64(cristian.offsetMs.rounded()))
+        #if MESHQ_TESTING
+        leader.rounds.plant(plantedBugs)
+        #endif
+        roleState = .leader(leader)
         store.clearAllBusy()
-        acking.removeAll()
-        leasing.removeAll()
-        twoPC.promise(epoch: newEpoch)
+        fence.promise(epoch: newEpoch)
         if let tookMs {
             elections += 1
             emit(.info, "leader_elected", [("node", "\(nodeId)"), ("epoch", "\(epoch)"),
@@ -93,25 +101,51 @@ extension NodeCore {
         }
         if let best, best.value > log.position || planted(.recoveryByIndexOnly),
            !planted(.skipRecovery) {
-            recoveryRequests += 1
-            phase = .recovering(Recovery(from: best.key, deadline: now + Int64(settings.commitTimeoutMs),
-                                         nextAsk: now + retransmitMs, request: recoveryRequests, position: best.value))
+            leader.recoveryRequests += 1
+            leader.phase = .recovering(Recovery(from: best.key, deadline: now + Int64(settings.commitTimeoutMs),
+                                                nextAsk: now + retransmitMs, request: leader.recoveryRequests,
+                                                position: best.value))
             emit(.info, "leader_recovery", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(best.key)"),
                                            ("their_last", "\(best.value.index)"), ("our_last", "\(log.lastIndex)")])
-            sendPeer(to: best.key, .recoverRequest(id: recoveryRequests, after: commitIndex))
+            sendPeer(to: best.key, .recoverRequest(id: leader.recoveryRequests, after: commitIndex))
         } else {
             recovered(now: now)
         }
     }
 
     func recovered(now: Int64) {
+        guard let leader else { return }
         nextTaskId = max(nextTaskId, store.highestTaskId + 1, LogReplay.highestTaskId(in: log) + 1)
-        replication.start(followers: peers, next: log.lastIndex + 1)
+        leader.replication.start(followers: peers, next: log.lastIndex + 1)
         // The first entry of the epoch commits everything adopted before it.
         let l = clock.tick()
-        proposals.insert(Proposal(op: .noop, lamport: l, client: nil), at: 0)
-        phase = .committingFirst(readyIndex: log.lastIndex + 1)
+        leader.rounds.proposeFirst(Proposal(op: .noop, lamport: l, client: nil))
+        leader.phase = .committingFirst(readyIndex: log.lastIndex + 1)
         startRound(now: now)
+    }
+
+    /// A recovery past its deadline gives the leadership up; an unanswered
+    /// request (or a stalled chunked reply) is asked again.
+    func tickRecovery(now: Int64) {
+        if let r = recovering, now >= r.deadline {
+            resign(now: now, reason: "recovery_timeout")
+        } else if let leader, var r = leader.recovering, now >= r.nextAsk {
+            r.nextAsk = now + retransmitMs
+            if let k = transfers.recoveryIn.key, k.from == r.from, k.transfer == r.request, k.epoch == epoch,
+               !transfers.recoveryIn.bytes.isEmpty {
+                // A chunked reply stalled (a chunk lost): ask the voter to go
+                // on from what we hold, not for a new reply from byte 0 (which
+                // one more lost chunk would restart again, forever).
+                leader.phase = .recovering(r)
+                sendPeer(to: r.from, .chunkAck(kind: .recovery, epoch: epoch, transfer: r.request,
+                                               received: UInt64(transfers.recoveryIn.bytes.count)))
+            } else {
+                leader.recoveryRequests += 1
+                r.request = leader.recoveryRequests
+                leader.phase = .recovering(r)
+                sendPeer(to: r.from, .recoverRequest(id: leader.recoveryRequests, after: commitIndex))
+            }
+        }
     }
 
     /// A new leader of `epoch` asks for our log after `after`; the answer
@@ -165,32 +199,26 @@ extension NodeCore {
         recovered(now: now)
     }
 
-    /// The whole leadership ends: what was in flight is answered, nothing is kept.
-    func stoppedLeading(now: Int64) {
-        phase = nil
-        twoPC.abandon()
-        mutexRetryAt = nil
-        applyMutex(mutex.state == .inside ? mutex.release() : mutex.cancel(), now: now)
+    /// The whole leadership ends: what was in flight is answered, nothing is
+    /// kept (`roleState` no longer holds `leader`).
+    func stoppedLeading(_ leader: LeaderState, now: Int64) {
+        applyRounds(leader.rounds.stop(), now: now)
         store.clearAllBusy()
-        acking.removeAll()
-        leasing.removeAll()
-        for a in awaiting {
+        for a in leader.awaiting {
             reply(a.target, .error(.noleader, "leadership was lost before this change committed; the next leader may still apply it"))
         }
-        awaiting.removeAll()
-        failProposals(.noleader, "this node stopped leading before the change was replicated; nothing was committed")
+        leader.awaiting.removeAll()
+        failProposals(of: leader, .noleader, "this node stopped leading before the change was replicated; nothing was committed")
         for w in waiters.removeAll() { reply(w.target, .error(.noleader, "this node stopped leading")) }
         for h in commands.takeHeldForwarded() { reply(h.target, .error(.noleader, "node \(nodeId) stopped leading; not applied")) }
-        pendingPayloadBytes = 0
-        replication.stop()
     }
 
     /// A new leader serves once its first entry committed (so it holds every
     /// committed entry) and no older leader's lease can still be in force.
     func startServingIfReady(now: Int64) {
-        guard role == .leader, case .committingFirst(let readyIndex)? = phase, commitIndex >= readyIndex,
-              now >= servingNotBefore else { return }
-        phase = .serving
+        guard let leader, case .committingFirst(let readyIndex) = leader.phase, commitIndex >= readyIndex,
+              now >= leader.servingNotBefore else { return }
+        leader.phase = .serving
         dispatchHeld(now: now)
         deliverMailbox(now: now)
     }

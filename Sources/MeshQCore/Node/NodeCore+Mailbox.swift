@@ -45,7 +45,7 @@ extension NodeCore {
                 t.keyUntilMs = max(lastClusterMs, e.enqueuedAtMs) + Int64(settings.queue(e.queue).dedupWindowMs)
             }
             nextTaskId += 1
-            proposals.append(Proposal(op: .enqueueParked(t, from: from, seq: e.seq), lamport: t.lamport,
+            propose(Proposal(op: .enqueueParked(t, from: from, seq: e.seq), lamport: t.lamport,
                                       client: .parked(from: from, seq: e.seq)))
         }
         startRound(now: now)

@@ -24,10 +24,10 @@ extension NodeCore {
             // its heartbeats learn of the newer epoch instead, so its lease
             // cannot be renewed by a node that may help a newer leader commit.
             switch m {
-            case .heartbeat(let e, let sentAt) where e < twoPC.promisedEpoch:
-                sendPeer(to: env.from, .election(.heartbeatAck(epoch: twoPC.promisedEpoch, sentAt: sentAt)))
+            case .heartbeat(let e, let sentAt) where e < fence.promised:
+                sendPeer(to: env.from, .election(.heartbeatAck(epoch: fence.promised, sentAt: sentAt)))
                 return
-            case .coordinator(let e) where e < twoPC.promisedEpoch:
+            case .coordinator(let e) where e < fence.promised:
                 return
             default:
                 break
@@ -40,11 +40,12 @@ extension NodeCore {
             emit(.info, "time_sync", [("node", "\(nodeId)"), ("leader", "\(env.from)"), ("offset_ms", formatMs(cristian.offsetMs)),
                                      ("rtt_ms", formatMs(s.rttMs)), ("sample_offset_ms", formatMs(s.offsetMs))])
         case .mutex(let m):
-            applyMutex(mutex.receive(from: env.from, m), now: now)
-            // Held between rounds, the section goes to whoever asks.
-            if mutex.state == .inside, !twoPC.inRound, mutex.hasDeferred {
-                applyMutex(mutex.release(), now: now)
-                startRound(now: now)
+            if let leader {
+                // Held between rounds, the section goes to whoever asks.
+                applyRounds(leader.rounds.receiveMutex(from: env.from, m, roundContext(now: now), clock: &clock), now: now)
+            } else if case .request(let ts) = m {
+                // Neither inside nor asking (only a leader asks): answer at once.
+                sendPeer(to: env.from, .mutex(.reply(ts: ts)))
             }
         case .replicate(let r):
             receiveReplicate(r, from: env.from, epoch: env.epoch, now: now)
@@ -199,9 +200,10 @@ extension NodeCore {
     /// A peer is down for everything: stop waiting on it.
     func peerLost(_ id: Int, now: Int64) {
         election?.peerDown(id)
-        applyMutex(mutex.peerDown(id), now: now)
-        applyTwoPC(twoPC.peerDown(id), now: now)
-        replication.lost(id)
+        if let leader {
+            applyRounds(leader.rounds.peerDown(id, roundContext(now: now)), now: now)
+            leader.replication.lost(id)
+        }
         failForwards { $0 == id }
         if let r = recovering, r.from == id { resign(now: now, reason: "recovery_source_lost") }
     }

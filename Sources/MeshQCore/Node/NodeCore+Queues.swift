@@ -13,7 +13,7 @@
 extension NodeCore {
     /// Cluster time at this node's wall clock reading `wallMs`.
     func clusterTime(wallMs: Int64) -> Int64 {
-        wallMs + (role == .leader ? leaderOffsetMs : Int64(cristian.offsetMs.rounded()))
+        wallMs + (leader?.clockOffsetMs ?? Int64(cristian.offsetMs.rounded()))
     }
 
     /// An input brought the wall clock: cluster time moves on (never back),
@@ -35,7 +35,7 @@ extension NodeCore {
     }
 
     /// Applies one committed entry and answers its client, if it has one here.
-    func applyCommitted(_ e: LogEntry, client: (target: ReplyTarget, answer: Answer)?) {
+    func applyCommitted(_ e: LogEntry, client: (target: ReplyTarget, answer: Proposal.Answer)?) {
         let applied: TaskStore.Applied
         switch e.op {
         case .ack(let id) where planted(.ackNotApplied):
@@ -53,14 +53,14 @@ extension NodeCore {
         switch e.op {
         case .enqueue(let t), .enqueueParked(let t, _, _):
             nextTaskId = max(nextTaskId, t.id + 1)
-            if client != nil, case .enqueue = e.op { pendingPayloadBytes -= t.payload.count }
+            if client != nil, case .enqueue = e.op { leader?.pendingPayloadBytes -= t.payload.count }
         case .kick(let ids):
-            if role == .leader { for id in ids { store.clearBusy(id) } }
+            if leader != nil { for id in ids { store.clearBusy(id) } }
         default:
-            if let id = e.op.taskId, role == .leader {
+            if let id = e.op.taskId, let leader {
                 store.clearBusy(id)
-                if case .ack = e.op { acking.remove(id) }
-                if case .lease = e.op { leasing.remove(id) }
+                if case .ack = e.op { leader.acking.remove(id) }
+                if case .lease = e.op { leader.leasing.remove(id) }
             }
         }
         countApplied(e.op, applied)
@@ -76,7 +76,7 @@ extension NodeCore {
         reply(target, Self.reply(to: e, applied, answer))
     }
 
-    static func reply(to e: LogEntry, _ applied: TaskStore.Applied, _ answer: Answer) -> Reply {
+    static func reply(to e: LogEntry, _ applied: TaskStore.Applied, _ answer: Proposal.Answer) -> Reply {
         // A parked delivery is confirmed by its mailbox sequence, whatever it
         // made (a task, nothing for a repeat, nothing for a key put before).
         if case .enqueueParked(_, _, let seq) = e.op { return .ok(taskId: seq, lamport: e.lamport) }
@@ -103,15 +103,15 @@ extension NodeCore {
     }
 
     /// A proposal that will not commit: its task is free again and its client learns why.
-    func unwind(_ op: LogEntry.Operation) {
+    func unwind(_ op: LogEntry.Operation, leader: LeaderState) {
         switch op {
-        case .enqueue(let t): pendingPayloadBytes -= t.payload.count
+        case .enqueue(let t): leader.pendingPayloadBytes -= t.payload.count
         case .kick(let ids): for id in ids { store.clearBusy(id) }
         default:
             if let id = op.taskId {
                 store.clearBusy(id)
-                if case .ack = op { acking.remove(id) }
-                if case .lease = op { leasing.remove(id) }
+                if case .ack = op { leader.acking.remove(id) }
+                if case .lease = op { leader.leasing.remove(id) }
             }
         }
     }

@@ -96,8 +96,8 @@ extension NodeCore {
     /// lose it, and a node that forgets a promise could accept a deposed
     /// leader's entries.
     func persistPromiseIfRaised() {
-        guard let election, twoPC.promisedEpoch > durablePromise else { return }
-        durablePromise = twoPC.promisedEpoch
+        guard let election, fence.promised > durablePromise else { return }
+        durablePromise = fence.promised
         effects.append(.persistVote(election.votedEpoch, promised: durablePromise))
     }
 }

@@ -44,8 +44,9 @@ extension NodeCore {
             sendPeer(to: id, .snapshot(snap))
             return
         }
-        let chunks = replication.startTransfer(to: id, epoch: epoch, index: snap.lastIndex, source: source,
-                                               chunkBytes: transfers.chunkBytes, window: transfers.window)
+        guard let leader else { return }
+        let chunks = leader.replication.startTransfer(to: id, epoch: epoch, index: snap.lastIndex, source: source,
+                                                      chunkBytes: transfers.chunkBytes, window: transfers.window)
         emit(.info, "snapshot_transfer", [("node", "\(nodeId)"), ("peer", "\(id)"), ("index", "\(snap.lastIndex)"),
                                          ("bytes", "\(source.count)"), ("tasks", "\(snap.tasks.count)")])
         for c in chunks { sendPeer(to: id, .chunk(c)) }
@@ -54,8 +55,8 @@ extension NodeCore {
     /// Leader: the chunks of a transfer in flight to `id` that may go now.
     /// False when no transfer is in flight to it.
     func sendTransferChunks(to id: Int) -> Bool {
-        guard replication.transfers[id] != nil else { return false }
-        for c in replication.pendingChunks(to: id) { sendPeer(to: id, .chunk(c)) }
+        guard let leader, leader.replication.transfers[id] != nil else { return false }
+        for c in leader.replication.pendingChunks(to: id) { sendPeer(to: id, .chunk(c)) }
         return true
     }
 
@@ -69,8 +70,8 @@ extension NodeCore {
     func receiveChunkAck(kind: Chunk.Kind, epoch e: UInt64, transfer: UInt64, received: UInt64, from: Int, now: Int64) {
         switch kind {
         case .snapshot:
-            guard role == .leader, e == epoch else { return }
-            let chunks = replication.chunkAcknowledged(by: from, transfer: transfer, received: received, now: now)
+            guard let leader, e == epoch else { return }
+            let chunks = leader.replication.chunkAcknowledged(by: from, transfer: transfer, received: received, now: now)
             for c in chunks { sendPeer(to: from, .chunk(c)) }
         case .recovery:
             guard var out = transfers.recoveryOut, out.key.to == from, out.key.epoch == e,
@@ -93,7 +94,7 @@ extension NodeCore {
     /// snapshot, once assembled and consistent with its chunks, is installed
     /// as if it had come in one frame.
     func receiveSnapshotChunk(_ c: Chunk, from: Int, epoch e: UInt64, now: Int64) {
-        guard role != .leader, c.epoch == e, twoPC.acceptPrepare(epoch: e) else { return }
+        guard role != .leader, c.epoch == e, fence.accept(epoch: e) else { return }
         guard let out = transfers.snapshotIn.accept(c, from: from) else { return }
         if out.alreadyComplete && unsyncedPersists == 0 && matched.epoch == e && matched.through >= c.index {
             // Installed and durable, and the leader still asks: it missed our answer.
@@ -115,12 +116,12 @@ extension NodeCore {
     /// takes longer than commit_timeout_ms, but keeps moving); the whole
     /// reply is taken as if it had come in one frame.
     func receiveRecoveryChunk(_ c: Chunk, from: Int, now: Int64) {
-        guard role == .leader, var r = recovering, r.from == from, c.epoch == epoch, c.transfer == r.request,
+        guard let leader, var r = leader.recovering, r.from == from, c.epoch == epoch, c.transfer == r.request,
               let out = transfers.recoveryIn.accept(c, from: from) else { return }
         sendPeer(to: from, .chunkAck(kind: .recovery, epoch: c.epoch, transfer: c.transfer, received: out.received))
         r.deadline = max(r.deadline, now + Int64(settings.commitTimeoutMs))
         r.nextAsk = max(r.nextAsk, now + retransmitMs)
-        phase = .recovering(r)
+        leader.phase = .recovering(r)
         guard let blob = out.blob else { return }
         guard let reply = PeerEnvelope.decodeRecoveryBlob(blob) else {
             emit(.warn, "recovery_reply_refused", [("node", "\(nodeId)"), ("epoch", "\(epoch)"), ("from", "\(from)"),

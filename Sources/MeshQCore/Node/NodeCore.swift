@@ -9,8 +9,9 @@
 // (one write, one fsync) and runs a two-phase commit round: each live follower
 // receives the entries it lacks after (prevIndex, prevEpoch), persists them
 // and acknowledges; with a majority durable (the leader included) the round
-// commits, the queue changes and clients get OK. Only one round runs at a
-// time, so the next batch grows while one is in flight (group commit).
+// commits, the queue changes and clients get OK. A few rounds run at once
+// (LeaderRounds.maxInFlight) and commit in log order; the next batch grows
+// while they are in flight (group commit).
 //
 // Safety rests on three rules. Log matching: a follower appends only after
 // its entry at prevIndex matches the leader's, cutting a conflicting
@@ -23,16 +24,20 @@
 // Composition. This file holds the inputs, `takeEffects`, `nextWakeup` and
 // the state; each concern has its own named place:
 //   LogReplay                 replay of the snapshot and log records at start
+//   RoleState, LeaderState    the role the election gave, and all a leader holds
 //   LeaderPhase, Recovery     where a leadership stands (recovering, committing
 //                             its first entry, serving)
+//   LeaderRounds              the section, the batch, the 2PC rounds in flight
 //   LeaderReplication         per-follower Progress (match, next, in flight)
+//   EpochFence                the newest epoch promised (older leaders refused)
+//   Proposal                  a change waiting in the batch, and how to answer it
 //   CommandRouter, ReplyTarget held commands, relays to the leader, relays taken
 //   LeaderMatch               a follower's match with the leader it replicates
 //   Rejoin                    a node that lost part of its log, until it holds a leader's
 //   TimeSync                  Cristian sampling of the leader's clock
 //   NodeCore+Peers            the peer bus, link reports, failure detector glue
 //   NodeCore+Leadership       election glue, taking and ending a leadership, recovery
-//   NodeCore+Rounds           replication rounds (mutex, 2PC, sending, acks)
+//   NodeCore+Rounds           carrying out LeaderRounds' actions, sending, acks
 //   NodeCore+Following        follower apply, snapshots, committing
 //   NodeCore+Clients          client commands, queue service and waiters
 //   MailboxDelivery           the mailbox and handing its entries to a leader
@@ -41,7 +46,6 @@
 //   NodeCore+Halt             storage refused a write: answer everything, fall silent
 // The value types keep their own state and return decisions; NodeCore
 // applies them (replies, sends, log lines) in the order the effects need.
-import DequeModule
 
 public final class NodeCore {
     public typealias Role = MeshQCore.Role
@@ -71,27 +75,6 @@ public final class NodeCore {
         case rejoined
     }
 
-    struct Proposal {
-        var op: LogEntry.Operation
-        var lamport: UInt64
-        var client: ReplyTarget?
-        var answer: Answer = .ok
-    }
-
-    /// How a client learns that its entry committed.
-    enum Answer: Sendable {
-        /// `OK <task-id> <lamport>` (or `... dup`, or a parked delivery's confirmation).
-        case ok
-        /// `TASK ...` (DEQUEUE).
-        case task
-        /// `JOB ...` (TAKE).
-        case job
-        /// `OK <moved>` (KICK).
-        case moved
-        /// `OK` (PAUSE).
-        case plain
-    }
-
     // MARK: identity and the replicated state
 
     public let nodeId: Int
@@ -99,7 +82,8 @@ public final class NodeCore {
     public internal(set) var settings: ClusterSettings
     /// Committed entries kept in memory to catch followers up; beyond, a snapshot.
     public var logWindow = 100_000
-    public internal(set) var role: Role = .follower
+    /// The leader the election last named (NodeCore's copy, moved only when
+    /// it applies the election's outputs, so it can tell a change of leader).
     public internal(set) var leaderId: Int?
     public internal(set) var epoch: UInt64
     public internal(set) var clock: LamportClock
@@ -136,54 +120,41 @@ public final class NodeCore {
     var nextRoutedId: UInt64
     var nextLinkReport: Int64 = 0
 
-    // MARK: leading
+    // MARK: the role
 
-    /// Where this leadership stands (nil while not leading).
-    var phase: LeaderPhase?
-    /// Whether this leader has recovered and committed its first entry.
-    public var serving: Bool {
-        if case .serving? = phase { return true }
-        return false
+    /// What this node does now, as the election last decided; a leader's
+    /// case carries everything only a leader holds (LeaderState).
+    var roleState: RoleState = .follower
+    public var role: Role {
+        switch roleState {
+        case .follower, .halted: return .follower
+        case .candidate: return .candidate
+        case .leader: return .leader
+        }
     }
-    var recovering: Recovery? {
-        if case .recovering(let r)? = phase { return r }
+    /// The leadership's state while this node leads.
+    var leader: LeaderState? {
+        if case .leader(let s) = roleState { return s }
         return nil
     }
-    var recoveryRequests: UInt64 = 0
-    /// A new leader serves from its state only once an older leader's lease
-    /// (renewed by a voter before it voted) has run out.
-    var servingNotBefore: Int64 = 0
-    /// The batch growing for the next round.
-    var proposals: [Proposal] = []
-    /// Clients waiting for their entry (in the log, uncommitted) to commit.
-    var awaiting = Deque<(index: UInt64, target: ReplyTarget, answer: Answer)>()
+    /// Why this core stopped (storage refused a write), or nil while it runs.
+    public var halted: String? {
+        if case .halted(let reason) = roleState { return reason }
+        return nil
+    }
+    /// Whether this leader has recovered and committed its first entry.
+    public var serving: Bool { leader?.serving ?? false }
+    var recovering: Recovery? { leader?.recovering }
+
+    // MARK: queues and time
+
     /// What this node applied, per queue (for /metrics).
     var queueCounters: [String: QueueCounters] = [:]
-    /// Tasks whose ACK is being replicated (a second ACK gets NOTFOUND).
-    var acking: Set<UInt64> = []
-    /// Tasks whose lease is being replicated: a NACK, TOUCH or BURY sent
-    /// after the DEQUEUE/TAKE on the same connection finds them leased (its
-    /// entry follows the lease's in the log).
-    var leasing: Set<UInt64> = []
-    /// The cluster clock's offset from this node's wall clock while it
-    /// leads: its last Cristian estimate of the previous leader's clock, so
-    /// cluster time goes on from that leader's instead of jumping to ours.
-    var leaderOffsetMs: Int64 = 0
     /// Cluster time as of the last input that brought a wall clock, and the
     /// monotonic time it came at (to turn cluster deadlines into wakeups).
     var lastClusterMs: Int64 = 0
     var lastClusterAt: Int64 = 0
     var nextTaskId: UInt64
-    /// Payload bytes of ENQUEUEs proposed and not yet committed (max_memory_mb).
-    var pendingPayloadBytes = 0
-    var mutex: RicartAgrawalaMutex
-    var twoPC: TwoPhaseCommit
-    /// While requesting the section: when to ask again (a reply lost with a
-    /// link that was reconnecting), and when to give up the leadership.
-    var mutexRetryAt: Int64?
-    var mutexGiveUpAt: Int64 = 0
-    /// The leader's view of each follower's log, and the round numbers.
-    var replication = LeaderReplication()
     /// Chunked snapshots and recovery replies on their way (NodeCore+Transfers).
     var transfers = CatchUpTransfers()
 
@@ -195,6 +166,8 @@ public final class NodeCore {
     /// Acknowledgements sent once what they acknowledge is durable.
     var pendingAcks: [(to: Int, round: UInt64, through: UInt64)] = []
     var timeSync = TimeSync()
+    /// The newest epoch promised: older leaders are refused.
+    var fence: EpochFence
     /// Set while this node, having lost part of its log, must not vote.
     var rejoin: Rejoin?
     /// Whether this node is catching up after losing part of its log.
@@ -213,8 +186,6 @@ public final class NodeCore {
     /// Held commands, relays to the leader, relays taken from followers.
     var commands: CommandRouter
     var dispatchingHeld = false
-    /// Why this core stopped (storage refused a write), or nil while it runs.
-    public internal(set) var halted: String?
     var delivery: MailboxDelivery
     /// ENQUEUEs parked here while no leader was reachable.
     public var mailbox: Mailbox { delivery.mailbox }
@@ -252,9 +223,7 @@ public final class NodeCore {
         self.log = log
         self.epoch = log.lastEpoch
         self.nextTaskId = max(store.highestTaskId, LogReplay.highestTaskId(in: log)) + 1
-        mutex = RicartAgrawalaMutex(nodeId: nodeId)
-        twoPC = TwoPhaseCommit(nodeId: nodeId, members: memberIds,
-                               promisedEpoch: max(log.lastEpoch, promisedEpoch))
+        fence = EpochFence(promised: max(log.lastEpoch, promisedEpoch))
         if !single {
             let e = BullyElection(nodeId: nodeId, members: memberIds, epoch: log.lastEpoch, votedEpoch: votedEpoch,
                                   heartbeatIntervalMs: settings.heartbeatIntervalMs,
@@ -286,7 +255,7 @@ public final class NodeCore {
 
     /// Whether a batch is waiting that `flush` can start now (with the
     /// pipeline full, it waits for the oldest round to commit, which starts it).
-    public var hasProposals: Bool { roundCanStart }
+    public var hasProposals: Bool { leader?.rounds.canStart(open: roundsOpen, livePeers: livePeers) ?? false }
 
     var peers: [Int] { memberIds.filter { $0 != nodeId } }
     var peersUp: Set<Int> { election?.peersUp ?? [] }
@@ -297,11 +266,11 @@ public final class NodeCore {
         let sync: Int64? = role == .follower ? leaderId.map { timeSync.nextWakeup(leader: $0) } : nil
         var times = [store.nextDue().map { lastClusterAt + max(1, $0 - lastClusterMs) }, waiters.nextDeadline(), election?.nextWakeup(), sync, delivery.retryAt,
                      election == nil ? nil : nextLinkReport, detector.nextExpiry(),
-                     twoPC.deadline, mutexRetryAt, recovering?.deadline, recovering?.nextAsk, commands.nextDeadline,
-                     role == .leader && !serving && servingNotBefore > lastNow ? servingNotBefore : nil,
+                     leader?.rounds.nextDeadline, recovering?.deadline, recovering?.nextAsk, commands.nextDeadline,
+                     leader.flatMap { !$0.serving && $0.servingNotBefore > lastNow ? $0.servingNotBefore : nil },
                      role == .follower && leaderId != nil ? rejoin?.nextWakeup : nil,
                      log.lastIndex == 0 ? rejoin?.nextLogProbeAt : nil]
-        if role == .leader { times.append(replication.nextRetransmit(afterMs: retransmitMs)) }
+        if let leader { times.append(leader.replication.nextRetransmit(afterMs: retransmitMs)) }
         return times.compactMap { $0 }.min()
     }
 
@@ -332,7 +301,6 @@ public final class NodeCore {
         } else {
             // A cluster of one: this node is the majority, so it leads at once
             // in a new epoch, made durable by the epoch's first (noop) entry.
-            role = .leader
             leaderId = nodeId
             becomeLeader(epoch: epoch + 1, votes: [:], now: now, tookMs: 0)
         }
@@ -343,7 +311,7 @@ public final class NodeCore {
     var plantedBugs: Set<PlantedBug> = [] {
         didSet {
             election?.plant(plantedBugs)
-            mutex.plant(plantedBugs)
+            leader?.rounds.plant(plantedBugs)
             detector.trustTransport = plantedBugs.contains(.trustTransport)
             // Each where it applies: every new cluster starts with empty logs.
             if let r = rejoin, plantedBugs.contains(r.startedEmpty ? .emptyLogVotesAtOnce : .corruptionAsTornTail) {
@@ -411,7 +379,7 @@ public final class NodeCore {
         unsyncedPersists = 0
         sendPendingAcks()
         checkRejoined(now: now)
-        if role == .leader { applyTwoPC(twoPC.localDurable(through: log.lastIndex), now: now) }
+        if let leader { applyRounds(leader.rounds.localDurable(through: log.lastIndex), now: now) }
     }
 
     /// A client command that needs the queue (HELLO, ENQUEUE, DEQUEUE, ACK, NACK, STATUS).
@@ -470,40 +438,11 @@ public final class NodeCore {
             askRejoinTarget(now: now)
             probePeerLogs(now: now)
         }
-        applyTwoPC(twoPC.tick(now: now), now: now)
-        if let d = mutexRetryAt, now >= d, mutex.state == .requesting {
-            applyMutex(mutex.cancel(), now: now)
-            if now >= mutexGiveUpAt {
-                mutexRetryAt = nil
-                failProposals(.noquorum, "the replication section was not granted within commit_timeout_ms; this change was not replicated")
-                resign(now: now, reason: "mutex_timeout")
-            } else {
-                mutexRetryAt = now + retransmitMs
-                applyMutex(mutex.request(ts: clock.tick(), livePeers: livePeers), now: now)
-            }
-        }
+        if let leader { applyRounds(leader.rounds.tick(roundContext(now: now), clock: &clock), now: now) }
         startServingIfReady(now: now)
-        if let r = recovering, now >= r.deadline {
-            resign(now: now, reason: "recovery_timeout")
-        } else if var r = recovering, now >= r.nextAsk {
-            r.nextAsk = now + retransmitMs
-            if let k = transfers.recoveryIn.key, k.from == r.from, k.transfer == r.request, k.epoch == epoch,
-               !transfers.recoveryIn.bytes.isEmpty {
-                // A chunked reply stalled (a chunk lost): ask the voter to go
-                // on from what we hold, not for a new reply from byte 0 (which
-                // one more lost chunk would restart again, forever).
-                phase = .recovering(r)
-                sendPeer(to: r.from, .chunkAck(kind: .recovery, epoch: epoch, transfer: r.request,
-                                               received: UInt64(transfers.recoveryIn.bytes.count)))
-            } else {
-                recoveryRequests += 1
-                r.request = recoveryRequests
-                phase = .recovering(r)
-                sendPeer(to: r.from, .recoverRequest(id: recoveryRequests, after: commitIndex))
-            }
-        }
-        if role == .leader {
-            for id in replication.retransmitsDue(now: now, afterMs: retransmitMs) {
+        tickRecovery(now: now)
+        if let leader {
+            for id in leader.replication.retransmitsDue(now: now, afterMs: retransmitMs) {
                 sendReplication(to: id, now: now)
             }
         }
@@ -523,7 +462,7 @@ public final class NodeCore {
 
     public func status(extra: [(String, String)] = []) -> StatusReport {
         StatusReport(id: nodeId, role: role.rawValue, leader: leaderId, epoch: epoch, lamport: clock.time,
-                     commit: commitIndex, ready: store.readyCount, inflight: store.leasedCount + leasing.count,
+                     commit: commitIndex, ready: store.readyCount, inflight: store.leasedCount + (leader?.leasing.count ?? 0),
                      mailbox: mailbox.count, peersUp: election?.peersUp.count ?? 0,
                      offsetMs: role == .leader ? 0 : cristian.offsetMs,
                      extra: [("tasks", "\(store.count)"), ("queues", "\(store.queueCount)"), ("members", "\(memberIds.count)"),
@@ -540,17 +479,18 @@ public final class NodeCore {
     /// One line of internals for the simulator's failure reports.
     var debugSummary: String {
         "role=\(role.rawValue) leader=\(leaderId.map(String.init) ?? "-") epoch=\(epoch) serving=\(serving) "
-            + "commit=\(commitIndex) last=\(log.lastIndex) proposals=\(proposals.count) awaiting=\(awaiting.count) "
-            + "held=\(commands.held.count) forwards=\(commands.forwardCount) mutex=\(mutex.state) rounds=\(twoPC.roundsInFlight) "
+            + "commit=\(commitIndex) last=\(log.lastIndex) proposals=\(leader?.rounds.batch.count ?? 0) awaiting=\(leader?.awaiting.count ?? 0) "
+            + "held=\(commands.held.count) forwards=\(commands.forwardCount) mutex=\(leader.map { "\($0.rounds.mutex.state)" } ?? "-") rounds=\(leader?.rounds.roundsInFlight ?? 0) "
             + "recovering=\(recovering.map { "\($0.from)" } ?? "-") peersUp=\(peersUp.sorted()) "
             + "mailbox=\(mailbox.pending.map(\.seq)) retry=\(delivery.retryAt.map(String.init) ?? "-") parkedApplied=\(parkedApplied) "
-            + "mutexWaits=\(mutex.pendingReplies.sorted()) mutexTs=\(mutex.requestTs) mutexRetry=\(mutexRetryAt.map(String.init) ?? "-") "
+            + "mutexWaits=\(leader?.rounds.mutex.pendingReplies.sorted() ?? []) mutexTs=\(leader?.rounds.mutex.requestTs ?? 0) "
+            + "mutexRetry=\(leader?.rounds.retryAt.map(String.init) ?? "-") "
             + "direct=\(router.direct.sorted())"
     }
 
     /// For the simulator's mutual-exclusion check.
-    var inCriticalSection: Bool { mutex.state == .inside }
-    var mutexRepliedBy: Set<Int> { mutex.repliedBy }
+    var inCriticalSection: Bool { leader?.rounds.mutex.state == .inside }
+    var mutexRepliedBy: Set<Int> { leader?.rounds.mutex.repliedBy ?? [] }
 
     func reply(_ target: ReplyTarget, _ r: Reply) {
         switch target {
