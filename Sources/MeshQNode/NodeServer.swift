@@ -46,6 +46,7 @@ public final class NodeServer {
     public init(loop: EventLoop, core: NodeCore, store: NodeStore, settings: ClusterSettings, logger: Logger) {
         self.loop = loop
         self.core = core
+        core.debugEvents = settings.logLevel <= .debug
         self.store = store
         self.settings = settings
         self.logger = logger
@@ -140,6 +141,7 @@ public final class NodeServer {
     public func reload(_ new: ClusterSettings) {
         settings = new
         core.reload(new)
+        core.debugEvents = new.logLevel <= .debug
         transport?.reload(leaderTimeoutMs: new.leaderTimeoutMs)
         logger.level = new.logLevel
     }
@@ -378,6 +380,7 @@ public final class NodeServer {
             case .ready(let s, let c):
                 store = s
                 core = c
+                c.debugEvents = settings.logLevel <= .debug
             }
         } catch let e as StorageError where e.isDiskFull && e.recoverable {
             spaceProbe.schedule(afterMs: 1_000)

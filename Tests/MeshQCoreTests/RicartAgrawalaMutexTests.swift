@@ -86,6 +86,33 @@ private func sends(_ out: [RicartAgrawalaMutex.Output]) -> [(Int, RicartAgrawala
         #expect(d.events.filter { $0.node == leader && $0.event.name == "mutex_request" }.count == requests)
     }
 
+    /// A daemon logging at info turns debug events off: rounds, relays and
+    /// commits then build none (the same traffic builds them when on).
+    @Test func noDebugEventIsBuiltWhileTheyAreOff() {
+        for on in [true, false] {
+            let d = NodeCoreDriver(nodes: 3)
+            d.start()
+            #expect(d.run { d.leader?.serving == true })
+            let leader = d.leader!.nodeId
+            let follower = d.ids.first { $0 != leader }!
+            for id in d.ids { d.node(id).debugEvents = on }
+            // A peer asking makes the leader release and ask again (mutex events).
+            d.node(leader).peerMessage(PeerEnvelope(from: follower, to: leader, lamport: 1, epoch: d.node(leader).epoch,
+                                                    body: .mutex(.request(ts: 1))), now: d.now, wallMs: d.now)
+            let mark = d.events.count
+            let refs = [d.send(.enqueue(payload: Array("a".utf8)), to: leader),
+                        d.send(.enqueue(payload: Array("b".utf8)), to: follower)]
+            d.flush()
+            #expect(d.run { refs.allSatisfy { d.replies[$0] != nil } })
+            let debug = d.events.dropFirst(mark).filter { $0.event.level == .debug }.map(\.event.name)
+            if on {
+                #expect(debug.contains("repl_commit") && debug.contains("route_forward"), "\(debug)")
+            } else {
+                #expect(debug.isEmpty, "\(debug)")
+            }
+        }
+    }
+
     /// Another node asking gets the section as soon as no round runs; the
     /// leader asks again for its next round.
     @Test func aRequestFromAnotherNodeGetsTheHeldSection() {

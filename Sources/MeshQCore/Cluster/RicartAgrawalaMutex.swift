@@ -53,6 +53,8 @@ public struct RicartAgrawalaMutex: Sendable {
     #endif
     /// Requesters we made wait, with the timestamp to echo.
     private var deferred: [Int: UInt64] = [:]
+    /// Whether to return debug-level `.log` outputs.
+    public var debugEvents = true
 
     public init(nodeId: Int) { self.nodeId = nodeId }
 
@@ -70,7 +72,7 @@ public struct RicartAgrawalaMutex: Sendable {
         waitingFor = livePeers.subtracting([nodeId])
         asked = waitingFor
         repliedBy = []
-        var out: [Output] = [.log(LogEvent(.debug, "mutex_request", [("node", "\(nodeId)"), ("ts", "\(ts)")]))]
+        var out = debug("mutex_request", [("node", "\(nodeId)"), ("ts", "\(ts)")])
         out += waitingFor.sorted().map { .send(to: $0, .request(ts: ts)) }
         return out + enterIfDone()
     }
@@ -96,7 +98,7 @@ public struct RicartAgrawalaMutex: Sendable {
     public mutating func release() -> [Output] {
         guard state == .inside else { return [] }
         state = .idle
-        let out: [Output] = [.log(LogEvent(.debug, "mutex_release", [("node", "\(nodeId)")]))]
+        let out = debug("mutex_release", [("node", "\(nodeId)")])
         defer { deferred.removeAll() }
         return out + deferred.sorted { $0.key < $1.key }.map { .send(to: $0.key, .reply(ts: $0.value)) }
     }
@@ -121,6 +123,10 @@ public struct RicartAgrawalaMutex: Sendable {
     private mutating func enterIfDone() -> [Output] {
         guard state == .requesting, waitingFor.isEmpty else { return [] }
         state = .inside
-        return [.log(LogEvent(.debug, "mutex_granted", [("node", "\(nodeId)"), ("ts", "\(requestTs)")])), .granted]
+        return debug("mutex_granted", [("node", "\(nodeId)"), ("ts", "\(requestTs)")]) + [.granted]
+    }
+
+    private func debug(_ name: String, _ fields: @autoclosure () -> [(String, String)]) -> [Output] {
+        debugEvents ? [.log(LogEvent(.debug, name, fields()))] : []
     }
 }

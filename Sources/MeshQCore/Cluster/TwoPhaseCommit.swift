@@ -57,6 +57,8 @@ public struct TwoPhaseCommit: Sendable {
     private var localThrough: UInt64 = 0
     /// Peers that refused or went down since they last acknowledged.
     private var refusing: Set<Int> = []
+    /// Whether to return debug-level `.log` outputs (a commit per round).
+    public var debugEvents = true
     public init(nodeId: Int, members: [Int]) {
         self.nodeId = nodeId
         self.members = Set(members).union([nodeId])
@@ -149,10 +151,12 @@ public struct TwoPhaseCommit: Sendable {
             var told = Set<Int>()
             for r in done { told.formUnion(r.participants) }
             told.formUnion(durable.keys)
-            out.append(.log(LogEvent(.debug, "repl_commit", [("node", "\(nodeId)"), ("epoch", "\(last.epoch)"),
-                                                             ("round", "\(last.id)"), ("commit", "\(last.last)"),
-                                                             ("entries", "\(last.last - done.first!.first + 1)"),
-                                                             ("votes", "\(1 + yes(through: last.last))")])))
+            if debugEvents {
+                out.append(.log(LogEvent(.debug, "repl_commit", [("node", "\(nodeId)"), ("epoch", "\(last.epoch)"),
+                                                                 ("round", "\(last.id)"), ("commit", "\(last.last)"),
+                                                                 ("entries", "\(last.last - done.first!.first + 1)"),
+                                                                 ("votes", "\(1 + yes(through: last.last))")])))
+            }
             out.append(.committed(round: last.id, through: last.last))
             out += told.subtracting([nodeId]).sorted().map {
                 .send(to: $0, .commit(epoch: last.epoch, round: last.id, last: last.last))

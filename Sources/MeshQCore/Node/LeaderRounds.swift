@@ -80,6 +80,15 @@ struct LeaderRounds {
         coordinator = TwoPhaseCommit(nodeId: nodeId, members: members)
     }
 
+    /// Whether the mutex and the rounds log their debug-level events.
+    var debugEvents: Bool {
+        get { coordinator.debugEvents }
+        set {
+            coordinator.debugEvents = newValue
+            mutex.debugEvents = newValue
+        }
+    }
+
     #if MESHQ_TESTING
     mutating func plant(_ bugs: Set<PlantedBug>) { mutex.plant(bugs) }
     #endif

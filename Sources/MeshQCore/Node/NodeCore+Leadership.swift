@@ -82,6 +82,7 @@ extension NodeCore {
         // Cluster time goes on from the previous leader's clock.
         let leader = LeaderState(rounds: LeaderRounds(nodeId: nodeId, members: memberIds),
                                  servingNotBefore: servingNotBefore, clockOffsetMs: Int64(cristian.offsetMs.rounded()))
+        leader.rounds.debugEvents = debugEvents
         #if MESHQ_TESTING
         leader.rounds.plant(plantedBugs)
         #endif

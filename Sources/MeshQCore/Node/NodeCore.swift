@@ -102,6 +102,12 @@ public final class NodeCore {
     var effects: [Effect] = []
     /// The latest `now` an input brought (routing decisions need it).
     var lastNow: Int64 = 0
+    /// Whether debug-level events are built at all: a daemon logging at
+    /// info or above turns them off, so the hot path formats no line that
+    /// would be dropped (tests and the simulator keep them).
+    public var debugEvents = true {
+        didSet { leader?.rounds.debugEvents = debugEvents }
+    }
 
     // MARK: storage
 
@@ -509,7 +515,10 @@ public final class NodeCore {
         }
     }
 
-    func emit(_ level: LogLevel, _ name: String, _ fields: [(String, String)]) {
-        effects.append(.log(LogEvent(level, name, fields)))
+    /// A log line; a debug one only while `debugEvents` (its fields are
+    /// not even formatted otherwise).
+    func emit(_ level: LogLevel, _ name: String, _ fields: @autoclosure () -> [(String, String)]) {
+        guard level > .debug || debugEvents else { return }
+        effects.append(.log(LogEvent(level, name, fields())))
     }
 }
