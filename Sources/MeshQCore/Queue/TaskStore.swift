@@ -38,8 +38,10 @@ public struct TaskStore: Sendable {
         public var total: Int { ready.count + delayed + leased + busy }
     }
 
-    /// Every task by id (StoredTask: the compact form).
-    var tasks: [UInt64: StoredTask] = [:]
+    /// Every task by id (StoredTask: the compact form). It grows a few
+    /// entries per write: a table of millions moved in one step held the
+    /// loop past the peers' timeout.
+    var tasks = SteppedDictionary<UInt64, StoredTask>()
     /// Every queue name a task was in (since this node started), numbered.
     var names = QueueNames()
     /// Each queue's line, by its number in `names` (no task: an empty Line,
