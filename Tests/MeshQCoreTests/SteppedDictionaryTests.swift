@@ -50,13 +50,19 @@ import Testing
         #expect(grew > 0, "the runs must cover growth")
     }
 
-    @Test func growthMovesAFewEntriesPerWrite() {
+    /// Keys 0..<n mapped to themselves, the last insert having started a growth.
+    private func growing() -> (SteppedDictionary<Int, Int>, n: Int) {
         var s = SteppedDictionary<Int, Int>()
         var n = 0
         while !s.isGrowing {
             s[n] = n
             n += 1
         }
+        return (s, n)
+    }
+
+    @Test func growthMovesAFewEntriesPerWrite() {
+        var (s, n) = growing()
         let old = n - 1
         // The old storage drains at `stepEntries` per write: within old/4 + 1 writes.
         var writes = 0
@@ -71,12 +77,7 @@ import Testing
     }
 
     @Test func aCopyTakenMidGrowthKeepsItsValues() {
-        var s = SteppedDictionary<Int, Int>()
-        var n = 0
-        while !s.isGrowing {
-            s[n] = n
-            n += 1
-        }
+        var (s, n) = growing()
         let copy = s
         for k in 0..<n { s[k] = -k }
         s.removeValue(forKey: 0)
