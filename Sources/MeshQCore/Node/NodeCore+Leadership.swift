@@ -52,10 +52,13 @@ extension NodeCore {
         leaderId = election.leaderId
         epoch = max(epoch, election.epoch)
         switch election.role {
-        case .follower: roleState = .follower
-        case .candidate: roleState = .candidate
-        // Still the same leadership, or a new one (`becomeLeader` below).
-        case .leader: roleState = won == nil ? wasLeader.map { .leader($0) } ?? .follower : .follower
+        case .follower:
+            roleState = .follower
+        case .candidate:
+            roleState = .candidate
+        case .leader:
+            // The same leadership goes on; a new one is set up by `becomeLeader` below.
+            if won == nil, let wasLeader { roleState = .leader(wasLeader) } else { roleState = .follower }
         }
         if let wasLeader, election.role != .leader || won != nil { stoppedLeading(wasLeader, now: now) }
         if oldLeader != leaderId { failForwards { $0 == oldLeader } }
@@ -128,9 +131,10 @@ extension NodeCore {
     /// A recovery past its deadline gives the leadership up; an unanswered
     /// request (or a stalled chunked reply) is asked again.
     func tickRecovery(now: Int64) {
-        if let r = recovering, now >= r.deadline {
+        guard let leader, var r = leader.recovering else { return }
+        if now >= r.deadline {
             resign(now: now, reason: "recovery_timeout")
-        } else if let leader, var r = leader.recovering, now >= r.nextAsk {
+        } else if now >= r.nextAsk {
             r.nextAsk = now + retransmitMs
             if let k = transfers.recoveryIn.key, k.from == r.from, k.transfer == r.request, k.epoch == epoch,
                !transfers.recoveryIn.bytes.isEmpty {
